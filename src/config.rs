@@ -1,0 +1,153 @@
+//! Configuration: built-in defaults, then a TOML file, then `ROLLCALL_*` environment
+//! variables (nested keys with `__`, e.g. `ROLLCALL_HTTP__MAX_BODY_BYTES`).
+
+use std::{net::SocketAddr, path::Path};
+
+use figment::{
+    providers::{Env, Format, Serialized, Toml},
+    Figment,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds to.
+    pub listen: SocketAddr,
+    /// The URL browsers and IdPs use to reach rollcall; SAML and OIDC URLs derive from it.
+    pub public_base_url: String,
+    /// `sqlite://FILE` (embedded default) or `postgres://…`.
+    pub database_url: String,
+    pub log: LogConfig,
+    pub http: HttpConfig,
+    pub sessions: SessionConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `rollcall=debug,tower_http=info`; `RUST_LOG` wins.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Requests with a larger body are refused with 413 before they are parsed.
+    pub max_body_bytes: usize,
+    /// How long graceful shutdown waits for in-flight requests.
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    pub ttl_hours: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 8080).into(),
+            public_base_url: "http://127.0.0.1:8080".into(),
+            database_url: "sqlite://rollcall.db".into(),
+            log: LogConfig::default(),
+            http: HttpConfig::default(),
+            sessions: SessionConfig::default(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self { ttl_hours: 12 }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` if given (it must exist) or `rollcall.toml` if present,
+    /// then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => figment = figment.merge(Toml::file("rollcall.toml")),
+        }
+        figment
+            .merge(
+                Env::prefixed("ROLLCALL_")
+                    // ROLLCALL_CONFIG names the file; ROLLCALL_TEST_* belong to the test suite.
+                    .filter(|key| {
+                        key != "config" && !key.as_str().to_ascii_lowercase().starts_with("test_")
+                    })
+                    .split("__"),
+            )
+            .extract()
+            .map_err(Box::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let c = Config::default();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://rollcall.db");
+        assert_eq!(c.log.format, LogFormat::Human);
+    }
+
+    #[test]
+    fn file_then_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "custom.toml",
+                "public_base_url = \"https://sso.example.com\"\n[http]\nmax_body_bytes = 10\n",
+            )?;
+            jail.set_env("ROLLCALL_HTTP__MAX_BODY_BYTES", "20");
+            jail.set_env("ROLLCALL_TEST_POSTGRES_URL", "postgres://ignored");
+            let c = Config::load(Some(Path::new("custom.toml"))).expect("config loads");
+            assert_eq!(c.public_base_url, "https://sso.example.com");
+            assert_eq!(c.http.max_body_bytes, 20);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "listne = \"127.0.0.1:1\"\n")?;
+            let err = Config::load(Some(Path::new("bad.toml"))).unwrap_err();
+            assert!(err.to_string().contains("listne"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,107 @@
+//! Who is calling: an API token (`Authorization: Bearer rc_pat_…`) or a session cookie.
+
+use axum::{extract::FromRequestParts, http::request::Parts};
+
+use super::{error::Error, AppState};
+use crate::{
+    secrets,
+    store::{
+        audit::Actor,
+        credentials::{self, Credential},
+        members, orgs,
+        users::User,
+        Tx,
+    },
+};
+
+pub const SESSION_COOKIE: &str = "rollcall_session";
+
+pub struct Principal {
+    pub user: User,
+    pub credential: Credential,
+    pub request_id: Option<String>,
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn session_cookie(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value)
+        .filter(|value| value.starts_with(secrets::SESSION_PREFIX))
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let secret = bearer(parts)
+            .or_else(|| session_cookie(parts))
+            .ok_or(Error::Unauthorized(
+                "authentication required: send Authorization: Bearer <API token>",
+            ))?;
+        let mut tx = state.store.read().await?;
+        let found = credentials::authenticate(&mut tx, secret).await?;
+        drop(tx);
+        let (authenticated, stale) =
+            found.ok_or(Error::Unauthorized("invalid, expired or revoked credentials"))?;
+        if stale {
+            // Best effort: a failed last-used update must not fail the request.
+            let touched = async {
+                let mut tx = state.store.begin().await?;
+                credentials::touch(&mut tx, &authenticated.credential).await?;
+                tx.commit().await
+            };
+            if let Err(err) = touched.await {
+                tracing::warn!(%err, "could not record credential use");
+            }
+        }
+        let request_id = parts
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok(Principal {
+            user: authenticated.user,
+            credential: authenticated.credential,
+            request_id,
+        })
+    }
+}
+
+impl Principal {
+    pub fn actor(&self) -> Actor {
+        let via = match &self.credential {
+            Credential::Token { name, .. } => format!("token {name:?}"),
+            Credential::Session { .. } => "session".to_string(),
+        };
+        Actor {
+            user_id: Some(self.user.id),
+            label: format!("{} ({via})", self.user.email),
+            request_id: self.request_id.clone(),
+        }
+    }
+
+    /// The org, if the caller is an active admin of it. Checked inside the caller's
+    /// transaction, so a demotion or removal that commits first is always seen.
+    /// Non-members get 404, so org slugs cannot be probed.
+    pub async fn admin_of(&self, tx: &mut Tx, slug: &str) -> Result<orgs::Org, Error> {
+        match members::access(tx, slug, self.user.id).await? {
+            None => Err(Error::NotFound(format!("organization {slug:?} not found"))),
+            Some((_, false)) => Err(Error::Forbidden(format!(
+                "this requires admin rights in organization {slug:?}"
+            ))),
+            Some((org, true)) => Ok(org),
+        }
+    }
+}

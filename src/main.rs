@@ -1,0 +1,102 @@
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use clap::{Parser, Subcommand};
+use rollcall::{bootstrap, config::Config, http, store::Store, telemetry};
+
+#[derive(Parser)]
+#[command(name = "rollcall", version, about = "SSO and SCIM identity-provisioning server")]
+struct Cli {
+    /// Configuration file (TOML). Without it, ./rollcall.toml is read if present.
+    #[arg(long, short, env = "ROLLCALL_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply migrations and serve HTTP until SIGINT or SIGTERM.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Create an organization and its first admin, and print a one-time admin API token.
+    Bootstrap {
+        #[arg(long)]
+        org_slug: String,
+        #[arg(long)]
+        org_name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long)]
+        admin_name: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("rollcall: configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&config.log);
+    match run(cli.command, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{err}");
+            eprintln!("rollcall: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let store = Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    match command {
+        Command::Migrate => {
+            tracing::info!(backend = store.backend(), "migrations applied");
+        }
+        Command::Bootstrap {
+            org_slug,
+            org_name,
+            admin_email,
+            admin_name,
+        } => {
+            let done = bootstrap::run(
+                &store,
+                &org_slug,
+                &org_name,
+                &admin_email,
+                admin_name.as_deref(),
+            )
+            .await?;
+            println!(
+                "Created organization {:?} with admin {}.",
+                done.org.slug, done.admin.email
+            );
+            println!("Admin API token (shown once, store it now):");
+            println!("{}", done.token);
+        }
+        Command::Serve => {
+            let listener = tokio::net::TcpListener::bind(config.listen).await?;
+            tracing::info!(
+                address = %listener.local_addr()?,
+                public_base_url = %config.public_base_url,
+                backend = store.backend(),
+                "rollcall listening"
+            );
+            let state = http::AppState {
+                store: store.clone(),
+                config: Arc::new(config),
+            };
+            http::serve(listener, state, http::shutdown_signal()).await?;
+            store.close().await;
+            tracing::info!("stopped");
+        }
+    }
+    Ok(())
+}

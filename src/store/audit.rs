@@ -1,0 +1,89 @@
+//! The audit trail: who changed what, with the state before and after.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::types::Json;
+use utoipa::ToSchema;
+
+use super::{now, on, Result, Tx};
+
+/// Who is acting. Front doors build one per request (a user through a token or session;
+/// later an IdP through SCIM, or the operator through the CLI).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: Option<i64>,
+    /// Human-readable, e.g. `alice@example.com (token "laptop")`.
+    pub label: String,
+    pub request_id: Option<String>,
+}
+
+pub struct Event<'a> {
+    pub org_id: Option<i64>,
+    pub action: &'a str,
+    pub target_type: &'a str,
+    pub target_id: Option<String>,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub actor: String,
+    pub actor_user_id: Option<i64>,
+    /// e.g. `member.removed`, `team.created`.
+    pub action: String,
+    pub target_type: String,
+    pub target_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub before: Option<Json<Value>>,
+    #[schema(value_type = Option<Object>)]
+    pub after: Option<Json<Value>>,
+    pub request_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Serialises a state snapshot for the trail.
+pub fn snapshot<T: Serialize>(value: &T) -> Option<Value> {
+    serde_json::to_value(value).ok()
+}
+
+pub async fn record(tx: &mut Tx, actor: &Actor, event: Event<'_>) -> Result<()> {
+    on!(tx, c => sqlx::query(
+        "INSERT INTO audit_events (org_id, actor_user_id, actor, action, target_type, target_id, \
+         before_state, after_state, request_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(event.org_id)
+    .bind(actor.user_id)
+    .bind(&actor.label)
+    .bind(event.action)
+    .bind(event.target_type)
+    .bind(&event.target_id)
+    .bind(event.before.map(Json))
+    .bind(event.after.map(Json))
+    .bind(&actor.request_id)
+    .bind(now())
+    .execute(&mut *c)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The org's events, newest first; `before` is the id cursor from the previous page.
+pub async fn list(
+    tx: &mut Tx,
+    org_id: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<AuditEvent>> {
+    Ok(on!(tx, c => sqlx::query_as::<_, AuditEvent>(
+        "SELECT id, actor, actor_user_id, action, target_type, target_id, before_state AS before, \
+         after_state AS after, request_id, created_at FROM audit_events \
+         WHERE org_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+    )
+    .bind(org_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await)?)
+}

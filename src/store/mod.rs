@@ -1,0 +1,244 @@
+//! The store: every SQL statement rollcall runs, and the domain rules that must hold inside
+//! one transaction (the last admin stays, removal revokes access, …).
+//!
+//! Two backends, chosen at runtime from the database URL: SQLite (embedded default) and
+//! PostgreSQL. Each has its own migrations. Statements are written once in the SQL both
+//! understand (`$1` placeholders work on both) and compiled for each backend by [`on!`],
+//! so each backend gets a concrete, statically typed implementation without `sqlx::Any`.
+//! Where the dialects differ, the function matches on [`Tx`] explicitly.
+
+pub mod audit;
+pub mod credentials;
+pub mod members;
+pub mod orgs;
+pub mod teams;
+pub mod users;
+
+use std::{str::FromStr, time::Duration};
+
+use chrono::{DateTime, DurationRound, Utc};
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    PgPool, Postgres, Sqlite, SqlitePool, Transaction,
+};
+
+/// Domain errors. The HTTP layer maps them to statuses; nothing here knows about HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request is well-formed but contradicts current state (duplicate name, last admin).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// The input itself is unacceptable (bad email, unknown team in this org).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unsupported database URL {0:?}: use sqlite://FILE or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Error::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Turns a unique violation into a [`Error::Conflict`]; any other error passes through.
+/// Each call site knows which constraint it can hit, so the message names it precisely.
+pub(crate) fn on_unique(
+    code: &'static str,
+    message: impl Into<String>,
+) -> impl FnOnce(sqlx::Error) -> Error {
+    move |err| match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => Error::conflict(code, message),
+        _ => Error::Database(err),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// One database transaction on either backend. Dropped without [`Tx::commit`], it rolls back.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Runs `$body` with `$c` bound to the backend's connection, once per backend.
+macro_rules! on {
+    ($tx:expr, $c:ident => $body:expr) => {
+        match $tx {
+            $crate::store::Tx::Sqlite(t) => {
+                let $c = &mut **t;
+                $body
+            }
+            $crate::store::Tx::Postgres(t) => {
+                let $c = &mut **t;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use on;
+
+impl Store {
+    pub async fn connect(url: &str) -> Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(20)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Ok(Store::Postgres(pool))
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // NORMAL is durable in WAL mode except for the last commits on power loss.
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Ok(Store::Sqlite(pool))
+        } else {
+            Err(Error::UnsupportedUrl(url.to_string()))
+        }
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+            Store::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// A transaction that may write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails with
+    /// SQLITE_BUSY when another writer committed in between, and busy_timeout cannot help.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(match self {
+            Store::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// A transaction that only reads; it does not block writers on SQLite.
+    pub async fn read(&self) -> Result<Tx> {
+        Ok(match self {
+            Store::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Readiness: the database answers a query.
+    pub async fn ping(&self) -> Result<()> {
+        match self {
+            Store::Sqlite(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+            Store::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(drop)?,
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Store::Sqlite(pool) => pool.close().await,
+            Store::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// The current time at PostgreSQL's precision, so a value reads back exactly as written on
+/// both backends. Times are always bound from Rust, never taken from the database clock,
+/// so both backends and every instance agree on one notion of "now".
+pub fn now() -> DateTime<Utc> {
+    Utc::now()
+        .duration_trunc(chrono::Duration::microseconds(1))
+        .expect("microsecond truncation of the current time cannot overflow")
+}
+
+/// Escapes `%`, `_` and `\` so user input is matched literally by `LIKE … ESCAPE '\'`.
+pub(crate) fn like_pattern(fragment: &str) -> String {
+    let mut out = String::with_capacity(fragment.len() + 2);
+    out.push('%');
+    for ch in fragment.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out.push('%');
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// A migrated in-memory SQLite store for fast unit tests. One connection: every
+    /// connection to `:memory:` would otherwise be its own empty database.
+    pub async fn memory_store() -> Store {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .expect("valid in-memory URL")
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .expect("in-memory SQLite opens");
+        let store = Store::Sqlite(pool);
+        store.migrate().await.expect("migrations apply");
+        store
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_match_literally() {
+        assert_eq!(like_pattern("a_b%c\\"), "%a\\_b\\%c\\\\%");
+    }
+
+    #[tokio::test]
+    async fn unsupported_urls_are_refused_by_name() {
+        let err = Store::connect("mysql://localhost/x").await.unwrap_err();
+        assert!(matches!(err, Error::UnsupportedUrl(_)), "{err}");
+    }
+}

@@ -1,0 +1,192 @@
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::QueryBuilder;
+use utoipa::ToSchema;
+
+use super::{now, on, on_unique, users::user_columns, users::User, Error, Result, Tx};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct Team {
+    pub id: i64,
+    pub name: String,
+    pub member_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct TeamMember {
+    #[sqlx(flatten)]
+    pub user: User,
+    /// `manual`, `sso`, `scim` or `invitation`.
+    pub source: String,
+    pub added_at: DateTime<Utc>,
+}
+
+macro_rules! team_select {
+    () => {
+        concat!(
+            "SELECT t.id, t.name, t.created_at, t.updated_at, ",
+            "(SELECT COUNT(*) FROM team_memberships tm WHERE tm.team_id = t.id) AS member_count ",
+            "FROM teams t "
+        )
+    };
+}
+
+fn validate_name(name: &str) -> Result<(String, String)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::Invalid("team name must be 1–100 characters".into()));
+    }
+    Ok((name.to_string(), name.to_lowercase()))
+}
+
+fn name_taken(name: &str) -> impl FnOnce(sqlx::Error) -> Error {
+    on_unique(
+        "team_name_taken",
+        format!("a team named {name:?} already exists in this organization"),
+    )
+}
+
+pub async fn create(tx: &mut Tx, org_id: i64, name: &str) -> Result<Team> {
+    let (name, normalized) = validate_name(name)?;
+    let now = now();
+    let id: i64 = on!(tx, c => sqlx::query_scalar(
+        "INSERT INTO teams (org_id, name, name_normalized, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $4) RETURNING id",
+    )
+    .bind(org_id)
+    .bind(&name)
+    .bind(&normalized)
+    .bind(now)
+    .fetch_one(&mut *c)
+    .await)
+    .map_err(name_taken(&name))?;
+    require(tx, org_id, id).await
+}
+
+pub async fn list(tx: &mut Tx, org_id: i64) -> Result<Vec<Team>> {
+    let sql = concat!(team_select!(), "WHERE t.org_id = $1 ORDER BY t.name_normalized");
+    Ok(on!(tx, c => sqlx::query_as::<_, Team>(sql).bind(org_id).fetch_all(&mut *c).await)?)
+}
+
+pub async fn get(tx: &mut Tx, org_id: i64, team_id: i64) -> Result<Option<Team>> {
+    let sql = concat!(team_select!(), "WHERE t.org_id = $1 AND t.id = $2");
+    Ok(on!(tx, c => sqlx::query_as::<_, Team>(sql)
+        .bind(org_id)
+        .bind(team_id)
+        .fetch_optional(&mut *c)
+        .await)?)
+}
+
+pub async fn require(tx: &mut Tx, org_id: i64, team_id: i64) -> Result<Team> {
+    get(tx, org_id, team_id).await?.ok_or(Error::NotFound("team"))
+}
+
+pub async fn rename(tx: &mut Tx, org_id: i64, team_id: i64, name: &str) -> Result<(Team, Team)> {
+    let before = require(tx, org_id, team_id).await?;
+    let (name, normalized) = validate_name(name)?;
+    on!(tx, c => sqlx::query(
+        "UPDATE teams SET name = $3, name_normalized = $4, updated_at = $5 WHERE org_id = $1 AND id = $2",
+    )
+    .bind(org_id)
+    .bind(team_id)
+    .bind(&name)
+    .bind(&normalized)
+    .bind(now())
+    .execute(&mut *c)
+    .await.map(|r| r.rows_affected()))
+    .map_err(name_taken(&name))?;
+    Ok((before, require(tx, org_id, team_id).await?))
+}
+
+pub async fn delete(tx: &mut Tx, org_id: i64, team_id: i64) -> Result<Team> {
+    let before = require(tx, org_id, team_id).await?;
+    on!(tx, c => sqlx::query("DELETE FROM teams WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(team_id)
+        .execute(&mut *c)
+        .await.map(|r| r.rows_affected()))?;
+    Ok(before)
+}
+
+pub async fn members(tx: &mut Tx, org_id: i64, team_id: i64) -> Result<Vec<TeamMember>> {
+    require(tx, org_id, team_id).await?;
+    let sql = concat!(
+        "SELECT ",
+        user_columns!(),
+        ", tm.source, tm.created_at AS added_at FROM team_memberships tm ",
+        "JOIN users ON users.id = tm.user_id WHERE tm.org_id = $1 AND tm.team_id = $2 ",
+        "ORDER BY users.email_normalized"
+    );
+    Ok(on!(tx, c => sqlx::query_as::<_, TeamMember>(sql)
+        .bind(org_id)
+        .bind(team_id)
+        .fetch_all(&mut *c)
+        .await)?)
+}
+
+/// Adds a member of the org to a team; adding someone already in it changes nothing.
+/// Returns whether a row was added.
+pub async fn add_member(
+    tx: &mut Tx,
+    org_id: i64,
+    team_id: i64,
+    user_id: i64,
+    source: &str,
+) -> Result<bool> {
+    let result = on!(tx, c => sqlx::query(
+        "INSERT INTO team_memberships (team_id, org_id, user_id, source, created_at) \
+         SELECT t.id, t.org_id, $3, $4, $5 FROM teams t WHERE t.id = $2 AND t.org_id = $1 \
+         ON CONFLICT (team_id, user_id) DO NOTHING",
+    )
+    .bind(org_id)
+    .bind(team_id)
+    .bind(user_id)
+    .bind(source)
+    .bind(now())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()));
+    match result {
+        Ok(n) => Ok(n == 1),
+        // The composite key to memberships: the user is not a member of this org.
+        Err(sqlx::Error::Database(db)) if db.is_foreign_key_violation() => {
+            Err(Error::NotFound("member"))
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Returns whether a row was removed.
+pub async fn remove_member(tx: &mut Tx, org_id: i64, team_id: i64, user_id: i64) -> Result<bool> {
+    let n = on!(tx, c => sqlx::query(
+        "DELETE FROM team_memberships WHERE org_id = $1 AND team_id = $2 AND user_id = $3",
+    )
+    .bind(org_id)
+    .bind(team_id)
+    .bind(user_id)
+    .execute(&mut *c)
+    .await.map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Which of `ids` are teams of this org.
+pub async fn existing_ids(tx: &mut Tx, org_id: i64, ids: &BTreeSet<i64>) -> Result<BTreeSet<i64>> {
+    if ids.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let found: Vec<i64> = on!(tx, c => {
+        let mut q = QueryBuilder::new("SELECT id FROM teams WHERE org_id = ");
+        q.push_bind(org_id).push(" AND id IN (");
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        q.push(")");
+        q.build_query_scalar::<i64>().fetch_all(&mut *c).await
+    })?;
+    Ok(found.into_iter().collect())
+}
