@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use rollcall::{bootstrap, config::Config, http, store::Store, telemetry};
 
 #[derive(Parser)]
-#[command(name = "rollcall", version, about = "SSO and SCIM identity-provisioning server")]
+#[command(
+    name = "rollcall",
+    version,
+    about = "SSO and SCIM identity-provisioning server"
+)]
 struct Cli {
     /// Configuration file (TOML). Without it, ./rollcall.toml is read if present.
     #[arg(long, short, env = "ROLLCALL_CONFIG", global = true)]

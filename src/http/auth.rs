@@ -23,7 +23,11 @@ pub struct Principal {
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -53,8 +57,9 @@ impl FromRequestParts<AppState> for Principal {
         let mut tx = state.store.read().await?;
         let found = credentials::authenticate(&mut tx, secret).await?;
         drop(tx);
-        let (authenticated, stale) =
-            found.ok_or(Error::Unauthorized("invalid, expired or revoked credentials"))?;
+        let (authenticated, stale) = found.ok_or(Error::Unauthorized(
+            "invalid, expired or revoked credentials",
+        ))?;
         if stale {
             // Best effort: a failed last-used update must not fail the request.
             let touched = async {

@@ -22,6 +22,8 @@ pub enum Error {
     NotFound(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    #[error("this endpoint does not support that method")]
+    MethodNotAllowed,
     #[error("request body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
     #[error("{0}")]
@@ -53,6 +55,7 @@ impl Error {
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Error::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -104,4 +107,9 @@ impl From<store::Error> for Error {
 /// Fallback for paths no route serves.
 pub async fn not_found() -> Error {
     Error::NotFound("no such endpoint".into())
+}
+
+/// Fallback for a known path asked with a method it does not serve.
+pub async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
 }

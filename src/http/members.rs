@@ -172,7 +172,15 @@ async fn replace_teams(
     let (before, after) = members::replace_teams(&mut tx, org.id, user_id, &input.team_ids).await?;
     if before.teams != after.teams {
         let actor = principal.actor();
-        record(&mut tx, &actor, org.id, "member.teams_changed", &before, Some(&after)).await?;
+        record(
+            &mut tx,
+            &actor,
+            org.id,
+            "member.teams_changed",
+            &before,
+            Some(&after),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(Json(after))
@@ -191,7 +199,15 @@ async fn remove(
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let before = members::remove(&mut tx, org.id, user_id).await?;
-    record(&mut tx, &principal.actor(), org.id, "member.removed", &before, None).await?;
+    record(
+        &mut tx,
+        &principal.actor(),
+        org.id,
+        "member.removed",
+        &before,
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -93,6 +93,7 @@ pub fn router(state: AppState) -> Router {
     )
     .merge(health::router())
     .fallback(error::not_found)
+    .method_not_allowed_fallback(error::method_not_allowed)
     .layer(DefaultBodyLimit::max(limit))
     .layer(Extension(BodyLimit(limit)))
     .layer(CatchPanicLayer::custom(|_| {

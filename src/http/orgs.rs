@@ -101,7 +101,9 @@ async fn audit_trail(
 ) -> Result<Json<AuditPage>> {
     let limit = page_limit(params.limit)?;
     if params.cursor.is_some_and(|c| c < 1) {
-        return Err(Error::BadRequest("cursor must be a positive event id".into()));
+        return Err(Error::BadRequest(
+            "cursor must be a positive event id".into(),
+        ));
     }
     let mut tx = state.store.read().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;

@@ -81,7 +81,16 @@ async fn create(
     let org = principal.admin_of(&mut tx, &slug).await?;
     let team = teams::create(&mut tx, org.id, &input.name).await?;
     let after = audit::snapshot(&team);
-    record(&mut tx, &principal, org.id, "team.created", team.id, None, after).await?;
+    record(
+        &mut tx,
+        &principal,
+        org.id,
+        "team.created",
+        team.id,
+        None,
+        after,
+    )
+    .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(team)))
 }
@@ -129,7 +138,16 @@ async fn delete(
     let org = principal.admin_of(&mut tx, &slug).await?;
     let before = teams::delete(&mut tx, org.id, team_id).await?;
     let b = audit::snapshot(&before);
-    record(&mut tx, &principal, org.id, "team.deleted", team_id, b, None).await?;
+    record(
+        &mut tx,
+        &principal,
+        org.id,
+        "team.deleted",
+        team_id,
+        b,
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -163,7 +181,16 @@ async fn add_member(
         return Ok(StatusCode::NO_CONTENT);
     }
     let after = Some(serde_json::json!({"user_id": user_id, "source": "manual"}));
-    record(&mut tx, &principal, org.id, "team.member_added", team_id, None, after).await?;
+    record(
+        &mut tx,
+        &principal,
+        org.id,
+        "team.member_added",
+        team_id,
+        None,
+        after,
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::CREATED)
 }
@@ -185,7 +212,16 @@ async fn remove_member(
         )));
     }
     let before = Some(serde_json::json!({"user_id": user_id}));
-    record(&mut tx, &principal, org.id, "team.member_removed", team_id, before, None).await?;
+    record(
+        &mut tx,
+        &principal,
+        org.id,
+        "team.member_removed",
+        team_id,
+        before,
+        None,
+    )
+    .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

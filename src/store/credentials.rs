@@ -84,7 +84,10 @@ pub async fn list_tokens(tx: &mut Tx, user_id: i64) -> Result<Vec<ApiToken>> {
 }
 
 pub async fn revoke_token(tx: &mut Tx, user_id: i64, token_id: i64) -> Result<ApiToken> {
-    let sql = concat!(token_select!(), "WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL");
+    let sql = concat!(
+        token_select!(),
+        "WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL"
+    );
     let token = on!(tx, c => sqlx::query_as::<_, ApiToken>(sql)
         .bind(token_id)
         .bind(user_id)

@@ -360,10 +360,7 @@ pub async fn replace_teams(
     let before = require(tx, org_id, user_id).await?;
     let wanted: BTreeSet<i64> = team_ids.iter().copied().collect();
     let known = super::teams::existing_ids(tx, org_id, &wanted).await?;
-    let missing: Vec<String> = wanted
-        .difference(&known)
-        .map(|id| id.to_string())
-        .collect();
+    let missing: Vec<String> = wanted.difference(&known).map(|id| id.to_string()).collect();
     if !missing.is_empty() {
         return Err(Error::Invalid(format!(
             "no team with id {} in this organization; nothing was changed",

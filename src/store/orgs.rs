@@ -133,7 +133,13 @@ mod tests {
         create(&mut tx, "acme", "Acme").await.unwrap();
         let err = create(&mut tx, "acme", "Other").await.unwrap_err();
         assert!(
-            matches!(err, Error::Conflict { code: "org_slug_taken", .. }),
+            matches!(
+                err,
+                Error::Conflict {
+                    code: "org_slug_taken",
+                    ..
+                }
+            ),
             "{err}"
         );
     }

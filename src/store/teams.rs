@@ -68,7 +68,10 @@ pub async fn create(tx: &mut Tx, org_id: i64, name: &str) -> Result<Team> {
 }
 
 pub async fn list(tx: &mut Tx, org_id: i64) -> Result<Vec<Team>> {
-    let sql = concat!(team_select!(), "WHERE t.org_id = $1 ORDER BY t.name_normalized");
+    let sql = concat!(
+        team_select!(),
+        "WHERE t.org_id = $1 ORDER BY t.name_normalized"
+    );
     Ok(on!(tx, c => sqlx::query_as::<_, Team>(sql).bind(org_id).fetch_all(&mut *c).await)?)
 }
 
@@ -82,7 +85,9 @@ pub async fn get(tx: &mut Tx, org_id: i64, team_id: i64) -> Result<Option<Team>>
 }
 
 pub async fn require(tx: &mut Tx, org_id: i64, team_id: i64) -> Result<Team> {
-    get(tx, org_id, team_id).await?.ok_or(Error::NotFound("team"))
+    get(tx, org_id, team_id)
+        .await?
+        .ok_or(Error::NotFound("team"))
 }
 
 pub async fn rename(tx: &mut Tx, org_id: i64, team_id: i64, name: &str) -> Result<(Team, Team)> {

@@ -59,8 +59,14 @@ pub async fn get(tx: &mut Tx, user_id: i64) -> Result<Option<User>> {
 
 pub async fn by_email(tx: &mut Tx, email: &str) -> Result<Option<User>> {
     let normalized = normalize_email(email)?;
-    let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE email_normalized = $1");
-    Ok(on!(tx, c => sqlx::query_as::<_, User>(sql).bind(&normalized).fetch_optional(&mut *c).await)?)
+    let sql = concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE email_normalized = $1"
+    );
+    Ok(
+        on!(tx, c => sqlx::query_as::<_, User>(sql).bind(&normalized).fetch_optional(&mut *c).await)?,
+    )
 }
 
 pub async fn create(tx: &mut Tx, new: NewUser) -> Result<User> {
@@ -136,7 +142,13 @@ mod tests {
         )
         .await
         .unwrap_err();
-        assert!(matches!(err, Error::Conflict { code: "email_taken", .. }));
+        assert!(matches!(
+            err,
+            Error::Conflict {
+                code: "email_taken",
+                ..
+            }
+        ));
         let found = by_email(&mut tx, "ALICE@example.com").await.unwrap();
         assert_eq!(found.map(|u| u.id), Some(alice.id));
     }

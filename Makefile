@@ -1,0 +1,23 @@
+# The two quickstart commands are `make run` and `make test`; both install what is missing.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: deps run test check ci
+
+deps:
+	@./scripts/deps.sh
+
+## Serve on 127.0.0.1:8080 with the embedded SQLite database ./rollcall.db.
+run: deps
+	cargo run --locked -- serve
+
+## The whole test suite: SQLite always, PostgreSQL too when ROLLCALL_TEST_POSTGRES_URL is set,
+## e.g. postgres://postgres@127.0.0.1:5432/test (each test makes and drops its own schema).
+test: deps
+	@[ -n "$$ROLLCALL_TEST_POSTGRES_URL" ] || echo "make test: ROLLCALL_TEST_POSTGRES_URL is not set, so the postgres:: tests pass without running (CI sets it)."
+	cargo test --locked --all-targets
+
+## Formatting and lints, as CI checks them.
+check: deps
+	cargo fmt --check
+	cargo clippy --locked --all-targets -- -D warnings

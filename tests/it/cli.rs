@@ -1,0 +1,158 @@
+//! The `rollcall` binary as an operator runs it: migrate, bootstrap, serve, SIGTERM.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+use reqwest::StatusCode;
+
+use crate::harness::{Backend, TestDb};
+
+fn rollcall(db: &TestDb) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    cmd.env("ROLLCALL_DATABASE_URL", &db.url)
+        .env("ROLLCALL_LOG__FORMAT", "json")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+async fn migrate_bootstrap_serve_and_stop(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let out = rollcall(&db)
+        .current_dir(dir.path())
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let bootstrap = |email: &str| {
+        rollcall(&db)
+            .current_dir(dir.path())
+            .args([
+                "bootstrap",
+                "--org-slug",
+                "acme",
+                "--org-name",
+                "Acme Corp",
+                "--admin-email",
+                email,
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = bootstrap("ops@acme.test");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout.lines().last().unwrap().trim().to_string();
+    assert!(token.starts_with("rc_pat_"), "{stdout}");
+    assert!(stdout.contains("shown once"));
+
+    // A second bootstrap of the same org must not mint another admin token.
+    let out = bootstrap("intruder@evil.test");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+
+    let mut child = rollcall(&db)
+        .current_dir(dir.path())
+        .arg("serve")
+        .env("ROLLCALL_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let address = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server logs that it listens");
+        let event: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
+        if event["message"] == "rollcall listening" {
+            break event["address"].as_str().unwrap().to_string();
+        }
+    };
+
+    let client = reqwest::Client::new();
+    let r = client
+        .get(format!("http://{address}/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = client
+        .get(format!("http://{address}/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let me: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(me["orgs"][0]["slug"], "acme");
+    assert_eq!(me["orgs"][0]["is_admin"], true);
+    let r = client
+        .post(format!("http://{address}/api/v1/orgs/acme/teams"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "Ops"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:?}");
+}
+
+async fn configuration_errors_are_reported(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let out = rollcall(&db)
+        .arg("migrate")
+        .env("ROLLCALL_LISTNE", "127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("configuration error") && stderr.contains("listne"),
+        "{stderr}"
+    );
+
+    let out = rollcall(&db)
+        .arg("migrate")
+        .env("ROLLCALL_DATABASE_URL", "mysql://x/y")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
+}
+
+crate::backend_tests!(
+    migrate_bootstrap_serve_and_stop,
+    configuration_errors_are_reported
+);

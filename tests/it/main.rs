@@ -1,0 +1,12 @@
+//! All integration tests, in one binary: each links rollcall once, which matters on 2 cores.
+//! Every test starts a real server on a random port and runs once per database backend.
+
+mod harness;
+
+mod cli;
+mod concurrency;
+mod me;
+mod members;
+mod ops;
+mod orgs;
+mod teams;

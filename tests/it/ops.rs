@@ -1,0 +1,153 @@
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::harness::{Backend, TestApp};
+
+async fn health_readiness_and_request_ids(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let r = app.request(Method::GET, "/healthz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["status"], "ok");
+    let generated = r
+        .headers
+        .get("x-request-id")
+        .expect("request id")
+        .to_str()
+        .unwrap();
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+
+    let r = app.request(Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let expected = match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres(_) => "postgres",
+    };
+    assert_eq!(r.body["database"], expected);
+
+    // A caller's request ID is kept, so logs can be joined across services.
+    let r = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "trace-abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-abc-123");
+
+    // With the database gone, the process is alive but not ready.
+    app.store.close().await;
+    let r = app.request(Method::GET, "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body["status"], "unavailable");
+    let r = app.request(Method::GET, "/healthz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+async fn bad_requests_get_json_errors(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+
+    let r = app.get("/api/v1/nowhere", &admin.token).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.code(), "not_found");
+    let r = app
+        .request(Method::PUT, "/api/v1/me", Some(&admin.token), None)
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.code(), "method_not_allowed");
+
+    // Over the body limit (16 KiB in tests): 413 before any parsing, nothing created.
+    let big = json!({"name": "x".repeat(20_000)});
+    let r = app.post("/api/v1/orgs/acme/teams", &admin.token, big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(r.code(), "payload_too_large");
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("16384"));
+
+    let r = app
+        .client
+        .post(app.url("/api/v1/orgs/acme/teams"))
+        .bearer_auth(&admin.token)
+        .body(r#"{"name":"x"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+
+    let r = app
+        .client
+        .post(app.url("/api/v1/orgs/acme/teams"))
+        .bearer_auth(&admin.token)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_input");
+
+    let r = app.get("/api/v1/orgs/acme/teams", &admin.token).await;
+    assert_eq!(r.body, json!([]), "no rejected request created anything");
+    app.stop().await;
+}
+
+async fn openapi_document_covers_every_route(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let r = app
+        .request(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = r.body["paths"].as_object().unwrap();
+    let expected = [
+        ("/api/v1/me", vec!["get"]),
+        ("/api/v1/me/tokens", vec!["get", "post"]),
+        ("/api/v1/me/tokens/{id}", vec!["delete"]),
+        ("/api/v1/orgs/{org}", vec!["get", "patch"]),
+        ("/api/v1/orgs/{org}/audit", vec!["get"]),
+        ("/api/v1/orgs/{org}/members", vec!["get"]),
+        (
+            "/api/v1/orgs/{org}/members/{user_id}",
+            vec!["get", "patch", "delete"],
+        ),
+        ("/api/v1/orgs/{org}/members/{user_id}/teams", vec!["put"]),
+        ("/api/v1/orgs/{org}/teams", vec!["get", "post"]),
+        (
+            "/api/v1/orgs/{org}/teams/{team_id}",
+            vec!["get", "patch", "delete"],
+        ),
+        ("/api/v1/orgs/{org}/teams/{team_id}/members", vec!["get"]),
+        (
+            "/api/v1/orgs/{org}/teams/{team_id}/members/{user_id}",
+            vec!["put", "delete"],
+        ),
+    ];
+    assert_eq!(
+        paths.len(),
+        expected.len(),
+        "{:?}",
+        paths.keys().collect::<Vec<_>>()
+    );
+    for (path, methods) in expected {
+        let item = paths.get(path).unwrap_or_else(|| panic!("{path} missing"));
+        for m in methods {
+            assert!(item.get(m).is_some(), "{m} {path} missing");
+        }
+    }
+    assert_eq!(
+        r.body["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    app.stop().await;
+}
+
+crate::backend_tests!(
+    health_readiness_and_request_ids,
+    bad_requests_get_json_errors,
+    openapi_document_covers_every_route,
+);
