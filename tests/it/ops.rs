@@ -5,6 +5,7 @@ use crate::harness::{Backend, TestApp};
 
 async fn health_readiness_and_request_ids(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
     let r = app.request(Method::GET, "/healthz", None, None).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["status"], "ok");
@@ -41,6 +42,16 @@ async fn health_readiness_and_request_ids(backend: Backend) {
     assert_eq!(r.body["status"], "unavailable");
     let r = app.request(Method::GET, "/healthz", None, None).await;
     assert_eq!(r.status, StatusCode::OK);
+
+    // A request that needs the database now fails with 500: a generic message that points
+    // at the request ID, and no detail of the failure.
+    let r = app.get("/api/v1/me", &admin.token).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(r.code(), "internal");
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("x-request-id"), "{message}");
+    assert!(!message.to_lowercase().contains("pool"), "{message}");
+    assert!(r.headers.get("x-request-id").is_some());
 }
 
 async fn bad_requests_get_json_errors(backend: Backend) {
