@@ -8,6 +8,7 @@
 pub mod bootstrap;
 pub mod config;
 pub mod http;
+pub mod provisioning;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

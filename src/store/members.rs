@@ -68,6 +68,9 @@ pub struct MemberTeam {
 pub struct Member {
     pub user: User,
     pub is_admin: bool,
+    /// Who made them admin: `manual` (an admin, bootstrap or invitation) or `grant` (an
+    /// access grant, which takes it back when no grant gives it any more).
+    pub admin_source: Option<String>,
     /// `active` or `suspended`.
     pub status: String,
     /// `invitation`, `sso`, `scim`, `manual` or `bootstrap`.
@@ -81,6 +84,7 @@ struct MemberRow {
     #[sqlx(flatten)]
     user: User,
     is_admin: bool,
+    admin_source: Option<String>,
     status: String,
     source: String,
     joined_at: DateTime<Utc>,
@@ -99,7 +103,7 @@ macro_rules! member_select {
         concat!(
             "SELECT ",
             user_columns!(),
-            ", m.is_admin, m.status, m.source, m.created_at AS joined_at ",
+            ", m.is_admin, m.admin_source, m.status, m.source, m.created_at AS joined_at ",
             "FROM memberships m JOIN users ON users.id = m.user_id "
         )
     };
@@ -124,8 +128,8 @@ pub async fn add(
 ) -> Result<()> {
     let now = now();
     on!(tx, c => sqlx::query(
-        "INSERT INTO memberships (org_id, user_id, is_admin, status, source, created_at, updated_at) \
-         VALUES ($1, $2, $3, 'active', $4, $5, $5)",
+        "INSERT INTO memberships (org_id, user_id, is_admin, admin_source, status, source, created_at, updated_at) \
+         VALUES ($1, $2, $3, CASE WHEN $3 THEN 'manual' END, 'active', $4, $5, $5)",
     )
     .bind(org_id)
     .bind(user_id)
@@ -138,6 +142,51 @@ pub async fn add(
         "already_member",
         "the user is already a member of this organization",
     ))?;
+    Ok(())
+}
+
+/// Creates an active, non-admin membership unless one exists. Returns whether it created
+/// one: concurrent first logins create exactly one.
+pub async fn insert_if_absent(
+    tx: &mut Tx,
+    org_id: i64,
+    user_id: i64,
+    source: Source,
+) -> Result<bool> {
+    let now = now();
+    let n = on!(tx, c => sqlx::query(
+        "INSERT INTO memberships (org_id, user_id, is_admin, status, source, created_at, updated_at) \
+         VALUES ($1, $2, FALSE, 'active', $3, $4, $4) ON CONFLICT (org_id, user_id) DO NOTHING",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .bind(source.as_str())
+    .bind(now)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Sets the admin flag from its source: `Some("manual" | "grant")` makes admin, `None` not.
+/// The caller applies the last-admin rule.
+pub(crate) async fn set_admin_source(
+    tx: &mut Tx,
+    org_id: i64,
+    user_id: i64,
+    source: Option<&str>,
+) -> Result<()> {
+    on!(tx, c => sqlx::query(
+        "UPDATE memberships SET is_admin = $3, admin_source = $4, updated_at = $5 WHERE org_id = $1 AND user_id = $2",
+    )
+    .bind(org_id)
+    .bind(user_id)
+    .bind(source.is_some())
+    .bind(source)
+    .bind(now())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
     Ok(())
 }
 
@@ -232,6 +281,7 @@ async fn with_teams(tx: &mut Tx, org_id: i64, rows: Vec<MemberRow>) -> Result<Ve
             teams: by_user.remove(&r.user.id).unwrap_or_default(),
             user: r.user,
             is_admin: r.is_admin,
+            admin_source: r.admin_source,
             status: r.status,
             source: r.source,
             joined_at: r.joined_at,
@@ -239,17 +289,21 @@ async fn with_teams(tx: &mut Tx, org_id: i64, rows: Vec<MemberRow>) -> Result<Ve
         .collect())
 }
 
-/// Refuses a change that would leave the org without an active admin.
-async fn ensure_other_admin(tx: &mut Tx, org_id: i64, user_id: i64, what: &str) -> Result<()> {
-    let others: i64 = on!(tx, c => sqlx::query_scalar(
+/// How many active admins the org has besides this user.
+pub(crate) async fn other_active_admins(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<i64> {
+    Ok(on!(tx, c => sqlx::query_scalar(
         "SELECT COUNT(*) FROM memberships WHERE org_id = $1 AND user_id <> $2 \
          AND is_admin = TRUE AND status = 'active'",
     )
     .bind(org_id)
     .bind(user_id)
     .fetch_one(&mut *c)
-    .await)?;
-    if others == 0 {
+    .await)?)
+}
+
+/// Refuses a change that would leave the org without an active admin.
+async fn ensure_other_admin(tx: &mut Tx, org_id: i64, user_id: i64, what: &str) -> Result<()> {
+    if other_active_admins(tx, org_id, user_id).await? == 0 {
         return Err(Error::conflict(
             "last_admin",
             format!("cannot {what} the last admin of the organization; promote another member to admin first"),
@@ -275,7 +329,8 @@ pub async fn set_admin(
         ensure_other_admin(tx, org_id, user_id, "demote").await?;
     }
     on!(tx, c => sqlx::query(
-        "UPDATE memberships SET is_admin = $3, updated_at = $4 WHERE org_id = $1 AND user_id = $2",
+        "UPDATE memberships SET is_admin = $3, admin_source = CASE WHEN $3 THEN 'manual' END, \
+         updated_at = $4 WHERE org_id = $1 AND user_id = $2",
     )
     .bind(org_id)
     .bind(user_id)

@@ -8,7 +8,12 @@
 //! Where the dialects differ, the function matches on [`Tx`] explicitly.
 
 pub mod audit;
+pub mod connections;
 pub mod credentials;
+pub mod domains;
+pub mod grants;
+pub mod identities;
+pub mod invitations;
 pub mod members;
 pub mod orgs;
 pub mod teams;

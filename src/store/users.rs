@@ -92,6 +92,46 @@ pub async fn create(tx: &mut Tx, new: NewUser) -> Result<User> {
     ))
 }
 
+/// Creates the user unless one with this email exists; `None` then. For concurrent first
+/// logins, where check-then-insert would race.
+pub async fn insert_if_absent(tx: &mut Tx, new: &NewUser) -> Result<Option<User>> {
+    let normalized = normalize_email(&new.email)?;
+    let now = now();
+    let sql = concat!(
+        "INSERT INTO users (email, email_normalized, display_name, given_name, family_name, created_at, updated_at) ",
+        "VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (email_normalized) DO NOTHING RETURNING ",
+        user_columns!()
+    );
+    Ok(on!(tx, c => sqlx::query_as::<_, User>(sql)
+        .bind(new.email.trim())
+        .bind(&normalized)
+        .bind(&new.display_name)
+        .bind(&new.given_name)
+        .bind(&new.family_name)
+        .bind(now)
+        .fetch_optional(&mut *c)
+        .await)?)
+}
+
+/// Takes names the IdP sent; names it did not send are kept.
+pub async fn update_names(tx: &mut Tx, user_id: i64, new: &NewUser) -> Result<()> {
+    on!(tx, c => sqlx::query(
+        "UPDATE users SET display_name = COALESCE($2, display_name), given_name = COALESCE($3, given_name), \
+         family_name = COALESCE($4, family_name), updated_at = $5 WHERE id = $1 \
+         AND (display_name IS DISTINCT FROM COALESCE($2, display_name) OR given_name IS DISTINCT FROM COALESCE($3, given_name) \
+         OR family_name IS DISTINCT FROM COALESCE($4, family_name))",
+    )
+    .bind(user_id)
+    .bind(&new.display_name)
+    .bind(&new.given_name)
+    .bind(&new.family_name)
+    .bind(now())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

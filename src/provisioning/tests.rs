@@ -1,0 +1,489 @@
+//! The core's rules on in-memory SQLite; the same rules run on both backends over HTTP in
+//! tests/it/provisioning.rs.
+
+use chrono::Duration;
+
+use super::*;
+use crate::store::{connections::Kind, testing::memory_store};
+
+struct World {
+    store: Store,
+    org_id: i64,
+    connection_id: i64,
+    eng: i64,
+    ops: i64,
+    manual: i64,
+}
+
+async fn world() -> World {
+    let store = memory_store().await;
+    let mut tx = store.begin().await.unwrap();
+    let org = orgs::create(&mut tx, "acme", "Acme").await.unwrap();
+    let conn = connections::create(
+        &mut tx,
+        org.id,
+        Kind::Saml,
+        "Okta",
+        true,
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    let eng = teams::create(&mut tx, org.id, "Engineering")
+        .await
+        .unwrap()
+        .id;
+    let ops = teams::create(&mut tx, org.id, "Ops").await.unwrap().id;
+    let manual = teams::create(&mut tx, org.id, "Hand-picked")
+        .await
+        .unwrap()
+        .id;
+    tx.commit().await.unwrap();
+    World {
+        store,
+        org_id: org.id,
+        connection_id: conn.id,
+        eng,
+        ops,
+        manual,
+    }
+}
+
+impl World {
+    fn person(&self, subject: &str, email: &str, groups: &[&str]) -> ExternalIdentity {
+        ExternalIdentity {
+            connection_id: self.connection_id,
+            subject: subject.into(),
+            email: Some(email.into()),
+            email_verified: true,
+            display_name: Some(format!("Name of {subject}")),
+            groups: groups
+                .iter()
+                .map(|g| IdpGroup {
+                    id: None,
+                    name: Some(g.to_string()),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    async fn grant(&self, m: Match, teams: &[i64], is_admin: bool) -> i64 {
+        let mut tx = self.store.begin().await.unwrap();
+        let g = grants::create_grant(
+            &mut tx,
+            self.org_id,
+            self.connection_id,
+            &m,
+            teams,
+            is_admin,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        g.id
+    }
+
+    async fn map(&self, group: &str, teams: &[i64]) {
+        let mut tx = self.store.begin().await.unwrap();
+        let group = GroupRef {
+            id: None,
+            name: Some(group.into()),
+        };
+        grants::create_mapping(&mut tx, self.org_id, self.connection_id, &group, teams)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    async fn login(&self, who: &ExternalIdentity) -> Result<Outcome, Error> {
+        provision(&self.store, who, Via::Sso, None).await
+    }
+
+    async fn member(&self, user_id: i64) -> members::Member {
+        let mut tx = self.store.read().await.unwrap();
+        members::require(&mut tx, self.org_id, user_id)
+            .await
+            .unwrap()
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        let Store::Sqlite(pool) = &self.store else {
+            unreachable!()
+        };
+        let sql = match table {
+            "users" => "SELECT COUNT(*) FROM users",
+            "memberships" => "SELECT COUNT(*) FROM memberships",
+            "team_memberships" => "SELECT COUNT(*) FROM team_memberships",
+            "external_identities" => "SELECT COUNT(*) FROM external_identities",
+            _ => unreachable!(),
+        };
+        sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+    }
+
+    async fn verify_domain(&self, domain: &str) {
+        let mut tx = self.store.begin().await.unwrap();
+        let d = domains::claim(&mut tx, self.org_id, domain).await.unwrap();
+        domains::mark_verified(&mut tx, self.org_id, d.id, "operator")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+}
+
+fn refused(result: Result<Outcome, Error>) -> Refusal {
+    match result {
+        Err(Error::Refused(r)) => r,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn no_grant_no_entry_and_the_refusal_is_audited() {
+    let w = world().await;
+    let r = refused(w.login(&w.person("00u1", "ann@acme.com", &[])).await);
+    assert_eq!(r.code, "not_granted");
+    assert!(r.detail.contains("ann@acme.com"), "{}", r.detail);
+    assert_eq!(w.count("users").await, 0);
+    let mut tx = w.store.read().await.unwrap();
+    let events = audit::list(&mut tx, w.org_id, None, 10).await.unwrap();
+    assert_eq!(events[0].action, "sso.login_refused");
+    assert_eq!(events[0].after.as_ref().unwrap().0["code"], "not_granted");
+}
+
+#[tokio::test]
+async fn a_grant_provisions_once_and_the_second_login_changes_nothing() {
+    let w = world().await;
+    w.grant(Match::Everyone, &[w.ops], false).await;
+    let who = w.person("00u1", "Ann@Acme.com", &[]);
+    let first = w.login(&who).await.unwrap();
+    assert!(first.user_created && first.membership_created);
+    assert_eq!(first.linked_by, LinkedBy::NewUser);
+    assert_eq!(first.allowed_by, AllowedBy::Grant);
+    assert_eq!(
+        first.teams_added.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [w.ops]
+    );
+    let member = w.member(first.user_id).await;
+    assert_eq!(member.source, "sso");
+    assert!(!member.is_admin);
+    assert_eq!(member.teams[0].source, "sso");
+
+    let counts = (
+        w.count("users").await,
+        w.count("memberships").await,
+        w.count("team_memberships").await,
+    );
+    let second = w.login(&who).await.unwrap();
+    assert_eq!(second.user_id, first.user_id);
+    assert_eq!(second.linked_by, LinkedBy::Subject);
+    assert!(!second.user_created && !second.membership_created);
+    assert!(second.teams_added.is_empty() && second.teams_removed.is_empty());
+    assert_eq!(second.admin_changed_to, None);
+    assert_eq!(
+        (
+            w.count("users").await,
+            w.count("memberships").await,
+            w.count("team_memberships").await
+        ),
+        counts
+    );
+}
+
+#[tokio::test]
+async fn groups_reconcile_teams_without_touching_manual_ones() {
+    let w = world().await;
+    w.grant(Match::Everyone, &[], false).await;
+    w.map("Engineering", &[w.eng]).await;
+    w.map("SRE", &[w.ops, w.eng]).await;
+    let out = w
+        .login(&w.person("00u1", "ann@acme.com", &["engineering", "Unmapped"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.teams_added.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [w.eng]
+    );
+    assert_eq!(out.matched_mappings.len(), 1);
+    assert_eq!(out.matched_mappings[0].matched_by, "name");
+
+    // An admin adds a team by hand; the IdP then moves Ann from Engineering to SRE.
+    let mut tx = w.store.begin().await.unwrap();
+    teams::add_member(&mut tx, w.org_id, w.manual, out.user_id, "manual")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let out = w
+        .login(&w.person("00u1", "ann@acme.com", &["SRE"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.teams_added.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [w.ops]
+    );
+    assert!(
+        out.teams_removed.is_empty(),
+        "Engineering still comes from SRE"
+    );
+    // Out of every group: the IdP-made teams go, the hand-made one stays.
+    let out = w
+        .login(&w.person("00u1", "ann@acme.com", &[]))
+        .await
+        .unwrap();
+    let mut removed: Vec<_> = out.teams_removed.iter().map(|t| t.id).collect();
+    removed.sort();
+    assert_eq!(removed, [w.eng, w.ops]);
+    let teams: Vec<_> = w
+        .member(out.user_id)
+        .await
+        .teams
+        .into_iter()
+        .map(|t| (t.id, t.source))
+        .collect();
+    assert_eq!(teams, [(w.manual, "manual".to_string())]);
+}
+
+#[tokio::test]
+async fn admin_comes_and_goes_with_its_grant_but_not_by_hand_or_as_last_admin() {
+    let w = world().await;
+    w.grant(Match::Everyone, &[], false).await;
+    let admins = w
+        .grant(
+            Match::Group {
+                id: None,
+                name: Some("rollcall-admins".into()),
+            },
+            &[],
+            true,
+        )
+        .await;
+    let ann = w
+        .login(&w.person("a", "ann@acme.com", &["rollcall-admins"]))
+        .await
+        .unwrap();
+    assert_eq!(ann.admin_changed_to, Some(true));
+    assert_eq!(
+        w.member(ann.user_id).await.admin_source.as_deref(),
+        Some("grant")
+    );
+    let bob = w
+        .login(&w.person("b", "bob@acme.com", &["rollcall-admins"]))
+        .await
+        .unwrap();
+
+    // Bob leaves the group: his grant-made admin goes.
+    let out = w.login(&w.person("b", "bob@acme.com", &[])).await.unwrap();
+    assert_eq!(out.admin_changed_to, Some(false));
+    assert!(!w.member(bob.user_id).await.is_admin);
+    // Ann is now the last admin: leaving the group does not strand the org.
+    let out = w.login(&w.person("a", "ann@acme.com", &[])).await.unwrap();
+    assert_eq!(out.admin_changed_to, None);
+    assert!(w.member(ann.user_id).await.is_admin);
+
+    // Made admin by hand, Bob stays admin whatever the grants say.
+    let mut tx = w.store.begin().await.unwrap();
+    members::set_admin(&mut tx, w.org_id, bob.user_id, true)
+        .await
+        .unwrap();
+    grants::delete_grant(&mut tx, w.org_id, w.connection_id, admins)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let out = w.login(&w.person("b", "bob@acme.com", &[])).await.unwrap();
+    assert_eq!(out.admin_changed_to, None);
+    assert_eq!(
+        w.member(bob.user_id).await.admin_source.as_deref(),
+        Some("manual")
+    );
+}
+
+#[tokio::test]
+async fn existing_accounts_link_by_email_only_in_a_verified_domain() {
+    let w = world().await;
+    w.grant(Match::Everyone, &[], false).await;
+    let mut tx = w.store.begin().await.unwrap();
+    let existing = users::create(
+        &mut tx,
+        users::NewUser {
+            email: "cfo@acme.com".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // nOAuth: the IdP's email claim alone must not take over the account.
+    let r = refused(w.login(&w.person("attacker", "CFO@acme.com", &[])).await);
+    assert_eq!(r.code, "email_unverified_link");
+    assert_eq!(w.count("memberships").await, 0);
+
+    w.verify_domain("acme.com").await;
+    let out = w
+        .login(&w.person("cfo-subject", "cfo@acme.com", &[]))
+        .await
+        .unwrap();
+    assert_eq!(out.user_id, existing.id);
+    assert_eq!(out.linked_by, LinkedBy::VerifiedEmail);
+    assert!(!out.user_created);
+    let again = w
+        .login(&w.person("cfo-subject", "cfo@acme.com", &[]))
+        .await
+        .unwrap();
+    assert_eq!(again.linked_by, LinkedBy::Subject);
+}
+
+#[tokio::test]
+async fn a_pending_invitation_is_accepted_by_the_sso_arrival() {
+    let w = world().await;
+    w.map("Engineering", &[w.eng]).await;
+    let mut tx = w.store.begin().await.unwrap();
+    let inv = invitations::create(
+        &mut tx,
+        w.org_id,
+        "Dee@Acme.com",
+        true,
+        &[w.ops],
+        None,
+        Duration::days(7),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // No grant matches Dee, but her invitation lets her in and gives what it promised.
+    let out = w
+        .login(&w.person("dee", "dee@acme.com", &["Engineering"]))
+        .await
+        .unwrap();
+    assert_eq!(out.allowed_by, AllowedBy::Invitation);
+    assert_eq!(out.invitation_accepted, Some(inv.id));
+    let member = w.member(out.user_id).await;
+    assert_eq!(member.source, "invitation");
+    assert!(member.is_admin);
+    assert_eq!(member.admin_source.as_deref(), Some("manual"));
+    let teams: Vec<_> = member
+        .teams
+        .iter()
+        .map(|t| (t.id, t.source.as_str()))
+        .collect();
+    assert_eq!(teams, [(w.eng, "sso"), (w.ops, "invitation")]);
+    let mut tx = w.store.read().await.unwrap();
+    let inv = invitations::get(&mut tx, inv.id).await.unwrap().unwrap();
+    drop(tx);
+    assert_eq!(inv.status, "accepted");
+    assert_eq!(w.count("users").await, 1);
+
+    // She stays a member on later logins; the invitation's team is not the IdP's to remove.
+    let out = w
+        .login(&w.person("dee", "dee@acme.com", &[]))
+        .await
+        .unwrap();
+    assert_eq!(out.allowed_by, AllowedBy::ExistingMember);
+    assert_eq!(
+        out.teams_removed.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [w.eng]
+    );
+    assert_eq!(w.member(out.user_id).await.teams.len(), 1);
+}
+
+#[tokio::test]
+async fn expired_invitations_let_no_one_in() {
+    let w = world().await;
+    let mut tx = w.store.begin().await.unwrap();
+    invitations::create(
+        &mut tx,
+        w.org_id,
+        "eve@acme.com",
+        false,
+        &[],
+        None,
+        Duration::seconds(-1),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let r = refused(w.login(&w.person("eve", "eve@acme.com", &[])).await);
+    assert_eq!(r.code, "not_granted");
+}
+
+#[tokio::test]
+async fn suspended_members_stay_out_and_disabled_connections_let_no_one_in() {
+    let w = world().await;
+    w.grant(Match::Everyone, &[], false).await;
+    let out = w.login(&w.person("s", "sam@acme.com", &[])).await.unwrap();
+    let mut tx = w.store.begin().await.unwrap();
+    members::set_status(&mut tx, w.org_id, out.user_id, members::Status::Suspended)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let r = refused(w.login(&w.person("s", "sam@acme.com", &[])).await);
+    assert_eq!(r.code, "suspended");
+    assert_eq!(w.member(out.user_id).await.status, "suspended");
+
+    let mut tx = w.store.begin().await.unwrap();
+    connections::update(
+        &mut tx,
+        w.org_id,
+        w.connection_id,
+        connections::Changes {
+            enabled: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let r = refused(w.login(&w.person("t", "tia@acme.com", &[])).await);
+    assert_eq!(r.code, "connection_disabled");
+}
+
+#[tokio::test]
+async fn new_people_need_an_email() {
+    let w = world().await;
+    w.grant(Match::Everyone, &[], false).await;
+    let mut who = w.person("x", "x@acme.com", &[]);
+    who.email = None;
+    assert_eq!(refused(w.login(&who).await).code, "no_email");
+}
+
+#[tokio::test]
+async fn decide_reads_only() {
+    let w = world().await;
+    w.grant(Match::Everyone, &[w.ops], true).await;
+    w.map("Engineering", &[w.eng]).await;
+    let who = w.person("new", "new@acme.com", &["Engineering"]);
+    let mut tx = w.store.begin().await.unwrap();
+    let d = decide(&mut tx, &who).await.unwrap();
+    tx.commit().await.unwrap();
+    assert!(d.refusal.is_none());
+    assert_eq!(d.linked_by, Some(LinkedBy::NewUser));
+    assert!(d.grant_admin);
+    assert_eq!(
+        d.idp_teams.iter().map(|t| t.id).collect::<Vec<_>>(),
+        [w.eng, w.ops]
+    );
+    assert_eq!(w.count("users").await, 0);
+    assert_eq!(w.count("external_identities").await, 0);
+}
+
+#[tokio::test]
+async fn domain_grants_require_a_verified_domain() {
+    let w = world().await;
+    let mut tx = w.store.begin().await.unwrap();
+    let m = Match::EmailDomain {
+        domain: "acme.com".into(),
+    };
+    let err = grants::create_grant(&mut tx, w.org_id, w.connection_id, &m, &[], false)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a verified domain"), "{err}");
+    drop(tx);
+    w.verify_domain("acme.com").await;
+    w.grant(m, &[], false).await;
+    assert!(w.login(&w.person("a", "ann@acme.com", &[])).await.is_ok());
+    assert_eq!(
+        refused(w.login(&w.person("b", "bob@other.com", &[])).await).code,
+        "not_granted"
+    );
+}

@@ -1,0 +1,390 @@
+//! Access grants (who may sign in through a connection, and what they get) and
+//! group-to-team mappings (which IdP group puts a person in which teams).
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{domains, now, on, on_unique, teams, users, Error, Result, Tx};
+
+/// An IdP group, named by its ID (e.g. an Entra group object ID) or by its name (e.g. an
+/// Okta group). Exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRef {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl GroupRef {
+    /// (`id` | `name`, the value as given).
+    fn parts(&self) -> Result<(&'static str, String)> {
+        match (&self.id, &self.name) {
+            (Some(id), None) if !id.trim().is_empty() => Ok(("id", id.trim().to_string())),
+            (None, Some(name)) if !name.trim().is_empty() => Ok(("name", name.trim().to_string())),
+            _ => Err(Error::Invalid(
+                "a group is named by exactly one of \"id\" or \"name\", not empty".into(),
+            )),
+        }
+    }
+}
+
+/// What a grant matches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Match {
+    /// Everyone the connection's IdP signs in.
+    Everyone,
+    /// People whose email is in this domain; the domain must be verified for the org.
+    EmailDomain { domain: String },
+    /// Members of an IdP group, by ID or by name (names compare case-insensitively).
+    Group {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// One person, by the IdP's subject or by email.
+    User {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct TeamRef {
+    pub id: i64,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Grant {
+    pub id: i64,
+    pub connection_id: i64,
+    #[serde(rename = "match")]
+    pub matches: Match,
+    pub teams: Vec<TeamRef>,
+    /// Admin only through a grant that says so.
+    pub is_admin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Mapping {
+    pub id: i64,
+    pub connection_id: i64,
+    pub group: GroupRef,
+    pub teams: Vec<TeamRef>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct GrantRow {
+    id: i64,
+    connection_id: i64,
+    match_kind: String,
+    match_value: Option<String>,
+    is_admin: bool,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct MappingRow {
+    id: i64,
+    connection_id: i64,
+    group_match: String,
+    group_value: String,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct OwnerTeam {
+    owner_id: i64,
+    id: i64,
+    name: String,
+}
+
+/// Checks the teams exist in the org and returns them without duplicates.
+async fn check_teams(tx: &mut Tx, org_id: i64, team_ids: &[i64]) -> Result<BTreeSet<i64>> {
+    let wanted: BTreeSet<i64> = team_ids.iter().copied().collect();
+    let known = teams::existing_ids(tx, org_id, &wanted).await?;
+    let missing: Vec<String> = wanted.difference(&known).map(i64::to_string).collect();
+    if !missing.is_empty() {
+        return Err(Error::Invalid(format!(
+            "no team with id {} in this organization",
+            missing.join(", ")
+        )));
+    }
+    Ok(wanted)
+}
+
+/// Turns an API match into the stored (kind, value), validating it.
+async fn stored_match(
+    tx: &mut Tx,
+    org_id: i64,
+    m: &Match,
+) -> Result<(&'static str, Option<String>)> {
+    Ok(match m {
+        Match::Everyone => ("everyone", None),
+        Match::EmailDomain { domain } => {
+            let domain = domains::normalize(domain)?;
+            if !domains::is_verified(tx, org_id, &domain).await? {
+                return Err(Error::Invalid(format!(
+                    "{domain} is not a verified domain of this organization; claim and verify it first"
+                )));
+            }
+            ("email_domain", Some(domain))
+        }
+        Match::Group { id, name } => {
+            let group = GroupRef {
+                id: id.clone(),
+                name: name.clone(),
+            };
+            match group.parts()? {
+                ("id", v) => ("group_id", Some(v)),
+                (_, v) => ("group_name", Some(v)),
+            }
+        }
+        Match::User { subject, email } => match (subject, email) {
+            (Some(s), None) if !s.trim().is_empty() => ("subject", Some(s.trim().to_string())),
+            (None, Some(e)) => ("email", Some(users::normalize_email(e)?)),
+            _ => {
+                return Err(Error::Invalid(
+                    "a user grant names exactly one of \"subject\" or \"email\"".into(),
+                ))
+            }
+        },
+    })
+}
+
+fn api_match(kind: &str, value: Option<String>) -> Match {
+    let value = value.unwrap_or_default();
+    match kind {
+        "email_domain" => Match::EmailDomain { domain: value },
+        "group_id" => Match::Group {
+            id: Some(value),
+            name: None,
+        },
+        "group_name" => Match::Group {
+            id: None,
+            name: Some(value),
+        },
+        "subject" => Match::User {
+            subject: Some(value),
+            email: None,
+        },
+        "email" => Match::User {
+            subject: None,
+            email: Some(value),
+        },
+        _ => Match::Everyone,
+    }
+}
+
+pub async fn create_grant(
+    tx: &mut Tx,
+    org_id: i64,
+    connection_id: i64,
+    matches: &Match,
+    team_ids: &[i64],
+    is_admin: bool,
+) -> Result<Grant> {
+    let (kind, value) = stored_match(tx, org_id, matches).await?;
+    let team_ids = check_teams(tx, org_id, team_ids).await?;
+    let id: i64 = on!(tx, c => sqlx::query_scalar(
+        "INSERT INTO access_grants (org_id, connection_id, match_kind, match_value, is_admin, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(org_id)
+    .bind(connection_id)
+    .bind(kind)
+    .bind(&value)
+    .bind(is_admin)
+    .bind(now())
+    .fetch_one(&mut *c)
+    .await)?;
+    for team_id in team_ids {
+        on!(tx, c => sqlx::query("INSERT INTO access_grant_teams (grant_id, team_id) VALUES ($1, $2)")
+            .bind(id)
+            .bind(team_id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    list_grants(tx, org_id, connection_id)
+        .await?
+        .into_iter()
+        .find(|g| g.id == id)
+        .ok_or(Error::NotFound("grant"))
+}
+
+pub async fn list_grants(tx: &mut Tx, org_id: i64, connection_id: i64) -> Result<Vec<Grant>> {
+    let rows = on!(tx, c => sqlx::query_as::<_, GrantRow>(
+        "SELECT id, connection_id, match_kind, match_value, is_admin, created_at FROM access_grants \
+         WHERE org_id = $1 AND connection_id = $2 ORDER BY id",
+    )
+    .bind(org_id)
+    .bind(connection_id)
+    .fetch_all(&mut *c)
+    .await)?;
+    let teams = on!(tx, c => sqlx::query_as::<_, OwnerTeam>(
+        "SELECT g.id AS owner_id, t.id, t.name FROM access_grants g \
+         JOIN access_grant_teams gt ON gt.grant_id = g.id JOIN teams t ON t.id = gt.team_id \
+         WHERE g.org_id = $1 AND g.connection_id = $2 ORDER BY t.name_normalized",
+    )
+    .bind(org_id)
+    .bind(connection_id)
+    .fetch_all(&mut *c)
+    .await)?;
+    let mut by_owner = group_teams(teams);
+    Ok(rows
+        .into_iter()
+        .map(|r| Grant {
+            teams: by_owner.remove(&r.id).unwrap_or_default(),
+            id: r.id,
+            connection_id: r.connection_id,
+            matches: api_match(&r.match_kind, r.match_value),
+            is_admin: r.is_admin,
+            created_at: r.created_at,
+        })
+        .collect())
+}
+
+fn group_teams(rows: Vec<OwnerTeam>) -> HashMap<i64, Vec<TeamRef>> {
+    let mut by_owner: HashMap<i64, Vec<TeamRef>> = HashMap::new();
+    for t in rows {
+        by_owner.entry(t.owner_id).or_default().push(TeamRef {
+            id: t.id,
+            name: t.name,
+        });
+    }
+    by_owner
+}
+
+pub async fn delete_grant(tx: &mut Tx, org_id: i64, connection_id: i64, id: i64) -> Result<Grant> {
+    let grant = list_grants(tx, org_id, connection_id)
+        .await?
+        .into_iter()
+        .find(|g| g.id == id)
+        .ok_or(Error::NotFound("grant"))?;
+    on!(tx, c => sqlx::query("DELETE FROM access_grants WHERE id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(grant)
+}
+
+pub async fn create_mapping(
+    tx: &mut Tx,
+    org_id: i64,
+    connection_id: i64,
+    group: &GroupRef,
+    team_ids: &[i64],
+) -> Result<Mapping> {
+    let (by, value) = group.parts()?;
+    if team_ids.is_empty() {
+        return Err(Error::Invalid("a mapping names at least one team".into()));
+    }
+    let team_ids = check_teams(tx, org_id, team_ids).await?;
+    let normalized = if by == "name" {
+        value.to_lowercase()
+    } else {
+        value.clone()
+    };
+    let id: i64 = on!(tx, c => sqlx::query_scalar(
+        "INSERT INTO group_mappings (org_id, connection_id, group_match, group_value, group_value_normalized, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(org_id)
+    .bind(connection_id)
+    .bind(by)
+    .bind(&value)
+    .bind(&normalized)
+    .bind(now())
+    .fetch_one(&mut *c)
+    .await)
+    .map_err(on_unique(
+        "mapping_exists",
+        format!("group {by} {value:?} is already mapped on this connection; change that mapping instead"),
+    ))?;
+    for team_id in team_ids {
+        on!(tx, c => sqlx::query("INSERT INTO group_mapping_teams (mapping_id, team_id) VALUES ($1, $2)")
+            .bind(id)
+            .bind(team_id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    list_mappings(tx, org_id, connection_id)
+        .await?
+        .into_iter()
+        .find(|m| m.id == id)
+        .ok_or(Error::NotFound("mapping"))
+}
+
+pub async fn list_mappings(tx: &mut Tx, org_id: i64, connection_id: i64) -> Result<Vec<Mapping>> {
+    let rows = on!(tx, c => sqlx::query_as::<_, MappingRow>(
+        "SELECT id, connection_id, group_match, group_value, created_at FROM group_mappings \
+         WHERE org_id = $1 AND connection_id = $2 ORDER BY id",
+    )
+    .bind(org_id)
+    .bind(connection_id)
+    .fetch_all(&mut *c)
+    .await)?;
+    let teams = on!(tx, c => sqlx::query_as::<_, OwnerTeam>(
+        "SELECT m.id AS owner_id, t.id, t.name FROM group_mappings m \
+         JOIN group_mapping_teams mt ON mt.mapping_id = m.id JOIN teams t ON t.id = mt.team_id \
+         WHERE m.org_id = $1 AND m.connection_id = $2 ORDER BY t.name_normalized",
+    )
+    .bind(org_id)
+    .bind(connection_id)
+    .fetch_all(&mut *c)
+    .await)?;
+    let mut by_owner = group_teams(teams);
+    Ok(rows
+        .into_iter()
+        .map(|r| Mapping {
+            teams: by_owner.remove(&r.id).unwrap_or_default(),
+            id: r.id,
+            connection_id: r.connection_id,
+            group: if r.group_match == "id" {
+                GroupRef {
+                    id: Some(r.group_value),
+                    name: None,
+                }
+            } else {
+                GroupRef {
+                    id: None,
+                    name: Some(r.group_value),
+                }
+            },
+            created_at: r.created_at,
+        })
+        .collect())
+}
+
+pub async fn delete_mapping(
+    tx: &mut Tx,
+    org_id: i64,
+    connection_id: i64,
+    id: i64,
+) -> Result<Mapping> {
+    let mapping = list_mappings(tx, org_id, connection_id)
+        .await?
+        .into_iter()
+        .find(|m| m.id == id)
+        .ok_or(Error::NotFound("mapping"))?;
+    on!(tx, c => sqlx::query("DELETE FROM group_mappings WHERE id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(mapping)
+}
