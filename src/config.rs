@@ -21,6 +21,7 @@ pub struct Config {
     pub log: LogConfig,
     pub http: HttpConfig,
     pub sessions: SessionConfig,
+    pub dns: DnsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +54,23 @@ pub struct SessionConfig {
     pub ttl_hours: i64,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Nameservers (`IP:port`) for domain verification lookups; empty uses the system's.
+    pub nameservers: Vec<String>,
+    pub timeout_seconds: u64,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        Self {
+            nameservers: Vec::new(),
+            timeout_seconds: 5,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -62,6 +80,7 @@ impl Default for Config {
             log: LogConfig::default(),
             http: HttpConfig::default(),
             sessions: SessionConfig::default(),
+            dns: DnsConfig::default(),
         }
     }
 }

@@ -5,9 +5,10 @@
 //! process setup. See docs/architecture.md for where the SSO, SCIM and invitation front
 //! doors and the provisioning core go.
 
-pub mod bootstrap;
 pub mod config;
+pub mod dns;
 pub mod http;
+pub mod operator;
 pub mod provisioning;
 pub mod secrets;
 pub mod store;

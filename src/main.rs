@@ -1,7 +1,7 @@
-use std::{path::PathBuf, process::ExitCode, sync::Arc};
+use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use rollcall::{bootstrap, config::Config, http, store::Store, telemetry};
+use rollcall::{config::Config, http, operator, store::Store, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +33,23 @@ enum Command {
         admin_email: String,
         #[arg(long)]
         admin_name: Option<String>,
+    },
+    /// Email domains of an organization.
+    Domain {
+        #[command(subcommand)]
+        command: DomainCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DomainCommand {
+    /// Mark a domain verified for an organization without a DNS check, e.g. when you have
+    /// confirmed ownership another way. Claims it first if needed.
+    Verify {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        domain: String,
     },
 }
 
@@ -70,7 +87,7 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             admin_email,
             admin_name,
         } => {
-            let done = bootstrap::run(
+            let done = operator::bootstrap(
                 &store,
                 &org_slug,
                 &org_name,
@@ -85,6 +102,12 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             println!("Admin API token (shown once, store it now):");
             println!("{}", done.token);
         }
+        Command::Domain {
+            command: DomainCommand::Verify { org, domain },
+        } => {
+            let verified = operator::verify_domain(&store, &org, &domain).await?;
+            println!("{} is verified for organization {org:?}.", verified.domain);
+        }
         Command::Serve => {
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             tracing::info!(
@@ -93,10 +116,7 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
                 backend = store.backend(),
                 "rollcall listening"
             );
-            let state = http::AppState {
-                store: store.clone(),
-                config: Arc::new(config),
-            };
+            let state = http::AppState::new(store.clone(), config)?;
             http::serve(listener, state, http::shutdown_signal()).await?;
             store.close().await;
             tracing::info!("stopped");

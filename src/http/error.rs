@@ -22,6 +22,12 @@ pub enum Error {
     NotFound(String),
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// Well-formed, but the world does not allow it yet (e.g. the DNS record is missing).
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    /// A service rollcall depends on failed (e.g. a DNS lookup).
+    #[error("{message}")]
+    Upstream { code: &'static str, message: String },
     #[error("this endpoint does not support that method")]
     MethodNotAllowed,
     #[error("request body is larger than the limit of {0} bytes")]
@@ -55,6 +61,8 @@ impl Error {
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Error::Conflict { code, .. } => (StatusCode::CONFLICT, code),
+            Error::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            Error::Upstream { code, .. } => (StatusCode::BAD_GATEWAY, code),
             Error::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Error::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Error::UnsupportedMediaType(_) => {

@@ -2,6 +2,8 @@
 //! Later front doors (SAML, OIDC, SCIM, invitation pages, the web console) mount here too.
 
 mod auth;
+mod connections;
+mod domains;
 pub mod error;
 mod extract;
 mod health;
@@ -33,12 +35,23 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::SESSION_COOKIE;
 
-use crate::{config::Config, store::Store};
+use crate::{config::Config, dns, store::Store};
 
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
+    pub dns: dns::Resolver,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: Config) -> Result<Self, String> {
+        Ok(AppState {
+            dns: dns::Resolver::new(&config.dns)?,
+            store,
+            config: Arc::new(config),
+        })
+    }
 }
 
 /// The configured body limit, for error messages.
@@ -73,7 +86,9 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(me::router())
         .merge(orgs::router())
         .merge(members::router())
-        .merge(teams::router());
+        .merge(teams::router())
+        .merge(connections::router())
+        .merge(domains::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .split_for_parts()

@@ -181,6 +181,21 @@ fn refusal(code: &'static str, message: impl Into<String>, detail: impl Into<Str
     }
 }
 
+/// The user this connection has seen with this subject. An empty subject (an explain
+/// without one) links to no one.
+async fn by_subject(
+    tx: &mut Tx,
+    connection_id: i64,
+    subject: &str,
+) -> Result<Option<(i64, LinkedBy)>, Error> {
+    if subject.is_empty() {
+        return Ok(None);
+    }
+    Ok(identities::find(tx, connection_id, subject)
+        .await?
+        .map(|id| (id, LinkedBy::Subject)))
+}
+
 /// Works out, without writing anything, whether the identity may sign in and what it gets.
 pub async fn decide(tx: &mut Tx, identity: &ExternalIdentity) -> Result<Decision, Error> {
     let connection = connections::by_id(tx, identity.connection_id)
@@ -231,9 +246,7 @@ pub async fn decide(tx: &mut Tx, identity: &ExternalIdentity) -> Result<Decision
         .collect();
 
     // Who is this? The subject first; an email only within a verified domain.
-    let mut linked = identities::find(tx, connection.id, &identity.subject)
-        .await?
-        .map(|id| (id, LinkedBy::Subject));
+    let mut linked = by_subject(tx, connection.id, &identity.subject).await?;
     let mut refused = None;
     if linked.is_none() {
         match &email {
@@ -245,21 +258,28 @@ pub async fn decide(tx: &mut Tx, identity: &ExternalIdentity) -> Result<Decision
                 ))
             }
             Some(email) => match users::by_email(tx, email).await? {
+                None => {}
                 Some(user) if domain_verified => linked = Some((user.id, LinkedBy::VerifiedEmail)),
                 Some(user) => {
-                    refused = Some(refusal(
-                        "email_unverified_link",
-                        format!(
-                            "An account for {email} already exists, and this sign-in cannot be linked to it because {} is not a verified domain of this organization. Ask an administrator.",
-                            email_domain.as_deref().unwrap_or("its domain")
-                        ),
-                        format!(
-                            "subject {:?} of connection {} claims {email}, which belongs to user {}, and the domain is not verified for org {org_id}",
-                            identity.subject, connection.id, user.id
-                        ),
-                    ))
+                    // On PostgreSQL each statement sees the latest commits: a concurrent first
+                    // login of this same subject may have committed the user and its link
+                    // between the subject lookup above and the email lookup. Seeing the user
+                    // means seeing the link, so look again before refusing.
+                    linked = by_subject(tx, connection.id, &identity.subject).await?;
+                    if linked.is_none() {
+                        refused = Some(refusal(
+                            "email_unverified_link",
+                            format!(
+                                "An account for {email} already exists, and this sign-in cannot be linked to it because {} is not a verified domain of this organization. Ask an administrator.",
+                                email_domain.as_deref().unwrap_or("its domain")
+                            ),
+                            format!(
+                                "subject {:?} of connection {} claims {email}, which belongs to user {}, and the domain is not verified for org {org_id}",
+                                identity.subject, connection.id, user.id
+                            ),
+                        ));
+                    }
                 }
-                None => linked = None,
             },
         }
     }
@@ -515,6 +535,9 @@ pub async fn provision(
     via: Via,
     request_id: Option<String>,
 ) -> Result<Outcome, Error> {
+    if identity.subject.trim().is_empty() {
+        return Err(store::Error::Invalid("an external identity needs a subject".into()).into());
+    }
     let mut tx = store.begin().await?;
     let decision = decide(&mut tx, identity).await?;
     let mut actor = actor(decision.connection.as_ref(), via);

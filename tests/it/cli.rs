@@ -65,6 +65,25 @@ async fn migrate_bootstrap_serve_and_stop(backend: Backend) {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 
+    // The operator vouches for a domain; an unknown org is reported by name.
+    let verify = |org: &str| {
+        rollcall(&db)
+            .current_dir(dir.path())
+            .args(["domain", "verify", "--org", org, "--domain", "Acme.Example"])
+            .output()
+            .unwrap()
+    };
+    let out = verify("acme");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("acme.example is verified"));
+    let out = verify("nosuch");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("organization not found"));
+
     let mut child = rollcall(&db)
         .current_dir(dir.path())
         .arg("serve")
@@ -109,6 +128,15 @@ async fn migrate_bootstrap_serve_and_stop(backend: Backend) {
     let me: serde_json::Value = r.json().await.unwrap();
     assert_eq!(me["orgs"][0]["slug"], "acme");
     assert_eq!(me["orgs"][0]["is_admin"], true);
+    let r = client
+        .get(format!("http://{address}/api/v1/orgs/acme/domains"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let domains: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(domains[0]["status"], "verified");
+    assert_eq!(domains[0]["verified_by"], "operator");
     let r = client
         .post(format!("http://{address}/api/v1/orgs/acme/teams"))
         .bearer_auth(&token)

@@ -1,17 +1,19 @@
 //! Test harness: a real rollcall server on a random port, on SQLite or PostgreSQL.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use reqwest::{Method, StatusCode};
 use rollcall::{
-    bootstrap,
-    config::{Config, HttpConfig},
+    config::{Config, DnsConfig, HttpConfig},
     http::{self, AppState},
+    operator,
     store::{self, credentials, members, users, Store},
 };
 use serde_json::Value;
 use sqlx::Connection;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+use crate::dns_server::DnsServer;
 
 /// Runs each listed `async fn name(backend: Backend)` once per backend, as
 /// `sqlite::name` and `postgres::name`.
@@ -131,6 +133,8 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub store: Store,
+    /// The nameserver the app asks for domain-verification records.
+    pub dns: DnsServer,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -162,6 +166,7 @@ impl TestApp {
         let db = TestDb::new(backend).await;
         let store = Store::connect(&db.url).await.expect("connect store");
         store.migrate().await.expect("migrate");
+        let dns = DnsServer::start().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let config = Config {
@@ -172,12 +177,13 @@ impl TestApp {
                 max_body_bytes: 16 * 1024,
                 shutdown_grace_seconds: 5,
             },
+            dns: DnsConfig {
+                nameservers: vec![dns.addr.to_string()],
+                timeout_seconds: 2,
+            },
             ..Config::default()
         };
-        let state = AppState {
-            store: store.clone(),
-            config: Arc::new(config),
-        };
+        let state = AppState::new(store.clone(), config).expect("app state");
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(http::serve(listener, state, async {
             let _ = rx.await;
@@ -185,6 +191,7 @@ impl TestApp {
         TestApp {
             addr,
             store,
+            dns,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             server: Some(server),
@@ -255,7 +262,7 @@ impl TestApp {
 
     /// Org `slug` with its first admin, as `rollcall bootstrap` makes them.
     pub async fn bootstrap(&self, slug: &str, admin_email: &str) -> Person {
-        let done = bootstrap::run(&self.store, slug, slug, admin_email, None)
+        let done = operator::bootstrap(&self.store, slug, slug, admin_email, None)
             .await
             .expect("bootstrap");
         Person {

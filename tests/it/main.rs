@@ -1,6 +1,7 @@
 //! All integration tests, in one binary: each links rollcall once, which matters on 2 cores.
 //! Every test starts a real server on a random port and runs once per database backend.
 
+mod dns_server;
 mod harness;
 
 mod cli;
@@ -9,4 +10,5 @@ mod me;
 mod members;
 mod ops;
 mod orgs;
+mod provisioning;
 mod teams;

@@ -137,6 +137,40 @@ async fn openapi_document_covers_every_route(backend: Backend) {
             "/api/v1/orgs/{org}/teams/{team_id}/members/{user_id}",
             vec!["put", "delete"],
         ),
+        ("/api/v1/orgs/{org}/connections", vec!["get", "post"]),
+        (
+            "/api/v1/orgs/{org}/connections/{connection_id}",
+            vec!["get", "patch", "delete"],
+        ),
+        (
+            "/api/v1/orgs/{org}/connections/{connection_id}/grants",
+            vec!["get", "post"],
+        ),
+        (
+            "/api/v1/orgs/{org}/connections/{connection_id}/grants/{grant_id}",
+            vec!["delete"],
+        ),
+        (
+            "/api/v1/orgs/{org}/connections/{connection_id}/group-mappings",
+            vec!["get", "post"],
+        ),
+        (
+            "/api/v1/orgs/{org}/connections/{connection_id}/group-mappings/{mapping_id}",
+            vec!["delete"],
+        ),
+        (
+            "/api/v1/orgs/{org}/connections/{connection_id}/explain",
+            vec!["post"],
+        ),
+        ("/api/v1/orgs/{org}/domains", vec!["get", "post"]),
+        (
+            "/api/v1/orgs/{org}/domains/{domain_id}",
+            vec!["get", "delete"],
+        ),
+        (
+            "/api/v1/orgs/{org}/domains/{domain_id}/verify",
+            vec!["post"],
+        ),
     ];
     assert_eq!(
         paths.len(),

@@ -1,6 +1,15 @@
-//! `rollcall bootstrap`: an org, its first admin and a one-time API token, from nothing.
+//! What the operator does from the command line, outside the API: bootstrap an org, and
+//! vouch for a domain without DNS.
 
-use crate::store::{self, audit, credentials, members, orgs, users, Store};
+use crate::store::{self, audit, credentials, domains, members, orgs, users, Store};
+
+fn operator(what: &str) -> audit::Actor {
+    audit::Actor {
+        user_id: None,
+        label: format!("operator (rollcall {what})"),
+        request_id: None,
+    }
+}
 
 pub struct Bootstrapped {
     pub org: orgs::Org,
@@ -12,7 +21,7 @@ pub struct Bootstrapped {
 /// Creates the org and makes `admin_email` its admin (creating the user if new), all in one
 /// transaction. Fails if the org slug is taken, so it cannot hand out a second admin token
 /// for an existing org.
-pub async fn run(
+pub async fn bootstrap(
     store: &Store,
     slug: &str,
     name: &str,
@@ -37,14 +46,9 @@ pub async fn run(
     };
     members::add(&mut tx, org.id, admin.id, true, members::Source::Bootstrap).await?;
     let (_, token) = credentials::create_token(&mut tx, admin.id, "bootstrap", None).await?;
-    let actor = audit::Actor {
-        user_id: None,
-        label: "operator (rollcall bootstrap)".into(),
-        request_id: None,
-    };
     audit::record(
         &mut tx,
-        &actor,
+        &operator("bootstrap"),
         audit::Event {
             org_id: Some(org.id),
             action: "org.bootstrapped",
@@ -57,4 +61,37 @@ pub async fn run(
     .await?;
     tx.commit().await?;
     Ok(Bootstrapped { org, admin, token })
+}
+
+/// Marks `domain` verified for the org (claiming it first if needed), for operators who have
+/// checked ownership some other way. Still refused if another org has verified it.
+pub async fn verify_domain(
+    store: &Store,
+    slug: &str,
+    domain: &str,
+) -> store::Result<domains::Domain> {
+    let mut tx = store.begin().await?;
+    let org = orgs::by_slug(&mut tx, slug)
+        .await?
+        .ok_or(store::Error::NotFound("organization"))?;
+    let claimed = match domains::by_name(&mut tx, org.id, domain).await? {
+        Some(d) => d,
+        None => domains::claim(&mut tx, org.id, domain).await?,
+    };
+    let verified = domains::mark_verified(&mut tx, org.id, claimed.id, "operator").await?;
+    audit::record(
+        &mut tx,
+        &operator("domain verify"),
+        audit::Event {
+            org_id: Some(org.id),
+            action: "domain.verified",
+            target_type: "domain",
+            target_id: Some(verified.domain.clone()),
+            before: None,
+            after: audit::snapshot(&verified),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(verified)
 }
