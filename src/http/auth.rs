@@ -6,7 +6,7 @@ use super::{error::Error, AppState};
 use crate::{
     secrets,
     store::{
-        audit::Actor,
+        audit::{self, Actor},
         credentials::{self, Credential},
         members, orgs,
         users::User,
@@ -95,6 +95,12 @@ impl Principal {
             label: format!("{} ({via})", self.user.email),
             request_id: self.request_id.clone(),
         }
+    }
+
+    /// Records an audit event with the caller as actor, in the caller's transaction.
+    pub async fn record(&self, tx: &mut Tx, event: audit::Event<'_>) -> Result<(), Error> {
+        audit::record(tx, &self.actor(), event).await?;
+        Ok(())
     }
 
     /// The org, if the caller is an active admin of it. Checked inside the caller's

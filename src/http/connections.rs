@@ -15,10 +15,9 @@ use super::{
 use crate::{
     provisioning::{self, Decision, ExternalIdentity, IdpGroup},
     store::{
-        audit,
+        audit::Event,
         connections::{self, Connection, Kind},
         grants::{self, Grant, GroupRef, Mapping, Match},
-        Tx,
     },
 };
 
@@ -31,31 +30,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_mappings, create_mapping))
         .routes(routes!(delete_mapping))
         .routes(routes!(explain))
-}
-
-async fn record(
-    tx: &mut Tx,
-    principal: &Principal,
-    org_id: i64,
-    action: &str,
-    target_id: i64,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> Result<()> {
-    audit::record(
-        tx,
-        &principal.actor(),
-        audit::Event {
-            org_id: Some(org_id),
-            action,
-            target_type: action.split('.').next().unwrap_or("connection"),
-            target_id: Some(target_id.to_string()),
-            before,
-            after,
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -120,16 +94,12 @@ async fn create(
         input.settings,
     )
     .await?;
-    record(
-        &mut tx,
-        &principal,
-        org.id,
-        "connection.created",
-        conn.id,
-        None,
-        audit::snapshot(&conn),
-    )
-    .await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "connection.created", "connection", conn.id).after(&conn),
+        )
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(conn)))
 }
@@ -165,8 +135,14 @@ async fn update(
         settings: input.settings,
     };
     let (before, after) = connections::update(&mut tx, org.id, id, changes).await?;
-    let (b, a) = (audit::snapshot(&before), audit::snapshot(&after));
-    record(&mut tx, &principal, org.id, "connection.updated", id, b, a).await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "connection.updated", "connection", id)
+                .before(&before)
+                .after(&after),
+        )
+        .await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -183,16 +159,12 @@ async fn delete(
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let before = connections::delete(&mut tx, org.id, id).await?;
-    record(
-        &mut tx,
-        &principal,
-        org.id,
-        "connection.deleted",
-        id,
-        audit::snapshot(&before),
-        None,
-    )
-    .await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "connection.deleted", "connection", id).before(&before),
+        )
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -245,16 +217,12 @@ async fn create_grant(
         input.is_admin,
     )
     .await?;
-    record(
-        &mut tx,
-        &principal,
-        org.id,
-        "grant.created",
-        grant.id,
-        None,
-        audit::snapshot(&grant),
-    )
-    .await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "grant.created", "grant", grant.id).after(&grant),
+        )
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(grant)))
 }
@@ -270,16 +238,12 @@ async fn delete_grant(
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let grant = grants::delete_grant(&mut tx, org.id, id, grant_id).await?;
-    record(
-        &mut tx,
-        &principal,
-        org.id,
-        "grant.deleted",
-        grant_id,
-        audit::snapshot(&grant),
-        None,
-    )
-    .await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "grant.deleted", "grant", grant_id).before(&grant),
+        )
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -320,16 +284,12 @@ async fn create_mapping(
     connections::require(&mut tx, org.id, id).await?;
     let mapping =
         grants::create_mapping(&mut tx, org.id, id, &input.group, &input.team_ids).await?;
-    record(
-        &mut tx,
-        &principal,
-        org.id,
-        "mapping.created",
-        mapping.id,
-        None,
-        audit::snapshot(&mapping),
-    )
-    .await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "mapping.created", "mapping", mapping.id).after(&mapping),
+        )
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(mapping)))
 }
@@ -345,16 +305,12 @@ async fn delete_mapping(
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let mapping = grants::delete_mapping(&mut tx, org.id, id, mapping_id).await?;
-    record(
-        &mut tx,
-        &principal,
-        org.id,
-        "mapping.deleted",
-        mapping_id,
-        audit::snapshot(&mapping),
-        None,
-    )
-    .await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "mapping.deleted", "mapping", mapping_id).before(&mapping),
+        )
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

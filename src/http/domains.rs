@@ -12,9 +12,8 @@ use super::{
     AppState,
 };
 use crate::store::{
-    audit,
+    audit::Event,
     domains::{self, Domain},
-    Tx,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -58,29 +57,6 @@ pub struct NewDomain {
     pub domain: String,
 }
 
-async fn record(
-    tx: &mut Tx,
-    principal: &Principal,
-    org_id: i64,
-    action: &str,
-    domain: &Domain,
-) -> Result<()> {
-    audit::record(
-        tx,
-        &principal.actor(),
-        audit::Event {
-            org_id: Some(org_id),
-            action,
-            target_type: "domain",
-            target_id: Some(domain.domain.clone()),
-            before: None,
-            after: audit::snapshot(domain),
-        },
-    )
-    .await?;
-    Ok(())
-}
-
 #[utoipa::path(get, path = "/orgs/{org}/domains", tag = "domains", params(("org" = String, Path)),
     responses((status = 200, body = Vec<DomainView>), (status = 404, body = ErrorBody)))]
 async fn list(
@@ -105,7 +81,12 @@ async fn claim(
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let domain = domains::claim(&mut tx, org.id, &input.domain).await?;
-    record(&mut tx, &principal, org.id, "domain.claimed", &domain).await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "domain.claimed", "domain", &domain.domain).after(&domain),
+        )
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(domain.into())))
 }
@@ -134,7 +115,12 @@ async fn delete(
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let domain = domains::delete(&mut tx, org.id, id).await?;
-    record(&mut tx, &principal, org.id, "domain.deleted", &domain).await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "domain.deleted", "domain", &domain.domain).before(&domain),
+        )
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -184,7 +170,12 @@ async fn verify(
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let verified = domains::mark_verified(&mut tx, org.id, id, "dns").await?;
-    record(&mut tx, &principal, org.id, "domain.verified", &verified).await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "domain.verified", "domain", &verified.domain).after(&verified),
+        )
+        .await?;
     tx.commit().await?;
     Ok(Json(verified.into()))
 }

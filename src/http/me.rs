@@ -8,7 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{auth::Principal, error::Result, extract, AppState};
 use crate::store::{
-    audit,
+    audit::Event,
     credentials::{self, ApiToken},
     members::{self, OrgAccess},
     now,
@@ -89,19 +89,8 @@ async fn create_token(
     let mut tx = state.store.begin().await?;
     let (token, secret) =
         credentials::create_token(&mut tx, principal.user.id, &input.name, expires_at).await?;
-    audit::record(
-        &mut tx,
-        &principal.actor(),
-        audit::Event {
-            org_id: None,
-            action: "api_token.created",
-            target_type: "api_token",
-            target_id: Some(token.id.to_string()),
-            before: None,
-            after: audit::snapshot(&token),
-        },
-    )
-    .await?;
+    let event = Event::personal("api_token.created", "api_token", token.id);
+    principal.record(&mut tx, event.after(&token)).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { token, secret })))
 }
@@ -116,19 +105,8 @@ async fn revoke_token(
 ) -> Result<StatusCode> {
     let mut tx = state.store.begin().await?;
     let token = credentials::revoke_token(&mut tx, principal.user.id, id).await?;
-    audit::record(
-        &mut tx,
-        &principal.actor(),
-        audit::Event {
-            org_id: None,
-            action: "api_token.revoked",
-            target_type: "api_token",
-            target_id: Some(token.id.to_string()),
-            before: audit::snapshot(&token),
-            after: None,
-        },
-    )
-    .await?;
+    let event = Event::personal("api_token.revoked", "api_token", token.id);
+    principal.record(&mut tx, event.before(&token)).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

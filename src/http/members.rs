@@ -13,7 +13,7 @@ use super::{
     AppState,
 };
 use crate::store::{
-    audit,
+    audit::Event,
     members::{self, ListQuery, Member, Status},
 };
 
@@ -127,7 +127,6 @@ async fn update(
     }
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    let actor = principal.actor();
     let mut member = members::require(&mut tx, org.id, user_id).await?;
     if let Some(is_admin) = changes.is_admin.filter(|&a| a != member.is_admin) {
         let (before, after) = members::set_admin(&mut tx, org.id, user_id, is_admin).await?;
@@ -136,7 +135,10 @@ async fn update(
         } else {
             "member.demoted"
         };
-        record(&mut tx, &actor, org.id, action, &before, Some(&after)).await?;
+        let event = Event::new(org.id, action, "member", user_id);
+        principal
+            .record(&mut tx, event.before(&before).after(&after))
+            .await?;
         member = after;
     }
     if let Some(status) = changes.status.filter(|s| s.as_str() != member.status) {
@@ -145,7 +147,10 @@ async fn update(
             Status::Suspended => "member.suspended",
             Status::Active => "member.reactivated",
         };
-        record(&mut tx, &actor, org.id, action, &before, Some(&after)).await?;
+        let event = Event::new(org.id, action, "member", user_id);
+        principal
+            .record(&mut tx, event.before(&before).after(&after))
+            .await?;
         member = after;
     }
     tx.commit().await?;
@@ -171,16 +176,10 @@ async fn replace_teams(
     let org = principal.admin_of(&mut tx, &slug).await?;
     let (before, after) = members::replace_teams(&mut tx, org.id, user_id, &input.team_ids).await?;
     if before.teams != after.teams {
-        let actor = principal.actor();
-        record(
-            &mut tx,
-            &actor,
-            org.id,
-            "member.teams_changed",
-            &before,
-            Some(&after),
-        )
-        .await?;
+        let event = Event::new(org.id, "member.teams_changed", "member", user_id);
+        principal
+            .record(&mut tx, event.before(&before).after(&after))
+            .await?;
     }
     tx.commit().await?;
     Ok(Json(after))
@@ -199,39 +198,8 @@ async fn remove(
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let before = members::remove(&mut tx, org.id, user_id).await?;
-    record(
-        &mut tx,
-        &principal.actor(),
-        org.id,
-        "member.removed",
-        &before,
-        None,
-    )
-    .await?;
+    let event = Event::new(org.id, "member.removed", "member", user_id);
+    principal.record(&mut tx, event.before(&before)).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn record(
-    tx: &mut crate::store::Tx,
-    actor: &audit::Actor,
-    org_id: i64,
-    action: &str,
-    before: &Member,
-    after: Option<&Member>,
-) -> Result<()> {
-    audit::record(
-        tx,
-        actor,
-        audit::Event {
-            org_id: Some(org_id),
-            action,
-            target_type: "member",
-            target_id: Some(before.user.id.to_string()),
-            before: audit::snapshot(before),
-            after: after.and_then(audit::snapshot),
-        },
-    )
-    .await?;
-    Ok(())
 }

@@ -13,7 +13,7 @@ use super::{
     AppState,
 };
 use crate::store::{
-    audit::{self, AuditEvent},
+    audit::{self, AuditEvent, Event},
     orgs::{self, Org, OrgChanges},
 };
 
@@ -58,19 +58,10 @@ async fn update(
         sso_enforced: input.sso_enforced,
     };
     let after = orgs::update(&mut tx, before.id, changes).await?;
-    audit::record(
-        &mut tx,
-        &principal.actor(),
-        audit::Event {
-            org_id: Some(before.id),
-            action: "org.updated",
-            target_type: "organization",
-            target_id: Some(before.slug.clone()),
-            before: audit::snapshot(&before),
-            after: audit::snapshot(&after),
-        },
-    )
-    .await?;
+    let event = Event::new(before.id, "org.updated", "organization", &before.slug);
+    principal
+        .record(&mut tx, event.before(&before).after(&after))
+        .await?;
     tx.commit().await?;
     Ok(Json(after))
 }

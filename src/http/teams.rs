@@ -12,9 +12,8 @@ use super::{
     AppState,
 };
 use crate::store::{
-    audit,
+    audit::Event,
     teams::{self, Team, TeamMember},
-    Tx,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -29,31 +28,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct TeamInput {
     pub name: String,
-}
-
-async fn record(
-    tx: &mut Tx,
-    principal: &Principal,
-    org_id: i64,
-    action: &str,
-    target_id: i64,
-    before: Option<serde_json::Value>,
-    after: Option<serde_json::Value>,
-) -> Result<()> {
-    audit::record(
-        tx,
-        &principal.actor(),
-        audit::Event {
-            org_id: Some(org_id),
-            action,
-            target_type: "team",
-            target_id: Some(target_id.to_string()),
-            before,
-            after,
-        },
-    )
-    .await?;
-    Ok(())
 }
 
 #[utoipa::path(get, path = "/orgs/{org}/teams", tag = "teams", params(("org" = String, Path)),
@@ -80,17 +54,12 @@ async fn create(
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let team = teams::create(&mut tx, org.id, &input.name).await?;
-    let after = audit::snapshot(&team);
-    record(
-        &mut tx,
-        &principal,
-        org.id,
-        "team.created",
-        team.id,
-        None,
-        after,
-    )
-    .await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "team.created", "team", team.id).after(&team),
+        )
+        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(team)))
 }
@@ -120,8 +89,14 @@ async fn rename(
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let (before, after) = teams::rename(&mut tx, org.id, team_id, &input.name).await?;
-    let (b, a) = (audit::snapshot(&before), audit::snapshot(&after));
-    record(&mut tx, &principal, org.id, "team.renamed", team_id, b, a).await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "team.renamed", "team", team_id)
+                .before(&before)
+                .after(&after),
+        )
+        .await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -137,17 +112,12 @@ async fn delete(
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let before = teams::delete(&mut tx, org.id, team_id).await?;
-    let b = audit::snapshot(&before);
-    record(
-        &mut tx,
-        &principal,
-        org.id,
-        "team.deleted",
-        team_id,
-        b,
-        None,
-    )
-    .await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "team.deleted", "team", team_id).before(&before),
+        )
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -180,17 +150,13 @@ async fn add_member(
     if !teams::add_member(&mut tx, org.id, team_id, user_id, "manual").await? {
         return Ok(StatusCode::NO_CONTENT);
     }
-    let after = Some(serde_json::json!({"user_id": user_id, "source": "manual"}));
-    record(
-        &mut tx,
-        &principal,
-        org.id,
-        "team.member_added",
-        team_id,
-        None,
-        after,
-    )
-    .await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "team.member_added", "team", team_id)
+                .after(&serde_json::json!({"user_id": user_id, "source": "manual"})),
+        )
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::CREATED)
 }
@@ -211,17 +177,13 @@ async fn remove_member(
             "user {user_id} is not in team {team_id}"
         )));
     }
-    let before = Some(serde_json::json!({"user_id": user_id}));
-    record(
-        &mut tx,
-        &principal,
-        org.id,
-        "team.member_removed",
-        team_id,
-        before,
-        None,
-    )
-    .await?;
+    principal
+        .record(
+            &mut tx,
+            Event::new(org.id, "team.member_removed", "team", team_id)
+                .before(&serde_json::json!({"user_id": user_id})),
+        )
+        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

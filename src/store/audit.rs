@@ -44,6 +44,44 @@ pub struct AuditEvent {
     pub created_at: DateTime<Utc>,
 }
 
+impl<'a> Event<'a> {
+    /// An org event about `target_type` `target_id`; add state with [`Event::before`] and
+    /// [`Event::after`].
+    pub fn new(
+        org_id: i64,
+        action: &'a str,
+        target_type: &'a str,
+        target_id: impl ToString,
+    ) -> Self {
+        Event {
+            org_id: Some(org_id),
+            action,
+            target_type,
+            target_id: Some(target_id.to_string()),
+            before: None,
+            after: None,
+        }
+    }
+
+    /// An event about the actor's own things (their API tokens), in no org's trail.
+    pub fn personal(action: &'a str, target_type: &'a str, target_id: impl ToString) -> Self {
+        Event {
+            org_id: None,
+            ..Event::new(0, action, target_type, target_id)
+        }
+    }
+
+    pub fn before<T: Serialize>(mut self, state: &T) -> Self {
+        self.before = snapshot(state);
+        self
+    }
+
+    pub fn after<T: Serialize>(mut self, state: &T) -> Self {
+        self.after = snapshot(state);
+        self
+    }
+}
+
 /// Serialises a state snapshot for the trail.
 pub fn snapshot<T: Serialize>(value: &T) -> Option<Value> {
     serde_json::to_value(value).ok()

@@ -209,14 +209,8 @@ pub async fn create_grant(
     .bind(now())
     .fetch_one(&mut *c)
     .await)?;
-    for team_id in team_ids {
-        on!(tx, c => sqlx::query("INSERT INTO access_grant_teams (grant_id, team_id) VALUES ($1, $2)")
-            .bind(id)
-            .bind(team_id)
-            .execute(&mut *c)
-            .await
-            .map(|r| r.rows_affected()))?;
-    }
+    let sql = "INSERT INTO access_grant_teams (grant_id, team_id) VALUES ($1, $2)";
+    teams::link(tx, sql, id, team_ids).await?;
     list_grants(tx, org_id, connection_id)
         .await?
         .into_iter()
@@ -233,16 +227,15 @@ pub async fn list_grants(tx: &mut Tx, org_id: i64, connection_id: i64) -> Result
     .bind(connection_id)
     .fetch_all(&mut *c)
     .await)?;
-    let teams = on!(tx, c => sqlx::query_as::<_, OwnerTeam>(
+    let mut by_owner = owner_teams(
+        tx,
         "SELECT g.id AS owner_id, t.id, t.name FROM access_grants g \
          JOIN access_grant_teams gt ON gt.grant_id = g.id JOIN teams t ON t.id = gt.team_id \
          WHERE g.org_id = $1 AND g.connection_id = $2 ORDER BY t.name_normalized",
+        org_id,
+        connection_id,
     )
-    .bind(org_id)
-    .bind(connection_id)
-    .fetch_all(&mut *c)
-    .await)?;
-    let mut by_owner = group_teams(teams);
+    .await?;
     Ok(rows
         .into_iter()
         .map(|r| Grant {
@@ -256,7 +249,18 @@ pub async fn list_grants(tx: &mut Tx, org_id: i64, connection_id: i64) -> Result
         .collect())
 }
 
-fn group_teams(rows: Vec<OwnerTeam>) -> HashMap<i64, Vec<TeamRef>> {
+/// Runs `sql` (owner_id, id, name rows for one connection) and groups the teams by owner.
+async fn owner_teams(
+    tx: &mut Tx,
+    sql: &'static str,
+    org_id: i64,
+    connection_id: i64,
+) -> Result<HashMap<i64, Vec<TeamRef>>> {
+    let rows = on!(tx, c => sqlx::query_as::<_, OwnerTeam>(sql)
+        .bind(org_id)
+        .bind(connection_id)
+        .fetch_all(&mut *c)
+        .await)?;
     let mut by_owner: HashMap<i64, Vec<TeamRef>> = HashMap::new();
     for t in rows {
         by_owner.entry(t.owner_id).or_default().push(TeamRef {
@@ -264,7 +268,7 @@ fn group_teams(rows: Vec<OwnerTeam>) -> HashMap<i64, Vec<TeamRef>> {
             name: t.name,
         });
     }
-    by_owner
+    Ok(by_owner)
 }
 
 pub async fn delete_grant(tx: &mut Tx, org_id: i64, connection_id: i64, id: i64) -> Result<Grant> {
@@ -314,14 +318,8 @@ pub async fn create_mapping(
         "mapping_exists",
         format!("group {by} {value:?} is already mapped on this connection; change that mapping instead"),
     ))?;
-    for team_id in team_ids {
-        on!(tx, c => sqlx::query("INSERT INTO group_mapping_teams (mapping_id, team_id) VALUES ($1, $2)")
-            .bind(id)
-            .bind(team_id)
-            .execute(&mut *c)
-            .await
-            .map(|r| r.rows_affected()))?;
-    }
+    let sql = "INSERT INTO group_mapping_teams (mapping_id, team_id) VALUES ($1, $2)";
+    teams::link(tx, sql, id, team_ids).await?;
     list_mappings(tx, org_id, connection_id)
         .await?
         .into_iter()
@@ -338,16 +336,15 @@ pub async fn list_mappings(tx: &mut Tx, org_id: i64, connection_id: i64) -> Resu
     .bind(connection_id)
     .fetch_all(&mut *c)
     .await)?;
-    let teams = on!(tx, c => sqlx::query_as::<_, OwnerTeam>(
+    let mut by_owner = owner_teams(
+        tx,
         "SELECT m.id AS owner_id, t.id, t.name FROM group_mappings m \
          JOIN group_mapping_teams mt ON mt.mapping_id = m.id JOIN teams t ON t.id = mt.team_id \
          WHERE m.org_id = $1 AND m.connection_id = $2 ORDER BY t.name_normalized",
+        org_id,
+        connection_id,
     )
-    .bind(org_id)
-    .bind(connection_id)
-    .fetch_all(&mut *c)
-    .await)?;
-    let mut by_owner = group_teams(teams);
+    .await?;
     Ok(rows
         .into_iter()
         .map(|r| Mapping {

@@ -69,14 +69,8 @@ pub async fn create(
         "invitation_pending",
         format!("{normalized} already has a pending invitation"),
     ))?;
-    for team_id in known {
-        on!(tx, c => sqlx::query("INSERT INTO invitation_teams (invitation_id, team_id) VALUES ($1, $2)")
-            .bind(id)
-            .bind(team_id)
-            .execute(&mut *c)
-            .await
-            .map(|r| r.rows_affected()))?;
-    }
+    let sql = "INSERT INTO invitation_teams (invitation_id, team_id) VALUES ($1, $2)";
+    teams::link(tx, sql, id, known).await?;
     get(tx, id).await?.ok_or(Error::NotFound("invitation"))
 }
 

@@ -178,6 +178,25 @@ pub async fn remove_member(tx: &mut Tx, org_id: i64, team_id: i64, user_id: i64)
     Ok(n == 1)
 }
 
+/// Inserts (owner, team) rows with `sql`, a two-parameter INSERT into one of the link tables
+/// (`access_grant_teams`, `group_mapping_teams`, `invitation_teams`).
+pub(crate) async fn link(
+    tx: &mut Tx,
+    sql: &'static str,
+    owner_id: i64,
+    team_ids: impl IntoIterator<Item = i64>,
+) -> Result<()> {
+    for team_id in team_ids {
+        on!(tx, c => sqlx::query(sql)
+            .bind(owner_id)
+            .bind(team_id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    Ok(())
+}
+
 /// Which of `ids` are teams of this org.
 pub async fn existing_ids(tx: &mut Tx, org_id: i64, ids: &BTreeSet<i64>) -> Result<BTreeSet<i64>> {
     if ids.is_empty() {
