@@ -2,7 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{now, on, on_unique, Error, Result, Tx};
+use super::{now, on, Error, Result, Tx};
 
 /// One global identity. A person who belongs to several orgs is one user.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
@@ -70,26 +70,13 @@ pub async fn by_email(tx: &mut Tx, email: &str) -> Result<Option<User>> {
 }
 
 pub async fn create(tx: &mut Tx, new: NewUser) -> Result<User> {
-    let normalized = normalize_email(&new.email)?;
-    let now = now();
-    let sql = concat!(
-        "INSERT INTO users (email, email_normalized, display_name, given_name, family_name, created_at, updated_at) ",
-        "VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ",
-        user_columns!()
-    );
-    on!(tx, c => sqlx::query_as::<_, User>(sql)
-        .bind(new.email.trim())
-        .bind(&normalized)
-        .bind(&new.display_name)
-        .bind(&new.given_name)
-        .bind(&new.family_name)
-        .bind(now)
-        .fetch_one(&mut *c)
-        .await)
-    .map_err(on_unique(
-        "email_taken",
-        format!("a user with email {normalized:?} already exists"),
-    ))
+    insert_if_absent(tx, &new).await?.ok_or_else(|| {
+        let email = normalize_email(&new.email).unwrap_or_default();
+        Error::conflict(
+            "email_taken",
+            format!("a user with email {email:?} already exists"),
+        )
+    })
 }
 
 /// Creates the user unless one with this email exists; `None` then. For concurrent first
