@@ -22,6 +22,8 @@ pub struct Config {
     pub http: HttpConfig,
     pub sessions: SessionConfig,
     pub dns: DnsConfig,
+    pub mail: MailConfig,
+    pub invitations: InvitationConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +64,70 @@ pub struct DnsConfig {
     pub timeout_seconds: u64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    /// Writes each message as an .eml file into `mail.file_dir` (and logs it): no mail server
+    /// needed, for trying rollcall out and for development.
+    File,
+    /// Delivers through the SMTP server at `mail.smtp_url`.
+    Smtp,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    pub transport: MailTransport,
+    /// The From address, e.g. `Acme Access <access@acme.com>`.
+    pub from: String,
+    pub file_dir: String,
+    /// `smtp://host:587?tls=required` (STARTTLS), `smtps://host:465` (implicit TLS) or
+    /// `smtp://host:25` (no TLS: only to a relay on the same host); credentials as
+    /// `smtps://user:password@host`.
+    pub smtp_url: String,
+    /// How often the delivery worker looks for due messages.
+    pub poll_interval_ms: u64,
+    /// Attempts before a message is marked failed.
+    pub max_attempts: i64,
+    /// Delay before the first retry; it doubles with each attempt, up to an hour.
+    pub retry_base_seconds: i64,
+    /// How long a worker may hold a message it is sending before another may take it over.
+    pub lock_seconds: i64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        Self {
+            transport: MailTransport::File,
+            from: "rollcall <rollcall@localhost>".into(),
+            file_dir: "mail".into(),
+            smtp_url: "smtp://localhost:25".into(),
+            poll_interval_ms: 1000,
+            max_attempts: 8,
+            retry_base_seconds: 30,
+            lock_seconds: 120,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InvitationConfig {
+    /// How long an invitation link works.
+    pub ttl_days: i64,
+    /// Expired invitations are deleted automatically this long after they expired.
+    pub purge_after_days: i64,
+}
+
+impl Default for InvitationConfig {
+    fn default() -> Self {
+        Self {
+            ttl_days: 7,
+            purge_after_days: 30,
+        }
+    }
+}
+
 impl Default for DnsConfig {
     fn default() -> Self {
         Self {
@@ -81,6 +147,8 @@ impl Default for Config {
             http: HttpConfig::default(),
             sessions: SessionConfig::default(),
             dns: DnsConfig::default(),
+            mail: MailConfig::default(),
+            invitations: InvitationConfig::default(),
         }
     }
 }

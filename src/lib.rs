@@ -8,6 +8,8 @@
 pub mod config;
 pub mod dns;
 pub mod http;
+pub mod invitations;
+pub mod mail;
 pub mod operator;
 pub mod provisioning;
 pub mod secrets;

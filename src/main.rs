@@ -1,7 +1,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use rollcall::{config::Config, http, operator, store::Store, telemetry};
+use rollcall::{config::Config, http, mail, operator, store::Store, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -116,8 +116,20 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
                 backend = store.backend(),
                 "rollcall listening"
             );
+            let sender = mail::Sender::new(&config.mail)?;
+            let (stop_worker, stop) = tokio::sync::watch::channel(false);
+            let worker = tokio::spawn(mail::run_worker(
+                store.clone(),
+                sender,
+                config.mail.clone(),
+                config.invitations.clone(),
+                stop,
+            ));
             let state = http::AppState::new(store.clone(), config)?;
             http::serve(listener, state, http::shutdown_signal()).await?;
+            // A message being sent now finishes; the next pass never starts.
+            let _ = stop_worker.send(true);
+            let _ = worker.await;
             store.close().await;
             tracing::info!("stopped");
         }

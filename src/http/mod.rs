@@ -7,6 +7,7 @@ mod domains;
 pub mod error;
 mod extract;
 mod health;
+mod invitations;
 mod me;
 mod members;
 mod orgs;
@@ -88,7 +89,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(members::router())
         .merge(teams::router())
         .merge(connections::router())
-        .merge(domains::router());
+        .merge(domains::router())
+        .merge(invitations::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .split_for_parts()

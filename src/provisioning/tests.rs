@@ -338,17 +338,15 @@ async fn a_pending_invitation_is_accepted_by_the_sso_arrival() {
     let w = world().await;
     w.map("Engineering", &[w.eng]).await;
     let mut tx = w.store.begin().await.unwrap();
-    let inv = invitations::create(
-        &mut tx,
-        w.org_id,
-        "Dee@Acme.com",
-        true,
-        &[w.ops],
-        None,
-        Duration::days(7),
-    )
-    .await
-    .unwrap();
+    let new = invitations::NewInvitation {
+        email: "Dee@Acme.com",
+        is_admin: true,
+        team_ids: &[w.ops],
+        invited_by: None,
+        ttl: Duration::days(7),
+        token_hash: "test-token-hash-dee",
+    };
+    let inv = invitations::create(&mut tx, w.org_id, new).await.unwrap();
     tx.commit().await.unwrap();
 
     // No grant matches Dee, but her invitation lets her in and gives what it promised.
@@ -391,17 +389,15 @@ async fn a_pending_invitation_is_accepted_by_the_sso_arrival() {
 async fn expired_invitations_let_no_one_in() {
     let w = world().await;
     let mut tx = w.store.begin().await.unwrap();
-    invitations::create(
-        &mut tx,
-        w.org_id,
-        "eve@acme.com",
-        false,
-        &[],
-        None,
-        Duration::seconds(-1),
-    )
-    .await
-    .unwrap();
+    let new = invitations::NewInvitation {
+        email: "eve@acme.com",
+        is_admin: false,
+        team_ids: &[],
+        invited_by: None,
+        ttl: Duration::seconds(-1),
+        token_hash: "test-token-hash-eve",
+    };
+    invitations::create(&mut tx, w.org_id, new).await.unwrap();
     tx.commit().await.unwrap();
     let r = refused(w.login(&w.person("eve", "eve@acme.com", &[])).await);
     assert_eq!(r.code, "not_granted");

@@ -5,7 +5,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{grants::TeamRef, now, on, on_unique, teams, users, Error, Result, Tx};
+use super::{
+    grants::TeamRef, now, on, on_unique, outbox::Delivery, teams, users, Error, Result, Tx,
+};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Invitation {
@@ -14,12 +16,17 @@ pub struct Invitation {
     pub org_id: i64,
     pub email: String,
     pub is_admin: bool,
-    /// `pending`, `accepted` or `revoked`; a pending one past `expires_at` is expired.
+    /// `pending`, `accepted`, `expired` or `revoked`.
     pub status: String,
     pub teams: Vec<TeamRef>,
     pub expires_at: DateTime<Utc>,
     pub accepted_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// How many times it was sent (1 + resends).
+    pub sent_count: i64,
+    pub invited_by: Option<String>,
+    /// Where the latest email for it stands.
+    pub delivery: Option<Delivery>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -32,36 +39,54 @@ struct Row {
     expires_at: DateTime<Utc>,
     accepted_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
+    sent_count: i64,
+    invited_by: Option<String>,
 }
 
-pub async fn create(
+pub struct NewInvitation<'a> {
+    pub email: &'a str,
+    pub is_admin: bool,
+    pub team_ids: &'a [i64],
+    pub invited_by: Option<i64>,
+    pub ttl: Duration,
+    /// Hash of the link's secret; see [`crate::secrets`].
+    pub token_hash: &'a str,
+}
+
+/// Checks the teams belong to the org.
+async fn check_teams(
     tx: &mut Tx,
     org_id: i64,
-    email: &str,
-    is_admin: bool,
     team_ids: &[i64],
-    invited_by: Option<i64>,
-    ttl: Duration,
-) -> Result<Invitation> {
-    let normalized = users::normalize_email(email)?;
+) -> Result<std::collections::BTreeSet<i64>> {
     let wanted = team_ids.iter().copied().collect();
     let known = teams::existing_ids(tx, org_id, &wanted).await?;
     if known != wanted {
-        return Err(Error::Invalid(
-            "an invited team is not a team of this organization".into(),
-        ));
+        let missing: Vec<String> = wanted.difference(&known).map(i64::to_string).collect();
+        return Err(Error::Invalid(format!(
+            "no team with id {} in this organization",
+            missing.join(", ")
+        )));
     }
+    Ok(known)
+}
+
+pub async fn create(tx: &mut Tx, org_id: i64, new: NewInvitation<'_>) -> Result<Invitation> {
+    let normalized = users::normalize_email(new.email)?;
+    let known = check_teams(tx, org_id, new.team_ids).await?;
     let now = now();
     let id: i64 = on!(tx, c => sqlx::query_scalar(
         "INSERT INTO invitations (org_id, email, email_normalized, is_admin, status, invited_by_user_id, \
-         expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $7) RETURNING id",
+         expires_at, token_hash, sent_count, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, 1, $8, $8) RETURNING id",
     )
     .bind(org_id)
-    .bind(email.trim())
+    .bind(new.email.trim())
     .bind(&normalized)
-    .bind(is_admin)
-    .bind(invited_by)
-    .bind(now + ttl)
+    .bind(new.is_admin)
+    .bind(new.invited_by)
+    .bind(now + new.ttl)
+    .bind(new.token_hash)
     .bind(now)
     .fetch_one(&mut *c)
     .await)
@@ -74,9 +99,166 @@ pub async fn create(
     get(tx, id).await?.ok_or(Error::NotFound("invitation"))
 }
 
+/// Sends an existing invitation again: a new link (the old one stops working), a new
+/// expiry, and the given teams and admin flag. Pending and expired invitations only.
+pub async fn renew(
+    tx: &mut Tx,
+    org_id: i64,
+    id: i64,
+    changes: Option<(bool, &[i64])>,
+    ttl: Duration,
+    token_hash: &str,
+) -> Result<Invitation> {
+    let current = require(tx, org_id, id).await?;
+    if current.status != "pending" && current.status != "expired" {
+        return Err(Error::conflict(
+            "invitation_closed",
+            format!(
+                "the invitation is {}; send a new one instead",
+                current.status
+            ),
+        ));
+    }
+    let now = now();
+    let is_admin = changes.map_or(current.is_admin, |(admin, _)| admin);
+    on!(tx, c => sqlx::query(
+        "UPDATE invitations SET token_hash = $2, expires_at = $3, is_admin = $4, sent_count = sent_count + 1, \
+         updated_at = $5 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(token_hash)
+    .bind(now + ttl)
+    .bind(is_admin)
+    .bind(now)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if let Some((_, team_ids)) = changes {
+        let known = check_teams(tx, org_id, team_ids).await?;
+        on!(tx, c => sqlx::query("DELETE FROM invitation_teams WHERE invitation_id = $1")
+            .bind(id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        let sql = "INSERT INTO invitation_teams (invitation_id, team_id) VALUES ($1, $2)";
+        teams::link(tx, sql, id, known).await?;
+    }
+    require(tx, org_id, id).await
+}
+
+pub async fn require(tx: &mut Tx, org_id: i64, id: i64) -> Result<Invitation> {
+    get(tx, id)
+        .await?
+        .filter(|i| i.org_id == org_id)
+        .ok_or(Error::NotFound("invitation"))
+}
+
+/// The invitation a link's secret belongs to, whatever its status.
+pub async fn by_token_hash(tx: &mut Tx, token_hash: &str) -> Result<Option<Invitation>> {
+    let id: Option<i64> = on!(tx, c => sqlx::query_scalar("SELECT id FROM invitations WHERE token_hash = $1")
+        .bind(token_hash)
+        .fetch_optional(&mut *c)
+        .await)?;
+    match id {
+        Some(id) => get(tx, id).await,
+        None => Ok(None),
+    }
+}
+
+pub async fn revoke(tx: &mut Tx, org_id: i64, id: i64) -> Result<Invitation> {
+    let current = require(tx, org_id, id).await?;
+    if current.status != "pending" && current.status != "expired" {
+        return Err(Error::conflict(
+            "invitation_closed",
+            format!("the invitation is already {}", current.status),
+        ));
+    }
+    on!(tx, c => sqlx::query(
+        "UPDATE invitations SET status = 'revoked', token_hash = NULL, updated_at = $2 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(now())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    require(tx, org_id, id).await
+}
+
+/// Deletes the org's expired invitations; returns how many.
+pub async fn delete_expired(tx: &mut Tx, org_id: i64) -> Result<u64> {
+    Ok(on!(tx, c => sqlx::query(
+        "DELETE FROM invitations WHERE org_id = $1 AND status = 'pending' AND expires_at <= $2",
+    )
+    .bind(org_id)
+    .bind(now())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?)
+}
+
+/// Deletes, in every org, invitations that expired before `cutoff`; returns how many.
+pub async fn purge_expired_before(tx: &mut Tx, cutoff: DateTime<Utc>) -> Result<u64> {
+    Ok(
+        on!(tx, c => sqlx::query("DELETE FROM invitations WHERE status = 'pending' AND expires_at <= $1")
+        .bind(cutoff)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?,
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusFilter {
+    Pending,
+    Accepted,
+    Expired,
+    Revoked,
+}
+
+/// A page of the org's invitations, newest first, with where their latest email stands.
+pub async fn list(
+    tx: &mut Tx,
+    org_id: i64,
+    status: Option<StatusFilter>,
+    before_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Invitation>> {
+    let now = now();
+    let ids: Vec<i64> = on!(tx, c => sqlx::query_scalar(
+        "SELECT id FROM invitations WHERE org_id = $1 AND ($2 IS NULL OR id < $2) AND ( \
+           $3 IS NULL \
+           OR ($3 = 'pending' AND status = 'pending' AND expires_at > $4) \
+           OR ($3 = 'expired' AND status = 'pending' AND expires_at <= $4) \
+           OR ($3 IN ('accepted', 'revoked') AND status = $3)) \
+         ORDER BY id DESC LIMIT $5",
+    )
+    .bind(org_id)
+    .bind(before_id)
+    .bind(status.map(|s| match s {
+        StatusFilter::Pending => "pending",
+        StatusFilter::Accepted => "accepted",
+        StatusFilter::Expired => "expired",
+        StatusFilter::Revoked => "revoked",
+    }))
+    .bind(now)
+    .bind(limit)
+    .fetch_all(&mut *c)
+    .await)?;
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(invitation) = get(tx, id).await? {
+            out.push(invitation);
+        }
+    }
+    Ok(out)
+}
+
 pub async fn get(tx: &mut Tx, id: i64) -> Result<Option<Invitation>> {
     let row = on!(tx, c => sqlx::query_as::<_, Row>(
-        "SELECT id, org_id, email, is_admin, status, expires_at, accepted_at, created_at FROM invitations WHERE id = $1",
+        "SELECT i.id, i.org_id, i.email, i.is_admin, i.status, i.expires_at, i.accepted_at, i.created_at, \
+         i.sent_count, u.email AS invited_by FROM invitations i \
+         LEFT JOIN users u ON u.id = i.invited_by_user_id WHERE i.id = $1",
     )
     .bind(id)
     .fetch_optional(&mut *c)
@@ -89,12 +271,27 @@ pub async fn get(tx: &mut Tx, id: i64) -> Result<Option<Invitation>> {
     .bind(id)
     .fetch_all(&mut *c)
     .await)?;
+    let delivery = on!(tx, c => sqlx::query_as::<_, Delivery>(
+        "SELECT status, attempts, last_error, sent_at FROM outbox WHERE invitation_id = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await)?;
+    // "expired" is not stored: a pending invitation past its expiry is expired.
+    let status = if row.status == "pending" && row.expires_at <= now() {
+        "expired".to_string()
+    } else {
+        row.status
+    };
     Ok(Some(Invitation {
         id: row.id,
         org_id: row.org_id,
         email: row.email,
         is_admin: row.is_admin,
-        status: row.status,
+        status,
+        sent_count: row.sent_count,
+        invited_by: row.invited_by,
+        delivery,
         teams: teams
             .into_iter()
             .map(|(id, name)| TeamRef { id, name })
@@ -103,6 +300,25 @@ pub async fn get(tx: &mut Tx, id: i64) -> Result<Option<Invitation>> {
         accepted_at: row.accepted_at,
         created_at: row.created_at,
     }))
+}
+
+/// The org's open invitation for this (normalised) address: pending, expired or not.
+pub async fn open_for(
+    tx: &mut Tx,
+    org_id: i64,
+    email_normalized: &str,
+) -> Result<Option<Invitation>> {
+    let id: Option<i64> = on!(tx, c => sqlx::query_scalar(
+        "SELECT id FROM invitations WHERE org_id = $1 AND email_normalized = $2 AND status = 'pending'",
+    )
+    .bind(org_id)
+    .bind(email_normalized)
+    .fetch_optional(&mut *c)
+    .await)?;
+    match id {
+        Some(id) => get(tx, id).await,
+        None => Ok(None),
+    }
 }
 
 /// The org's pending, unexpired invitation for this (normalised) address.

@@ -16,6 +16,7 @@ pub mod identities;
 pub mod invitations;
 pub mod members;
 pub mod orgs;
+pub mod outbox;
 pub mod teams;
 pub mod users;
 
@@ -43,6 +44,9 @@ pub enum Error {
     UnsupportedUrl(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A bug or broken installation, e.g. a template that does not render.
+    #[error("{0}")]
+    Internal(String),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

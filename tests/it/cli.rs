@@ -88,6 +88,7 @@ async fn migrate_bootstrap_serve_and_stop(backend: Backend) {
         .current_dir(dir.path())
         .arg("serve")
         .env("ROLLCALL_LISTEN", "127.0.0.1:0")
+        .env("ROLLCALL_MAIL__POLL_INTERVAL_MS", "50")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -145,6 +146,31 @@ async fn migrate_bootstrap_serve_and_stop(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
+
+    // The server's mail worker delivers an invitation with the default file transport.
+    let r = client
+        .post(format!("http://{address}/api/v1/orgs/acme/invitations"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"emails": ["new@acme.example"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let mail_dir = dir.path().join("mail");
+    let mut written = Vec::new();
+    for _ in 0..100 {
+        written = std::fs::read_dir(&mail_dir)
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if !written.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(written.len(), 1, "one .eml file in {}", mail_dir.display());
+    let eml = std::fs::read_to_string(&written[0]).unwrap();
+    assert!(eml.contains("To: new@acme.example"), "{eml}");
+    assert!(eml.contains("/invite/rc_inv_"), "{eml}");
 
     let kill = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

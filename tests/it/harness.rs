@@ -4,16 +4,16 @@ use std::net::SocketAddr;
 
 use reqwest::{Method, StatusCode};
 use rollcall::{
-    config::{Config, DnsConfig, HttpConfig},
+    config::{Config, DnsConfig, HttpConfig, MailConfig, MailTransport},
     http::{self, AppState},
-    operator,
+    mail, operator,
     store::{self, credentials, members, users, Store},
 };
 use serde_json::Value;
 use sqlx::Connection;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
-use crate::dns_server::DnsServer;
+use crate::{dns_server::DnsServer, smtp_server::SmtpServer};
 
 /// Runs each listed `async fn name(backend: Backend)` once per backend, as
 /// `sqlite::name` and `postgres::name`.
@@ -24,7 +24,7 @@ macro_rules! backend_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::harness::Backend::Sqlite).await
+                    $crate::harness::within_limit(super::$name($crate::harness::Backend::Sqlite)).await
                 }
             )*
         }
@@ -33,12 +33,22 @@ macro_rules! backend_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     if let Some(backend) = $crate::harness::Backend::postgres() {
-                        super::$name(backend).await
+                        $crate::harness::within_limit(super::$name(backend)).await
                     }
                 }
             )*
         }
     };
+}
+
+/// Fails a test that runs over two minutes instead of letting it hang CI.
+pub async fn within_limit(test: impl std::future::Future<Output = ()>) {
+    if tokio::time::timeout(std::time::Duration::from_secs(120), test)
+        .await
+        .is_err()
+    {
+        panic!("test did not finish within 120 s (a leaked transaction blocks closing the pool, for one)");
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -135,6 +145,9 @@ pub struct TestApp {
     pub store: Store,
     /// The nameserver the app asks for domain-verification records.
     pub dns: DnsServer,
+    /// The SMTP server the app's mail goes to.
+    pub smtp: SmtpServer,
+    pub config: Config,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -167,6 +180,7 @@ impl TestApp {
         let store = Store::connect(&db.url).await.expect("connect store");
         store.migrate().await.expect("migrate");
         let dns = DnsServer::start().await;
+        let smtp = SmtpServer::start().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let config = Config {
@@ -181,9 +195,18 @@ impl TestApp {
                 nameservers: vec![dns.addr.to_string()],
                 timeout_seconds: 2,
             },
+            mail: MailConfig {
+                transport: MailTransport::Smtp,
+                from: "Acme Access <access@acme.test>".into(),
+                smtp_url: smtp.url(),
+                max_attempts: 3,
+                retry_base_seconds: 0,
+                lock_seconds: 1,
+                ..MailConfig::default()
+            },
             ..Config::default()
         };
-        let state = AppState::new(store.clone(), config).expect("app state");
+        let state = AppState::new(store.clone(), config.clone()).expect("app state");
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(http::serve(listener, state, async {
             let _ = rx.await;
@@ -192,6 +215,8 @@ impl TestApp {
             addr,
             store,
             dns,
+            smtp,
+            config,
             client: reqwest::Client::new(),
             shutdown: Some(tx),
             server: Some(server),
@@ -322,6 +347,14 @@ impl TestApp {
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
         r.body["id"].as_i64().expect("team id")
+    }
+
+    /// One pass of the mail worker, as `rollcall serve` runs it every poll interval.
+    pub async fn deliver_mail(&self) -> usize {
+        let sender = mail::Sender::new(&self.config.mail).expect("mail sender");
+        mail::deliver_due(&self.store, &sender, &self.config.mail)
+            .await
+            .expect("delivery pass")
     }
 
     pub async fn stop(mut self) {

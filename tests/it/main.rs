@@ -3,9 +3,11 @@
 
 mod dns_server;
 mod harness;
+mod smtp_server;
 
 mod cli;
 mod concurrency;
+mod invitations;
 mod me;
 mod members;
 mod ops;

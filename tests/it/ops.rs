@@ -171,6 +171,18 @@ async fn openapi_document_covers_every_route(backend: Backend) {
             "/api/v1/orgs/{org}/domains/{domain_id}/verify",
             vec!["post"],
         ),
+        (
+            "/api/v1/orgs/{org}/invitations",
+            vec!["get", "post", "delete"],
+        ),
+        (
+            "/api/v1/orgs/{org}/invitations/{invitation_id}",
+            vec!["get", "delete"],
+        ),
+        (
+            "/api/v1/orgs/{org}/invitations/{invitation_id}/resend",
+            vec!["post"],
+        ),
     ];
     assert_eq!(
         paths.len(),
