@@ -5,6 +5,7 @@
 //! process setup. See docs/architecture.md for where the SSO, SCIM and invitation front
 //! doors and the provisioning core go.
 
+pub mod accounts;
 pub mod config;
 pub mod dns;
 pub mod http;
@@ -15,3 +16,4 @@ pub mod provisioning;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
+pub mod web;

@@ -109,6 +109,7 @@ pub fn router(state: AppState) -> Router {
         }),
     )
     .merge(health::router())
+    .merge(crate::web::router())
     .fallback(error::not_found)
     .method_not_allowed_fallback(error::method_not_allowed)
     .layer(DefaultBodyLimit::max(limit))

@@ -15,6 +15,8 @@ use crate::{
     mail, secrets,
     store::{
         self, audit,
+        connections::{self, Connection},
+        domains,
         invitations::{self, Invitation, NewInvitation},
         members,
         orgs::Org,
@@ -163,6 +165,39 @@ pub async fn resend(
     let event = audit::Event::new(org.id, "invitation.resent", "invitation", id).after(&invitation);
     audit::record(tx, actor, event).await?;
     Ok(invitation)
+}
+
+/// The SSO connection an invitee must accept through, if any: when the org enforces SSO, or
+/// when the invited email's domain is verified for the org and it has a connection enabled.
+/// `Err` when SSO is enforced but no connection is enabled (no way in at all).
+pub async fn sso_connection(
+    tx: &mut Tx,
+    org: &Org,
+    email: &str,
+) -> store::Result<Result<Option<Connection>, ()>> {
+    let enabled: Vec<Connection> = connections::list(tx, org.id)
+        .await?
+        .into_iter()
+        .filter(|c| c.enabled)
+        .collect();
+    let domain_verified = match domains::of_email(email) {
+        Some(domain) => domains::is_verified(tx, org.id, &domain).await?,
+        None => false,
+    };
+    Ok(match enabled.into_iter().next() {
+        None if org.sso_enforced => Err(()),
+        Some(connection) if org.sso_enforced || domain_verified => Ok(Some(connection)),
+        _ => Ok(None),
+    })
+}
+
+/// Where a browser starts the SSO sign-in of a connection (served by the SAML and OIDC
+/// front doors), coming back to `return_to`.
+pub fn sso_login_url(org: &Org, connection: &Connection, return_to: &str) -> String {
+    format!(
+        "/{}/{}/login?connection={}&return_to={}",
+        connection.kind, org.slug, connection.id, return_to
+    )
 }
 
 /// The link in the email.

@@ -606,5 +606,66 @@ pub async fn provision(
     }
 }
 
+/// What accepting an invitation with a local account did.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Accepted {
+    pub org_id: i64,
+    pub user_id: i64,
+    pub invitation_id: i64,
+    pub membership_created: bool,
+    pub teams_added: Vec<TeamRef>,
+}
+
+/// Accepts an invitation for a signed-in local user: the invitation is consumed in one
+/// conditional UPDATE in this transaction, so of two concurrent accepts of one link one
+/// succeeds and the other is refused. The user's email must be the invited one.
+pub async fn accept_invitation(
+    tx: &mut Tx,
+    invitation: &Invitation,
+    user: &users::User,
+) -> Result<Accepted, Error> {
+    let invited = users::normalize_email(&invitation.email)?;
+    let signed_in = users::normalize_email(&user.email)?;
+    if invited != signed_in {
+        return Err(Error::Refused(refusal(
+            "email_mismatch",
+            format!("This invitation is for {invited}, but you are signed in as {signed_in}."),
+            format!(
+                "user {} ({signed_in}) tried invitation {} for {invited}",
+                user.id, invitation.id
+            ),
+        )));
+    }
+    if !invitations::mark_accepted(tx, invitation.id, user.id).await? {
+        return Err(Error::Refused(refusal(
+            "invitation_invalid",
+            "This invitation is no longer valid.",
+            format!(
+                "invitation {} was not pending (accepted, revoked or expired)",
+                invitation.id
+            ),
+        )));
+    }
+    let org_id = invitation.org_id;
+    let membership_created =
+        members::insert_if_absent(tx, org_id, user.id, members::Source::Invitation).await?;
+    if invitation.is_admin {
+        members::set_admin_source(tx, org_id, user.id, Some("manual")).await?;
+    }
+    let mut teams_added = Vec::new();
+    for team in &invitation.teams {
+        if teams::add_member(tx, org_id, team.id, user.id, "invitation").await? {
+            teams_added.push(team.clone());
+        }
+    }
+    Ok(Accepted {
+        org_id,
+        user_id: user.id,
+        invitation_id: invitation.id,
+        membership_created,
+        teams_added,
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -119,6 +119,17 @@ pub async fn create_session(tx: &mut Tx, user_id: i64, ttl: Duration) -> Result<
     Ok(secret.plaintext)
 }
 
+/// Ends one session (sign-out, or replaced at sign-in).
+pub async fn revoke_session(tx: &mut Tx, session_id: i64) -> Result<()> {
+    on!(tx, c => sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+        .bind(session_id)
+        .bind(now())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
 /// Revokes every session and API token of the user. Returns how many were revoked.
 pub async fn revoke_all(tx: &mut Tx, user_id: i64) -> Result<u64> {
     let now = now();

@@ -17,6 +17,7 @@ pub mod invitations;
 pub mod members;
 pub mod orgs;
 pub mod outbox;
+pub mod passwords;
 pub mod teams;
 pub mod users;
 

@@ -82,6 +82,11 @@ pub async fn by_slug(tx: &mut Tx, slug: &str) -> Result<Option<Org>> {
     Ok(on!(tx, c => sqlx::query_as::<_, Org>(sql).bind(slug).fetch_optional(&mut *c).await)?)
 }
 
+pub async fn by_id(tx: &mut Tx, id: i64) -> Result<Option<Org>> {
+    let sql = concat!("SELECT ", columns!(), " FROM organizations WHERE id = $1");
+    Ok(on!(tx, c => sqlx::query_as::<_, Org>(sql).bind(id).fetch_optional(&mut *c).await)?)
+}
+
 pub async fn update(tx: &mut Tx, org_id: i64, changes: OrgChanges) -> Result<Org> {
     let name = changes.name.as_deref().map(validate_name).transpose()?;
     let sql = concat!(

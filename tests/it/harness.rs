@@ -375,3 +375,86 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// A client that keeps cookies and does not follow redirects: a browser, as far as the
+/// server can tell, whose every step the test can inspect.
+pub struct Browser {
+    client: reqwest::Client,
+    base: String,
+}
+
+pub struct PageResponse {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl PageResponse {
+    /// Where a redirect points.
+    pub fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+    }
+
+    /// The CSRF token of the page's forms.
+    pub fn csrf(&self) -> String {
+        let start = self
+            .body
+            .find("name=\"csrf\" value=\"")
+            .expect("a form with a CSRF token")
+            + 19;
+        self.body[start..start + 43].to_string()
+    }
+}
+
+impl Browser {
+    pub fn new(app: &TestApp) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: format!("http://{}", app.addr),
+        }
+    }
+
+    async fn read(response: reqwest::Response) -> PageResponse {
+        PageResponse {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    /// `path` may be a full URL on this server, as in an email.
+    pub async fn get(&self, path: &str) -> PageResponse {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        Self::read(self.client.get(url).send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> PageResponse {
+        let url = format!("{}{path}", self.base);
+        Self::read(self.client.post(url).form(form).send().await.unwrap()).await
+    }
+
+    pub async fn post_from(&self, path: &str, origin: &str, form: &[(&str, &str)]) -> PageResponse {
+        let url = format!("{}{path}", self.base);
+        Self::read(
+            self.client
+                .post(url)
+                .header("origin", origin)
+                .form(form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+}

@@ -14,3 +14,4 @@ mod ops;
 mod orgs;
 mod provisioning;
 mod teams;
+mod web;

@@ -1,0 +1,123 @@
+//! Local accounts: people who sign in with an email and a password rather than through
+//! their organization's identity provider.
+
+use std::sync::OnceLock;
+
+use argon2::{
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Argon2,
+};
+
+use crate::store::{self, passwords, users, Tx};
+
+pub const MIN_LENGTH: usize = 10;
+pub const MAX_LENGTH: usize = 256;
+
+/// Refuses passwords that are short or guessable: zxcvbn estimates the guesses needed,
+/// counting common passwords, dictionary words, keyboard patterns and the person's own
+/// email and name. Returns the reason in words a person can act on.
+pub fn check_policy(password: &str, email: &str, name: Option<&str>) -> Result<(), String> {
+    let length = password.chars().count();
+    if length < MIN_LENGTH {
+        return Err(format!("Use at least {MIN_LENGTH} characters."));
+    }
+    if length > MAX_LENGTH {
+        return Err(format!("Use at most {MAX_LENGTH} characters."));
+    }
+    let (local, domain) = email.split_once('@').unwrap_or((email, ""));
+    // The name's parts alone and run together ("annsmith"), as people write them in passwords.
+    let joined: String = name.unwrap_or_default().split_whitespace().collect();
+    let mut inputs = vec![email, local, domain, joined.as_str()];
+    inputs.extend(domain.split('.'));
+    inputs.extend(name.iter().flat_map(|n| n.split_whitespace()));
+    let estimate = zxcvbn::zxcvbn(password, &inputs);
+    if (estimate.score() as u8) < 3 {
+        let hint = estimate
+            .feedback()
+            .and_then(|f| f.warning().map(|w| w.to_string()))
+            .unwrap_or_else(|| "It is too easy to guess.".into());
+        return Err(format!("Choose a harder password. {hint}"));
+    }
+    Ok(())
+}
+
+/// An argon2id hash in PHC form, with a fresh salt.
+pub fn hash(password: &str) -> String {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 with default parameters hashes any input")
+        .to_string()
+}
+
+pub fn verify(stored: &str, password: &str) -> bool {
+    PasswordHash::new(stored)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A hash of nothing in particular, verified when there is no account, so that an unknown
+/// email costs the same time as a wrong password and responses cannot tell them apart.
+fn decoy() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash("rollcall-decoy-password"))
+}
+
+/// The user, if the email has a local account and the password is right. Unknown email,
+/// no password set and wrong password all answer `None`, in about the same time.
+pub async fn authenticate(
+    tx: &mut Tx,
+    email: &str,
+    password: &str,
+) -> store::Result<Option<users::User>> {
+    let user = match users::normalize_email(email) {
+        Ok(email) => users::by_email(tx, &email).await?,
+        Err(_) => None,
+    };
+    let stored = match &user {
+        Some(user) => passwords::hash_of(tx, user.id).await?,
+        None => None,
+    };
+    let ok = verify(stored.as_deref().unwrap_or_else(|| decoy()), password) && stored.is_some();
+    Ok(user.filter(|_| ok))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_are_salted() {
+        let a = hash("correct horse battery staple");
+        let b = hash("correct horse battery staple");
+        assert!(a.starts_with("$argon2id$"));
+        assert_ne!(a, b);
+        assert!(verify(&a, "correct horse battery staple"));
+        assert!(!verify(&a, "correct horse battery stapler"));
+        assert!(!verify("not a hash", "anything"));
+    }
+
+    #[test]
+    fn weak_passwords_are_refused_with_a_reason() {
+        assert!(check_policy("short", "ann@acme.com", None)
+            .unwrap_err()
+            .contains("at least 10"));
+        for weak in ["password123", "qwertyuiop", "1234567890", "annsmith2024!"] {
+            assert!(
+                check_policy(weak, "ann@acme.com", Some("Ann Smith")).is_err(),
+                "{weak}"
+            );
+        }
+        assert!(check_policy("ann@acme.com1", "ann@acme.com", None).is_err());
+        assert!(check_policy(
+            "tangerine-viaduct-41-mollusc",
+            "ann@acme.com",
+            Some("Ann Smith")
+        )
+        .is_ok());
+    }
+}

@@ -1,0 +1,83 @@
+//! CSRF protection for forms: a random token in a SameSite=Strict cookie, repeated in a
+//! hidden field; a cross-site page can make the browser send the cookie (it cannot: Strict)
+//! but can never read it to fill the field. An Origin header, when present, must be ours.
+
+use axum::http::{header, HeaderMap};
+
+use super::{cookie_value, AppState};
+use crate::secrets;
+
+const COOKIE: &str = "rollcall_csrf";
+
+/// The browser's CSRF token, and the Set-Cookie header to send when it had none.
+pub fn token(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
+    if let Some(existing) = cookie_value(headers, COOKIE).filter(|v| v.len() == 43) {
+        return (existing.to_string(), None);
+    }
+    let fresh = secrets::generate("").plaintext;
+    let secure = if state.config.public_base_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!("{COOKIE}={fresh}; Path=/; HttpOnly; SameSite=Strict{secure}");
+    (fresh, Some(cookie))
+}
+
+/// Whether a form post carries the browser's own token and, if the browser says where it
+/// comes from, comes from this server.
+pub fn check(state: &AppState, headers: &HeaderMap, submitted: &str) -> bool {
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        if origin != "null" && !same_origin(origin, &state.config.public_base_url) {
+            tracing::warn!(%origin, "form post from another origin refused");
+            return false;
+        }
+    }
+    match cookie_value(headers, COOKIE) {
+        Some(expected) => constant_time_eq(expected.as_bytes(), submitted.as_bytes()),
+        None => false,
+    }
+}
+
+fn same_origin(origin: &str, base: &str) -> bool {
+    let base = base.trim_end_matches('/');
+    let base_origin = match base.find("://") {
+        Some(i) => match base[i + 3..].find('/') {
+            Some(j) => &base[..i + 3 + j],
+            None => base,
+        },
+        None => base,
+    };
+    origin.eq_ignore_ascii_case(base_origin)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        assert!(same_origin("https://sso.acme.com", "https://sso.acme.com/"));
+        assert!(same_origin(
+            "https://sso.acme.com",
+            "https://sso.acme.com/base/path"
+        ));
+        assert!(!same_origin("https://evil.com", "https://sso.acme.com"));
+        assert!(!same_origin("http://sso.acme.com", "https://sso.acme.com"));
+        assert!(!same_origin(
+            "https://sso.acme.com:8443",
+            "https://sso.acme.com"
+        ));
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,744 @@
+//! The browser front door: sign-in, sign-out, the home page and the invitation pages.
+//!
+//! Pages answer with readable HTML, never JSON or a stack trace. Every form carries a CSRF
+//! token (double-submit cookie, plus an Origin check when the browser sends one); every page
+//! is `no-store` and `no-referrer`, since invitation links carry a secret.
+
+mod csrf;
+
+use askama::Template;
+use axum::{
+    extract::{rejection::FormRejection, Path, Query, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+    routing::{get, post},
+    Form, Router,
+};
+use serde::Deserialize;
+
+use crate::{
+    accounts,
+    http::{AppState, SESSION_COOKIE},
+    invitations as front, provisioning, secrets,
+    store::{
+        self, audit,
+        credentials::{self, Credential},
+        invitations::{self, Invitation},
+        members::{self, OrgAccess},
+        orgs::{self, Org},
+        passwords, users,
+    },
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/invite/{token}", get(invite_page))
+        .route("/invite/{token}/accept", post(accept))
+        .route("/invite/{token}/signup", post(signup))
+}
+
+/// An HTML response with the headers every page carries, and cookies to set.
+struct Page {
+    status: StatusCode,
+    html: String,
+    cookies: Vec<String>,
+}
+
+impl Page {
+    fn new(status: StatusCode, template: impl Template) -> Page {
+        let html = template.render().unwrap_or_else(|err| {
+            tracing::error!(%err, "page template failed");
+            "<!DOCTYPE html><title>Error</title><p>Something went wrong. Please try again.</p>"
+                .into()
+        });
+        Page {
+            status,
+            html,
+            cookies: Vec::new(),
+        }
+    }
+
+    fn cookie(mut self, cookie: Option<String>) -> Page {
+        self.cookies.extend(cookie);
+        self
+    }
+}
+
+fn page_headers(headers: &mut HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
+    );
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::response::Html(self.html)).into_response();
+        page_headers(response.headers_mut());
+        for cookie in self.cookies {
+            if let Ok(value) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+        }
+        response
+    }
+}
+
+/// A redirect after a form, with cookies to set.
+fn see_other(to: &str, cookies: Vec<String>) -> Response {
+    let mut response = Redirect::to(to).into_response();
+    page_headers(response.headers_mut());
+    for cookie in cookies {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+#[derive(Template)]
+#[template(path = "pages/message.html")]
+struct Message<'a> {
+    title: &'a str,
+    message: &'a str,
+    link: Option<(&'a str, &'a str)>,
+}
+
+fn message(status: StatusCode, title: &str, text: &str) -> Page {
+    Page::new(
+        status,
+        Message {
+            title,
+            message: text,
+            link: None,
+        },
+    )
+}
+
+/// Internal failures: logged with detail, shown as a short page with the request's reference.
+fn failure(err: impl std::fmt::Display, headers: &HeaderMap) -> Response {
+    let reference = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    tracing::error!(%err, %reference, "page failed");
+    let text = format!("Something went wrong on our side. Please try again; if it keeps happening, give your administrator this reference: {reference}.");
+    message(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        &text,
+    )
+    .into_response()
+}
+
+fn csrf_refused() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "For your security the form could not be used. Go back, reload the page and try again.",
+    )
+    .into_response()
+}
+
+fn cookie(state: &AppState, name: &str, value: &str, max_age_seconds: i64) -> String {
+    let secure = if state.config.public_base_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}")
+}
+
+fn session_cookie(state: &AppState, secret: &str) -> String {
+    cookie(
+        state,
+        SESSION_COOKIE,
+        secret,
+        state.config.sessions.ttl_hours * 3600,
+    )
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// The signed-in user of this browser, if its session is valid.
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> store::Result<Option<(users::User, i64)>> {
+    let Some(secret) =
+        cookie_value(headers, SESSION_COOKIE).filter(|s| s.starts_with(secrets::SESSION_PREFIX))
+    else {
+        return Ok(None);
+    };
+    let mut tx = state.store.read().await?;
+    Ok(credentials::authenticate(&mut tx, secret)
+        .await?
+        .and_then(|(auth, _)| match auth.credential {
+            Credential::Session { id } => Some((auth.user, id)),
+            Credential::Token { .. } => None,
+        }))
+}
+
+/// Starts a session for the user, ending the browser's previous one (a new session ID at
+/// every sign-in, so a planted cookie is worthless). Returns the cookie to set.
+async fn start_session(
+    state: &AppState,
+    tx: &mut store::Tx,
+    user_id: i64,
+    previous: Option<i64>,
+) -> store::Result<String> {
+    if let Some(id) = previous {
+        credentials::revoke_session(tx, id).await?;
+    }
+    let secret = credentials::create_session(
+        tx,
+        user_id,
+        chrono::Duration::hours(state.config.sessions.ttl_hours),
+    )
+    .await?;
+    Ok(session_cookie(state, &secret))
+}
+
+/// Only a path on this server: never another host (no open redirect).
+fn safe_return(to: Option<&str>) -> String {
+    match to {
+        Some(to)
+            if to.starts_with('/')
+                && !to.starts_with("//")
+                && !to.contains('\\')
+                && !to.contains("://") =>
+        {
+            to.to_string()
+        }
+        _ => "/".to_string(),
+    }
+}
+
+fn web_actor(user: &users::User, headers: &HeaderMap) -> audit::Actor {
+    audit::Actor {
+        user_id: Some(user.id),
+        label: format!("{} (web)", user.email),
+        request_id: headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    }
+}
+
+// ---- home, sign-in, sign-out ----
+
+#[derive(Template)]
+#[template(path = "pages/home.html")]
+struct Home {
+    email: String,
+    orgs: Vec<OrgAccess>,
+    csrf: String,
+}
+
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let result = async {
+        let Some((user, _)) = signed_in(&state, &headers).await? else {
+            return Ok(see_other("/login", Vec::new()));
+        };
+        let mut tx = state.store.read().await?;
+        let orgs = members::of_user(&mut tx, user.id).await?;
+        let (csrf, set) = csrf::token(&state, &headers);
+        store::Result::Ok(
+            Page::new(
+                StatusCode::OK,
+                Home {
+                    email: user.email,
+                    orgs,
+                    csrf,
+                },
+            )
+            .cookie(set)
+            .into_response(),
+        )
+    };
+    result
+        .await
+        .unwrap_or_else(|err: store::Error| failure(err, &headers))
+}
+
+#[derive(Template)]
+#[template(path = "pages/login.html")]
+struct Login {
+    csrf: String,
+    return_to: String,
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ReturnTo {
+    return_to: Option<String>,
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ReturnTo>,
+) -> Response {
+    let (csrf, set) = csrf::token(&state, &headers);
+    let page = Login {
+        csrf,
+        return_to: safe_return(q.return_to.as_deref()),
+        email: String::new(),
+        error: None,
+    };
+    Page::new(StatusCode::OK, page).cookie(set).into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    csrf: String,
+    email: String,
+    password: String,
+    return_to: Option<String>,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            "The form was incomplete. Go back and try again.",
+        )
+        .into_response();
+    };
+    if !csrf::check(&state, &headers, &form.csrf) {
+        return csrf_refused();
+    }
+    let return_to = safe_return(form.return_to.as_deref());
+    let result = async {
+        let mut tx = state.store.read().await?;
+        let user = accounts::authenticate(&mut tx, &form.email, &form.password).await?;
+        drop(tx);
+        let Some(user) = user else {
+            tracing::info!(email = %form.email, "password sign-in refused");
+            let (csrf, set) = csrf::token(&state, &headers);
+            let page = Login {
+                csrf,
+                return_to,
+                email: form.email.clone(),
+                // The same words whether the account exists or not.
+                error: Some("That email and password do not match an account.".into()),
+            };
+            return Ok(Page::new(StatusCode::UNAUTHORIZED, page)
+                .cookie(set)
+                .into_response());
+        };
+        let previous = signed_in(&state, &headers).await?.map(|(_, id)| id);
+        let mut tx = state.store.begin().await?;
+        let cookie = start_session(&state, &mut tx, user.id, previous).await?;
+        tx.commit().await?;
+        store::Result::Ok(see_other(&return_to, vec![cookie]))
+    };
+    result
+        .await
+        .unwrap_or_else(|err: store::Error| failure(err, &headers))
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+    return_to: Option<String>,
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return csrf_refused();
+    };
+    if !csrf::check(&state, &headers, &form.csrf) {
+        return csrf_refused();
+    }
+    let result = async {
+        if let Some((_, id)) = signed_in(&state, &headers).await? {
+            let mut tx = state.store.begin().await?;
+            credentials::revoke_session(&mut tx, id).await?;
+            tx.commit().await?;
+        }
+        let to = match form.return_to.as_deref() {
+            Some(_) => safe_return(form.return_to.as_deref()),
+            None => "/login".to_string(),
+        };
+        store::Result::Ok(see_other(&to, vec![cookie(&state, SESSION_COOKIE, "", 0)]))
+    };
+    result
+        .await
+        .unwrap_or_else(|err: store::Error| failure(err, &headers))
+}
+
+// ---- invitations ----
+
+enum InviteStep {
+    Sso {
+        login_url: String,
+        connection: String,
+    },
+    Accept,
+    WrongAccount {
+        signed_in: String,
+    },
+    SignIn,
+    SignUp,
+}
+
+#[derive(Template)]
+#[template(path = "pages/invite.html")]
+struct InvitePage {
+    token: String,
+    org_name: String,
+    inviter: String,
+    email: String,
+    is_admin: bool,
+    teams: Vec<String>,
+    expires: String,
+    step: InviteStep,
+    csrf: String,
+    error: Option<String>,
+}
+
+/// One page for every link that does not work: unknown, used, revoked or expired all look
+/// the same, so a link reveals nothing about invitations it is not.
+fn invalid_invitation() -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "This invitation is no longer valid",
+        "The link has expired, has already been used, or was withdrawn. Ask the person who invited you (they are named in the invitation email) to send a new one.",
+    )
+    .into_response()
+}
+
+/// The open invitation behind a link, with its org and how it must be accepted.
+struct Open {
+    invitation: Invitation,
+    org: Org,
+    sso: Option<store::connections::Connection>,
+}
+
+enum Lookup {
+    Open(Box<Open>),
+    Invalid,
+    /// SSO is enforced but the org has no connection enabled.
+    NoWayIn(Org),
+}
+
+async fn open_invitation(state: &AppState, token: &str) -> store::Result<Lookup> {
+    if !token.starts_with(front::TOKEN_PREFIX) {
+        return Ok(Lookup::Invalid);
+    }
+    let mut tx = state.store.read().await?;
+    let Some(invitation) = invitations::by_token_hash(&mut tx, &secrets::hash(token)).await? else {
+        return Ok(Lookup::Invalid);
+    };
+    if invitation.status != "pending" {
+        return Ok(Lookup::Invalid);
+    }
+    let Some(org) = orgs::by_id(&mut tx, invitation.org_id).await? else {
+        return Ok(Lookup::Invalid);
+    };
+    Ok(
+        match front::sso_connection(&mut tx, &org, &invitation.email).await? {
+            Err(()) => Lookup::NoWayIn(org),
+            Ok(sso) => Lookup::Open(Box::new(Open {
+                invitation,
+                org,
+                sso,
+            })),
+        },
+    )
+}
+
+fn no_way_in(org: &Org) -> Response {
+    let text = format!("{} requires single sign-on, but no sign-in method is set up yet. Ask an administrator of {}.", org.name, org.name);
+    message(StatusCode::CONFLICT, "Single sign-on is not ready", &text).into_response()
+}
+
+async fn render_invite(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+    open: &Open,
+    error: Option<String>,
+    status: StatusCode,
+) -> store::Result<Response> {
+    let signed_in = signed_in(state, headers).await?;
+    let invited = users::normalize_email(&open.invitation.email)?;
+    let step = if let Some(connection) = &open.sso {
+        InviteStep::Sso {
+            login_url: front::sso_login_url(&open.org, connection, &format!("/invite/{token}")),
+            connection: connection.name.clone(),
+        }
+    } else {
+        match signed_in {
+            Some((user, _)) if user.email.to_lowercase() == invited => InviteStep::Accept,
+            Some((user, _)) => InviteStep::WrongAccount {
+                signed_in: user.email,
+            },
+            None => {
+                let mut tx = state.store.read().await?;
+                match users::by_email(&mut tx, &invited).await? {
+                    Some(_) => InviteStep::SignIn,
+                    None => InviteStep::SignUp,
+                }
+            }
+        }
+    };
+    let (csrf, set) = csrf::token(state, headers);
+    let page = InvitePage {
+        token: token.to_string(),
+        org_name: open.org.name.clone(),
+        inviter: open
+            .invitation
+            .invited_by
+            .clone()
+            .unwrap_or_else(|| format!("An administrator of {}", open.org.name)),
+        email: open.invitation.email.clone(),
+        is_admin: open.invitation.is_admin,
+        teams: open
+            .invitation
+            .teams
+            .iter()
+            .map(|t| t.name.clone())
+            .collect(),
+        expires: open
+            .invitation
+            .expires_at
+            .format("%Y-%m-%d %H:%M UTC")
+            .to_string(),
+        step,
+        csrf,
+        error,
+    };
+    Ok(Page::new(status, page).cookie(set).into_response())
+}
+
+async fn invite_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Response {
+    let result = async {
+        Ok(match open_invitation(&state, &token).await? {
+            Lookup::Invalid => invalid_invitation(),
+            Lookup::NoWayIn(org) => no_way_in(&org),
+            Lookup::Open(open) => {
+                render_invite(&state, &headers, &token, &open, None, StatusCode::OK).await?
+            }
+        })
+    };
+    result
+        .await
+        .unwrap_or_else(|err: store::Error| failure(err, &headers))
+}
+
+/// Records the acceptance and answers with the home page. Refusals from the core become
+/// the invitation page with the reason; a lost race becomes the "no longer valid" page.
+async fn finish_accept(
+    state: &AppState,
+    headers: &HeaderMap,
+    token: &str,
+    mut tx: store::Tx,
+    open: &Open,
+    user: &users::User,
+    cookies: Vec<String>,
+) -> store::Result<Response> {
+    match provisioning::accept_invitation(&mut tx, &open.invitation, user).await {
+        Ok(accepted) => {
+            let event = audit::Event::new(
+                accepted.org_id,
+                "invitation.accepted",
+                "invitation",
+                accepted.invitation_id,
+            )
+            .after(&accepted);
+            audit::record(&mut tx, &web_actor(user, headers), event).await?;
+            tx.commit().await?;
+            Ok(see_other("/", cookies))
+        }
+        Err(provisioning::Error::Refused(r)) if r.code == "invitation_invalid" => {
+            Ok(invalid_invitation())
+        }
+        Err(provisioning::Error::Refused(r)) => {
+            drop(tx);
+            tracing::warn!(code = r.code, detail = %r.detail, "invitation acceptance refused");
+            render_invite(
+                state,
+                headers,
+                token,
+                open,
+                Some(r.message),
+                StatusCode::FORBIDDEN,
+            )
+            .await
+        }
+        Err(provisioning::Error::Store(err)) => Err(err),
+    }
+}
+
+async fn accept(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    form: Result<Form<CsrfForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return csrf_refused();
+    };
+    if !csrf::check(&state, &headers, &form.csrf) {
+        return csrf_refused();
+    }
+    let result = async {
+        let open = match open_invitation(&state, &token).await? {
+            Lookup::Invalid => return Ok(invalid_invitation()),
+            Lookup::NoWayIn(org) => return Ok(no_way_in(&org)),
+            Lookup::Open(open) => open,
+        };
+        if open.sso.is_some() {
+            return render_invite(
+                &state,
+                &headers,
+                &token,
+                &open,
+                Some("Accept this invitation by signing in with single sign-on.".into()),
+                StatusCode::FORBIDDEN,
+            )
+            .await;
+        }
+        let Some((user, _)) = signed_in(&state, &headers).await? else {
+            return Ok(see_other(
+                &format!("/login?return_to=/invite/{token}"),
+                Vec::new(),
+            ));
+        };
+        let tx = state.store.begin().await?;
+        finish_accept(&state, &headers, &token, tx, &open, &user, Vec::new()).await
+    };
+    result
+        .await
+        .unwrap_or_else(|err: store::Error| failure(err, &headers))
+}
+
+#[derive(Deserialize)]
+struct SignupForm {
+    csrf: String,
+    name: String,
+    password: String,
+}
+
+async fn signup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    form: Result<Form<SignupForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Sign-up failed",
+            "The form was incomplete. Go back and try again.",
+        )
+        .into_response();
+    };
+    if !csrf::check(&state, &headers, &form.csrf) {
+        return csrf_refused();
+    }
+    let result = async {
+        let open = match open_invitation(&state, &token).await? {
+            Lookup::Invalid => return Ok(invalid_invitation()),
+            Lookup::NoWayIn(org) => return Ok(no_way_in(&org)),
+            Lookup::Open(open) => open,
+        };
+        if open.sso.is_some() {
+            return render_invite(
+                &state,
+                &headers,
+                &token,
+                &open,
+                Some("Accept this invitation by signing in with single sign-on.".into()),
+                StatusCode::FORBIDDEN,
+            )
+            .await;
+        }
+        let name = form.name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return render_invite(
+                &state,
+                &headers,
+                &token,
+                &open,
+                Some("Enter your name (at most 200 characters).".into()),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        }
+        if let Err(reason) =
+            accounts::check_policy(&form.password, &open.invitation.email, Some(name))
+        {
+            return render_invite(
+                &state,
+                &headers,
+                &token,
+                &open,
+                Some(reason),
+                StatusCode::BAD_REQUEST,
+            )
+            .await;
+        }
+        let password_hash = accounts::hash(&form.password);
+        let mut tx = state.store.begin().await?;
+        let new = users::NewUser {
+            email: open.invitation.email.clone(),
+            display_name: Some(name.to_string()),
+            ..Default::default()
+        };
+        let Some(user) = users::insert_if_absent(&mut tx, &new).await? else {
+            drop(tx);
+            return render_invite(
+                &state,
+                &headers,
+                &token,
+                &open,
+                Some("An account with this email already exists: sign in to accept.".into()),
+                StatusCode::CONFLICT,
+            )
+            .await;
+        };
+        passwords::set(&mut tx, user.id, &password_hash).await?;
+        let previous = signed_in(&state, &headers).await?.map(|(_, id)| id);
+        let cookie = start_session(&state, &mut tx, user.id, previous).await?;
+        finish_accept(&state, &headers, &token, tx, &open, &user, vec![cookie]).await
+    };
+    result
+        .await
+        .unwrap_or_else(|err: store::Error| failure(err, &headers))
+}
