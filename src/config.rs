@@ -48,6 +48,10 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// How long graceful shutdown waits for in-flight requests.
     pub shutdown_grace_seconds: u64,
+    /// Behind a reverse proxy, the header carrying the client's address (e.g.
+    /// `x-forwarded-for`; its first entry is used). Unset: the TCP peer's address. Set it
+    /// only behind a proxy that overwrites the header, or clients choose their own address.
+    pub client_ip_header: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,6 +171,7 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 1024 * 1024,
             shutdown_grace_seconds: 30,
+            client_ip_header: None,
         }
     }
 }

@@ -86,6 +86,65 @@ pub async fn authenticate(
     Ok(user.filter(|_| ok))
 }
 
+/// A new TOTP shared secret (160 bits, base32), as authenticator apps expect.
+pub fn new_totp_secret() -> String {
+    let mut bytes = [0u8; 20];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    totp_rs::Secret::Raw(bytes.to_vec())
+        .to_encoded()
+        .to_string()
+}
+
+fn totp(secret: &str, account: &str) -> Option<totp_rs::TOTP> {
+    let bytes = totp_rs::Secret::Encoded(secret.to_string())
+        .to_bytes()
+        .ok()?;
+    // SHA-1, 6 digits, 30 s: what every authenticator app supports.
+    totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        bytes,
+        Some("rollcall".to_string()),
+        account.replace(':', ""),
+    )
+    .ok()
+}
+
+/// The otpauth:// URI to add the secret to an authenticator app.
+pub fn totp_uri(secret: &str, account: &str) -> Option<String> {
+    totp(secret, account).map(|t| t.get_url())
+}
+
+/// The 30-second step whose code `code` is, if it is the code of the current step or of
+/// one step either side (clock drift). The caller refuses steps already used.
+pub fn totp_step(secret: &str, code: &str, unix_time: u64) -> Option<i64> {
+    let code = code.trim().replace(' ', "");
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let t = totp(secret, "x")?;
+    let now_step = unix_time / 30;
+    [now_step.saturating_sub(1), now_step, now_step + 1]
+        .into_iter()
+        .find(|step| {
+            let expected = t.generate(step * 30);
+            expected.len() == code.len()
+                && expected
+                    .bytes()
+                    .zip(code.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        })
+        .map(|step| step as i64)
+}
+
+/// The current code of a secret; for tests and for the stand-in authenticator in them.
+pub fn totp_code(secret: &str, unix_time: u64) -> Option<String> {
+    totp(secret, "x").map(|t| t.generate(unix_time))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +158,23 @@ mod tests {
         assert!(verify(&a, "correct horse battery staple"));
         assert!(!verify(&a, "correct horse battery stapler"));
         assert!(!verify("not a hash", "anything"));
+    }
+
+    #[test]
+    fn totp_codes_match_their_step_with_one_step_of_drift() {
+        let secret = new_totp_secret();
+        let now = 1_800_000_000u64;
+        let code = totp_code(&secret, now).unwrap();
+        assert_eq!(totp_step(&secret, &code, now), Some((now / 30) as i64));
+        assert_eq!(totp_step(&secret, &code, now + 30), Some((now / 30) as i64));
+        assert_eq!(totp_step(&secret, &code, now + 90), None);
+        assert_eq!(totp_step(&secret, "12345", now), None);
+        assert_eq!(totp_step(&secret, "abcdef", now), None);
+        let uri = totp_uri(&secret, "ann@acme.com").unwrap();
+        assert!(
+            uri.starts_with("otpauth://totp/rollcall:ann%40acme.com?secret="),
+            "{uri}"
+        );
     }
 
     #[test]

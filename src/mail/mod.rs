@@ -47,6 +47,29 @@ struct InvitationHtml<'a> {
     expires: &'a str,
 }
 
+#[derive(Template)]
+#[template(path = "mail/password_reset.txt")]
+struct ResetText<'a> {
+    email: &'a str,
+    link: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "mail/password_reset.html")]
+struct ResetHtml<'a> {
+    email: &'a str,
+    link: &'a str,
+}
+
+/// The password reset email.
+pub fn password_reset(email: &str, link: &str) -> Result<Rendered, askama::Error> {
+    Ok(Rendered {
+        subject: "Reset your rollcall password".into(),
+        text: ResetText { email, link }.render()?,
+        html: ResetHtml { email, link }.render()?,
+    })
+}
+
 pub struct Rendered {
     pub subject: String,
     pub text: String,
@@ -201,15 +224,23 @@ pub async fn deliver_due(
     Ok(batch.len())
 }
 
-async fn purge_invitations(store: &Store, after_days: i64) -> store::Result<u64> {
-    let cutoff = store::now() - chrono::Duration::days(after_days);
+/// Hourly clean-up: long-expired invitations, finished rate-limit windows, expired
+/// sign-in challenges. Returns how many invitations went.
+async fn housekeeping(store: &Store, purge_invitations_after_days: i64) -> store::Result<u64> {
+    let now = store::now();
     let mut tx = store.begin().await?;
-    let n = invitations::purge_expired_before(&mut tx, cutoff).await?;
+    let n = invitations::purge_expired_before(
+        &mut tx,
+        now - chrono::Duration::days(purge_invitations_after_days),
+    )
+    .await?;
+    store::limits::prune(&mut tx, now - chrono::Duration::days(1)).await?;
+    store::mfa::prune_challenges(&mut tx, now).await?;
     tx.commit().await?;
     Ok(n)
 }
 
-/// Delivers the outbox and purges long-expired invitations until `stop` says so.
+/// Delivers the outbox, and once an hour does the housekeeping, until `stop` says so.
 pub async fn run_worker(
     store: Store,
     sender: Sender,
@@ -228,10 +259,10 @@ pub async fn run_worker(
         }
         if last_purge.elapsed() >= Duration::from_secs(3600) {
             last_purge = std::time::Instant::now();
-            match purge_invitations(&store, invitation_config.purge_after_days).await {
+            match housekeeping(&store, invitation_config.purge_after_days).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "deleted long-expired invitations"),
-                Err(err) => tracing::error!(%err, "invitation purge failed"),
+                Err(err) => tracing::error!(%err, "housekeeping failed"),
             }
         }
         tokio::select! {
@@ -247,6 +278,70 @@ pub async fn run_worker(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn housekeeping_removes_only_what_is_stale() {
+        use crate::store::{limits, mfa, orgs, testing::memory_store, users};
+        let store = memory_store().await;
+        let mut tx = store.begin().await.unwrap();
+        let org = orgs::create(&mut tx, "acme", "Acme").await.unwrap();
+        let user = users::create(
+            &mut tx,
+            users::NewUser {
+                email: "a@acme.com".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        for (email, ttl_days) in [("old@x.com", -40), ("recent@x.com", -1), ("open@x.com", 7)] {
+            let new = invitations::NewInvitation {
+                email,
+                is_admin: false,
+                team_ids: &[],
+                invited_by: None,
+                ttl: chrono::Duration::days(ttl_days),
+                token_hash: email,
+            };
+            invitations::create(&mut tx, org.id, new).await.unwrap();
+        }
+        limits::hit(&mut tx, "k", 5, 15).await.unwrap().unwrap();
+        mfa::create_challenge(&mut tx, user.id, "verify", "/")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        // Nothing is stale yet but the invitation that expired 40 days ago.
+        assert_eq!(housekeeping(&store, 30).await.unwrap(), 1);
+        let mut tx = store.read().await.unwrap();
+        let left = invitations::list(&mut tx, org.id, None, None, 10)
+            .await
+            .unwrap();
+        assert_eq!(left.len(), 2);
+        drop(tx);
+        let Store::Sqlite(pool) = &store else {
+            unreachable!()
+        };
+        let count = |sql: &'static str| async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(pool)
+                .await
+                .unwrap()
+        };
+        assert_eq!(count("SELECT COUNT(*) FROM rate_limits").await, 1);
+        assert_eq!(count("SELECT COUNT(*) FROM login_challenges").await, 1);
+        sqlx::query("UPDATE rate_limits SET window_start = '2000-01-01T00:00:00+00:00'")
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE login_challenges SET expires_at = '2000-01-01T00:00:00+00:00'")
+            .execute(pool)
+            .await
+            .unwrap();
+        housekeeping(&store, 30).await.unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM rate_limits").await, 0);
+        assert_eq!(count("SELECT COUNT(*) FROM login_challenges").await, 0);
+    }
 
     #[test]
     fn backoff_doubles_up_to_an_hour() {

@@ -130,6 +130,17 @@ pub async fn revoke_session(tx: &mut Tx, session_id: i64) -> Result<()> {
     Ok(())
 }
 
+/// Ends every session of the user (after a password change); API tokens stay.
+pub async fn revoke_sessions(tx: &mut Tx, user_id: i64) -> Result<()> {
+    on!(tx, c => sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .bind(now())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
 /// Revokes every session and API token of the user. Returns how many were revoked.
 pub async fn revoke_all(tx: &mut Tx, user_id: i64) -> Result<u64> {
     let now = now();

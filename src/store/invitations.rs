@@ -25,6 +25,9 @@ pub struct Invitation {
     /// How many times it was sent (1 + resends).
     pub sent_count: i64,
     pub invited_by: Option<String>,
+    /// Who accepted it, once accepted.
+    #[serde(skip)]
+    pub accepted_user_id: Option<i64>,
     /// Where the latest email for it stands.
     pub delivery: Option<Delivery>,
 }
@@ -41,6 +44,7 @@ struct Row {
     created_at: DateTime<Utc>,
     sent_count: i64,
     invited_by: Option<String>,
+    accepted_user_id: Option<i64>,
 }
 
 pub struct NewInvitation<'a> {
@@ -257,7 +261,7 @@ pub async fn list(
 pub async fn get(tx: &mut Tx, id: i64) -> Result<Option<Invitation>> {
     let row = on!(tx, c => sqlx::query_as::<_, Row>(
         "SELECT i.id, i.org_id, i.email, i.is_admin, i.status, i.expires_at, i.accepted_at, i.created_at, \
-         i.sent_count, u.email AS invited_by FROM invitations i \
+         i.sent_count, u.email AS invited_by, i.accepted_user_id FROM invitations i \
          LEFT JOIN users u ON u.id = i.invited_by_user_id WHERE i.id = $1",
     )
     .bind(id)
@@ -291,6 +295,7 @@ pub async fn get(tx: &mut Tx, id: i64) -> Result<Option<Invitation>> {
         status,
         sent_count: row.sent_count,
         invited_by: row.invited_by,
+        accepted_user_id: row.accepted_user_id,
         delivery,
         teams: teams
             .into_iter()

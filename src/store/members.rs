@@ -453,6 +453,18 @@ pub async fn access(tx: &mut Tx, slug: &str, user_id: i64) -> Result<Option<(org
     Ok(row.map(|r| (r.org, r.is_admin)))
 }
 
+/// The name of an org this user is an active member of that requires two-factor
+/// authentication for password sign-ins, if any.
+pub async fn org_requiring_2fa(tx: &mut Tx, user_id: i64) -> Result<Option<String>> {
+    Ok(on!(tx, c => sqlx::query_scalar(
+        "SELECT o.name FROM memberships m JOIN organizations o ON o.id = m.org_id \
+         WHERE m.user_id = $1 AND m.status = 'active' AND o.require_2fa = TRUE ORDER BY o.name LIMIT 1",
+    )
+    .bind(user_id)
+    .fetch_optional(&mut *c)
+    .await)?)
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrgAccess {
     pub slug: String,

@@ -14,10 +14,13 @@ pub mod domains;
 pub mod grants;
 pub mod identities;
 pub mod invitations;
+pub mod limits;
 pub mod members;
+pub mod mfa;
 pub mod orgs;
 pub mod outbox;
 pub mod passwords;
+pub mod resets;
 pub mod teams;
 pub mod users;
 

@@ -5,10 +5,14 @@
 //! is `no-store` and `no-referrer`, since invitation links carry a secret.
 
 mod csrf;
+mod reset;
+mod two_factor;
+
+use std::net::SocketAddr;
 
 use askama::Template;
 use axum::{
-    extract::{rejection::FormRejection, Path, Query, State},
+    extract::{rejection::FormRejection, ConnectInfo, Path, Query, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
@@ -38,6 +42,58 @@ pub fn router() -> Router<AppState> {
         .route("/invite/{token}", get(invite_page))
         .route("/invite/{token}/accept", post(accept))
         .route("/invite/{token}/signup", post(signup))
+        .route("/login/2fa", get(two_factor::page).post(two_factor::submit))
+        .route(
+            "/password/forgot",
+            get(reset::forgot_page).post(reset::forgot),
+        )
+        .route(
+            "/password/reset/{token}",
+            get(reset::reset_page).post(reset::reset),
+        )
+}
+
+/// The client's address for per-address limits: the TCP peer, or the first entry of the
+/// configured proxy header.
+fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> String {
+    state
+        .config
+        .http
+        .client_ip_header
+        .as_deref()
+        .and_then(|name| headers.get(name))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| peer.ip().to_string())
+}
+
+/// Counts an attempt against each (key, max per 15 minutes). Over any limit: the 429 page,
+/// with Retry-After, to show instead of doing the work.
+async fn limited(state: &AppState, keys: &[(String, i64)]) -> store::Result<Option<Response>> {
+    let mut tx = state.store.begin().await?;
+    let mut over = None;
+    for (key, max) in keys {
+        if let Err(until) = store::limits::hit(&mut tx, key, *max, 15).await? {
+            over = Some(over.map_or(until, |u: chrono::DateTime<chrono::Utc>| u.max(until)));
+        }
+    }
+    tx.commit().await?;
+    Ok(over.map(|until| {
+        let seconds = (until - store::now()).num_seconds().max(1);
+        tracing::warn!(keys = ?keys.iter().map(|(k, _)| k).collect::<Vec<_>>(), "rate limit reached");
+        let text = format!(
+            "Too many attempts. For your security, wait {} minute(s) and try again.",
+            (seconds + 59) / 60
+        );
+        let mut response =
+            message(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", &text).into_response();
+        if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }))
 }
 
 /// An HTML response with the headers every page carries, and cookies to set.
@@ -287,11 +343,14 @@ struct Login {
     return_to: String,
     email: String,
     error: Option<String>,
+    notice: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct ReturnTo {
     return_to: Option<String>,
+    /// Set after a password change, to say so.
+    reset: Option<String>,
 }
 
 async fn login_page(
@@ -300,11 +359,15 @@ async fn login_page(
     Query(q): Query<ReturnTo>,
 ) -> Response {
     let (csrf, set) = csrf::token(&state, &headers);
+    let notice = q
+        .reset
+        .map(|_| "Your password was changed. Sign in with the new one.".to_string());
     let page = Login {
         csrf,
         return_to: safe_return(q.return_to.as_deref()),
         email: String::new(),
         error: None,
+        notice,
     };
     Page::new(StatusCode::OK, page).cookie(set).into_response()
 }
@@ -319,6 +382,7 @@ struct LoginForm {
 
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
@@ -335,6 +399,19 @@ async fn login(
     }
     let return_to = safe_return(form.return_to.as_deref());
     let result = async {
+        let keys = [
+            (
+                format!("login:ip:{}", client_ip(&state, &headers, peer)),
+                30,
+            ),
+            (
+                format!("login:account:{}", form.email.trim().to_lowercase()),
+                10,
+            ),
+        ];
+        if let Some(refused) = limited(&state, &keys).await? {
+            return Ok(refused);
+        }
         let mut tx = state.store.read().await?;
         let user = accounts::authenticate(&mut tx, &form.email, &form.password).await?;
         drop(tx);
@@ -347,13 +424,35 @@ async fn login(
                 email: form.email.clone(),
                 // The same words whether the account exists or not.
                 error: Some("That email and password do not match an account.".into()),
+                notice: None,
             };
             return Ok(Page::new(StatusCode::UNAUTHORIZED, page)
                 .cookie(set)
                 .into_response());
         };
-        let previous = signed_in(&state, &headers).await?.map(|(_, id)| id);
+        // A second factor first, when the person has one or an org of theirs requires one.
         let mut tx = state.store.begin().await?;
+        let has_totp = store::mfa::totp(&mut tx, user.id)
+            .await?
+            .is_some_and(|t| t.confirmed_at.is_some());
+        let purpose = if has_totp {
+            Some("verify")
+        } else if store::members::org_requiring_2fa(&mut tx, user.id)
+            .await?
+            .is_some()
+        {
+            Some("enrol")
+        } else {
+            None
+        };
+        if let Some(purpose) = purpose {
+            let secret =
+                store::mfa::create_challenge(&mut tx, user.id, purpose, &return_to).await?;
+            tx.commit().await?;
+            let challenge = cookie(&state, two_factor::COOKIE, &secret, 600);
+            return Ok(see_other("/login/2fa", vec![challenge]));
+        }
+        let previous = signed_in(&state, &headers).await?.map(|(_, id)| id);
         let cookie = start_session(&state, &mut tx, user.id, previous).await?;
         tx.commit().await?;
         store::Result::Ok(see_other(&return_to, vec![cookie]))
@@ -447,6 +546,9 @@ struct Open {
 
 enum Lookup {
     Open(Box<Open>),
+    /// Accepted: by whom, into which org (someone back from their SSO sign-in, whose
+    /// arrival accepted it, sees that they joined).
+    Accepted(Option<i64>, Org),
     Invalid,
     /// SSO is enforced but the org has no connection enabled.
     NoWayIn(Org),
@@ -460,12 +562,15 @@ async fn open_invitation(state: &AppState, token: &str) -> store::Result<Lookup>
     let Some(invitation) = invitations::by_token_hash(&mut tx, &secrets::hash(token)).await? else {
         return Ok(Lookup::Invalid);
     };
-    if invitation.status != "pending" {
-        return Ok(Lookup::Invalid);
-    }
     let Some(org) = orgs::by_id(&mut tx, invitation.org_id).await? else {
         return Ok(Lookup::Invalid);
     };
+    if invitation.status == "accepted" {
+        return Ok(Lookup::Accepted(invitation.accepted_user_id, org));
+    }
+    if invitation.status != "pending" {
+        return Ok(Lookup::Invalid);
+    }
     Ok(
         match front::sso_connection(&mut tx, &org, &invitation.email).await? {
             Err(()) => Lookup::NoWayIn(org),
@@ -493,7 +598,19 @@ async fn render_invite(
 ) -> store::Result<Response> {
     let signed_in = signed_in(state, headers).await?;
     let invited = users::normalize_email(&open.invitation.email)?;
-    let step = if let Some(connection) = &open.sso {
+    let step = if let (Some(connection), Some((user, _))) = (&open.sso, &signed_in) {
+        if user.email.to_lowercase() == invited {
+            InviteStep::Sso {
+                login_url: front::sso_login_url(&open.org, connection, &format!("/invite/{token}")),
+                connection: connection.name.clone(),
+            }
+        } else {
+            // Back from SSO as someone else: say so, naming both addresses.
+            InviteStep::WrongAccount {
+                signed_in: user.email.clone(),
+            }
+        }
+    } else if let Some(connection) = &open.sso {
         InviteStep::Sso {
             login_url: front::sso_login_url(&open.org, connection, &format!("/invite/{token}")),
             connection: connection.name.clone(),
@@ -549,6 +666,20 @@ async fn invite_page(
 ) -> Response {
     let result = async {
         Ok(match open_invitation(&state, &token).await? {
+            Lookup::Accepted(by, org) => {
+                let me = signed_in(&state, &headers).await?.map(|(u, _)| u.id);
+                if by.is_some() && by == me {
+                    let text = format!("You are a member of {} now.", org.name);
+                    let page = Message {
+                        title: "You joined",
+                        message: &text,
+                        link: Some(("/", "Continue")),
+                    };
+                    Page::new(StatusCode::OK, page).into_response()
+                } else {
+                    invalid_invitation()
+                }
+            }
             Lookup::Invalid => invalid_invitation(),
             Lookup::NoWayIn(org) => no_way_in(&org),
             Lookup::Open(open) => {
@@ -607,6 +738,7 @@ async fn finish_accept(
 
 async fn accept(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(token): Path<String>,
     form: Result<Form<CsrfForm>, FormRejection>,
@@ -618,8 +750,12 @@ async fn accept(
         return csrf_refused();
     }
     let result = async {
+        let ip_key = format!("invite:ip:{}", client_ip(&state, &headers, peer));
+        if let Some(refused) = limited(&state, &[(ip_key, 30)]).await? {
+            return Ok(refused);
+        }
         let open = match open_invitation(&state, &token).await? {
-            Lookup::Invalid => return Ok(invalid_invitation()),
+            Lookup::Invalid | Lookup::Accepted(..) => return Ok(invalid_invitation()),
             Lookup::NoWayIn(org) => return Ok(no_way_in(&org)),
             Lookup::Open(open) => open,
         };
@@ -657,6 +793,7 @@ struct SignupForm {
 
 async fn signup(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(token): Path<String>,
     form: Result<Form<SignupForm>, FormRejection>,
@@ -673,8 +810,12 @@ async fn signup(
         return csrf_refused();
     }
     let result = async {
+        let ip_key = format!("invite:ip:{}", client_ip(&state, &headers, peer));
+        if let Some(refused) = limited(&state, &[(ip_key, 30)]).await? {
+            return Ok(refused);
+        }
         let open = match open_invitation(&state, &token).await? {
-            Lookup::Invalid => return Ok(invalid_invitation()),
+            Lookup::Invalid | Lookup::Accepted(..) => return Ok(invalid_invitation()),
             Lookup::NoWayIn(org) => return Ok(no_way_in(&org)),
             Lookup::Open(open) => open,
         };

@@ -190,6 +190,7 @@ impl TestApp {
             http: HttpConfig {
                 max_body_bytes: 16 * 1024,
                 shutdown_grace_seconds: 5,
+                client_ip_header: None,
             },
             dns: DnsConfig {
                 nameservers: vec![dns.addr.to_string()],
@@ -380,6 +381,7 @@ impl Drop for TestApp {
 /// server can tell, whose every step the test can inspect.
 pub struct Browser {
     client: reqwest::Client,
+    jar: std::sync::Arc<reqwest::cookie::Jar>,
     base: String,
 }
 
@@ -411,14 +413,23 @@ impl PageResponse {
 
 impl Browser {
     pub fn new(app: &TestApp) -> Browser {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         Browser {
             client: reqwest::Client::builder()
-                .cookie_store(true)
+                .cookie_provider(jar.clone())
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            jar,
             base: format!("http://{}", app.addr),
         }
+    }
+
+    /// Puts a cookie in the browser, as a sign-in elsewhere (an SSO front door) would.
+    pub fn set_cookie(&self, name: &str, value: &str) {
+        let url: reqwest::Url = self.base.parse().unwrap();
+        self.jar
+            .add_cookie_str(&format!("{name}={value}; Path=/"), &url);
     }
 
     async fn read(response: reqwest::Response) -> PageResponse {

@@ -5,6 +5,7 @@ mod dns_server;
 mod harness;
 mod smtp_server;
 
+mod accounts;
 mod cli;
 mod concurrency;
 mod invitations;

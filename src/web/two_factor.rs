@@ -1,0 +1,230 @@
+//! The second step of a password sign-in: a code from an authenticator app or a recovery
+//! code, or, when an org requires 2FA and the person has none yet, setting one up.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use axum::{
+    extract::{rejection::FormRejection, ConnectInfo, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Form,
+};
+use serde::Deserialize;
+
+use super::{
+    client_ip, cookie, cookie_value, csrf, csrf_refused, failure, limited, see_other,
+    start_session, Page,
+};
+use crate::{
+    accounts,
+    http::AppState,
+    store::{self, audit, members, mfa, users},
+};
+
+/// Holds the pending challenge between the password and the code (10 minutes).
+pub const COOKIE: &str = "rollcall_mfa";
+const RECOVERY_CODES: usize = 10;
+
+pub enum TwoFactorStep {
+    Verify,
+    Enrol {
+        secret: String,
+        uri: String,
+        required_by: String,
+    },
+    RecoveryCodes {
+        codes: Vec<String>,
+        continue_to: String,
+    },
+}
+
+#[derive(Template)]
+#[template(path = "pages/two_factor.html")]
+struct TwoFactorPage {
+    step: TwoFactorStep,
+    error: Option<String>,
+    csrf: String,
+    show_form: bool,
+}
+
+async fn current(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> store::Result<Option<(mfa::Challenge, users::User)>> {
+    let Some(secret) = cookie_value(headers, COOKIE) else {
+        return Ok(None);
+    };
+    let mut tx = state.store.read().await?;
+    let Some(challenge) = mfa::challenge(&mut tx, secret).await? else {
+        return Ok(None);
+    };
+    let user = users::get(&mut tx, challenge.user_id).await?;
+    Ok(user.map(|u| (challenge, u)))
+}
+
+/// The page for the challenge's step; for enrolment, the secret to set up (made once).
+async fn render(
+    state: &AppState,
+    headers: &HeaderMap,
+    challenge: &mfa::Challenge,
+    user: &users::User,
+    error: Option<String>,
+    status: StatusCode,
+) -> store::Result<Response> {
+    let step = if challenge.purpose == "enrol" {
+        let mut tx = state.store.begin().await?;
+        let secret = match mfa::totp(&mut tx, user.id).await? {
+            Some(t) if t.confirmed_at.is_none() => t.secret,
+            _ => {
+                let secret = accounts::new_totp_secret();
+                mfa::begin_totp(&mut tx, user.id, &secret).await?;
+                secret
+            }
+        };
+        let required_by = members::org_requiring_2fa(&mut tx, user.id)
+            .await?
+            .unwrap_or_else(|| "Your organization".into());
+        tx.commit().await?;
+        let uri = accounts::totp_uri(&secret, &user.email).unwrap_or_default();
+        TwoFactorStep::Enrol {
+            secret,
+            uri,
+            required_by,
+        }
+    } else {
+        TwoFactorStep::Verify
+    };
+    let (csrf, set) = csrf::token(state, headers);
+    Ok(Page::new(
+        status,
+        TwoFactorPage {
+            step,
+            error,
+            csrf,
+            show_form: true,
+        },
+    )
+    .cookie(set)
+    .into_response())
+}
+
+pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let result = async {
+        match current(&state, &headers).await? {
+            None => Ok(see_other("/login", Vec::new())),
+            Some((challenge, user)) => {
+                render(&state, &headers, &challenge, &user, None, StatusCode::OK).await
+            }
+        }
+    };
+    result
+        .await
+        .unwrap_or_else(|err: store::Error| failure(err, &headers))
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf: String,
+    code: String,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<Form<CodeForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return csrf_refused();
+    };
+    if !csrf::check(&state, &headers, &form.csrf) {
+        return csrf_refused();
+    }
+    let result = async {
+        let Some((challenge, user)) = current(&state, &headers).await? else {
+            return Ok(see_other("/login", Vec::new()));
+        };
+        let keys = [
+            (format!("mfa:user:{}", user.id), 10),
+            (format!("mfa:ip:{}", client_ip(&state, &headers, peer)), 30),
+        ];
+        if let Some(refused) = limited(&state, &keys).await? {
+            return Ok(refused);
+        }
+        let mut tx = state.store.begin().await?;
+        let totp = mfa::totp(&mut tx, user.id).await?;
+        let step = totp
+            .as_ref()
+            .and_then(|t| accounts::totp_step(&t.secret, &form.code, unix_now()));
+        let code_ok = match step {
+            Some(step) => mfa::use_step(&mut tx, user.id, step).await?,
+            None => false,
+        };
+        let enrolling = challenge.purpose == "enrol";
+        let ok =
+            code_ok || (!enrolling && mfa::use_recovery_code(&mut tx, user.id, &form.code).await?);
+        if !ok {
+            drop(tx);
+            tracing::info!(user_id = user.id, "second factor refused");
+            let error = Some(
+                "That code is not right, or was used already. Enter the current code.".to_string(),
+            );
+            return render(
+                &state,
+                &headers,
+                &challenge,
+                &user,
+                error,
+                StatusCode::UNAUTHORIZED,
+            )
+            .await;
+        }
+        mfa::end_challenge(&mut tx, challenge.id).await?;
+        let session = start_session(&state, &mut tx, user.id, None).await?;
+        let clear = cookie(&state, COOKIE, "", 0);
+        if !enrolling {
+            tx.commit().await?;
+            return Ok(see_other(&challenge.return_to, vec![session, clear]));
+        }
+        mfa::confirm_totp(&mut tx, user.id).await?;
+        let codes = mfa::new_recovery_codes(&mut tx, user.id, RECOVERY_CODES).await?;
+        let actor = audit::Actor {
+            user_id: Some(user.id),
+            label: format!("{} (web)", user.email),
+            request_id: None,
+        };
+        audit::record(
+            &mut tx,
+            &actor,
+            audit::Event::personal("mfa.enrolled", "user", user.id),
+        )
+        .await?;
+        tx.commit().await?;
+        let (csrf, set) = csrf::token(&state, &headers);
+        let step = TwoFactorStep::RecoveryCodes {
+            codes,
+            continue_to: challenge.return_to,
+        };
+        let page = TwoFactorPage {
+            step,
+            error: None,
+            csrf,
+            show_form: false,
+        };
+        let mut page = Page::new(StatusCode::OK, page).cookie(set);
+        page.cookies.push(session);
+        page.cookies.push(clear);
+        Ok(page.into_response())
+    };
+    result
+        .await
+        .unwrap_or_else(|err: store::Error| failure(err, &headers))
+}
