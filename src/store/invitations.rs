@@ -1,13 +1,26 @@
 //! Invitations as the provisioning core sees them: an address, an org, teams and an admin
 //! flag, pending until accepted, revoked or expired.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
+use sqlx::QueryBuilder;
 use utoipa::ToSchema;
 
 use super::{
     grants::TeamRef, now, on, on_unique, outbox::Delivery, teams, users, Error, Result, Tx,
 };
+
+macro_rules! invitation_select {
+    () => {
+        concat!(
+            "SELECT i.id, i.org_id, i.email, i.is_admin, i.status, i.expires_at, i.accepted_at, i.created_at, ",
+            "i.sent_count, u.email AS invited_by, i.accepted_user_id FROM invitations i ",
+            "LEFT JOIN users u ON u.id = i.invited_by_user_id "
+        )
+    };
+}
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Invitation {
@@ -228,83 +241,109 @@ pub async fn list(
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Invitation>> {
-    let now = now();
-    let ids: Vec<i64> = on!(tx, c => sqlx::query_scalar(
-        "SELECT id FROM invitations WHERE org_id = $1 AND ($2 IS NULL OR id < $2) AND ( \
-           $3 IS NULL \
-           OR ($3 = 'pending' AND status = 'pending' AND expires_at > $4) \
-           OR ($3 = 'expired' AND status = 'pending' AND expires_at <= $4) \
-           OR ($3 IN ('accepted', 'revoked') AND status = $3)) \
-         ORDER BY id DESC LIMIT $5",
-    )
-    .bind(org_id)
-    .bind(before_id)
-    .bind(status.map(|s| match s {
-        StatusFilter::Pending => "pending",
-        StatusFilter::Accepted => "accepted",
-        StatusFilter::Expired => "expired",
-        StatusFilter::Revoked => "revoked",
-    }))
-    .bind(now)
-    .bind(limit)
-    .fetch_all(&mut *c)
-    .await)?;
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(invitation) = get(tx, id).await? {
-            out.push(invitation);
-        }
+    let sql = concat!(
+        invitation_select!(),
+        "WHERE i.org_id = $1 AND ($2 IS NULL OR i.id < $2) AND ( ",
+        "$3 IS NULL ",
+        "OR ($3 = 'pending' AND i.status = 'pending' AND i.expires_at > $4) ",
+        "OR ($3 = 'expired' AND i.status = 'pending' AND i.expires_at <= $4) ",
+        "OR ($3 IN ('accepted', 'revoked') AND i.status = $3)) ",
+        "ORDER BY i.id DESC LIMIT $5"
+    );
+    let rows = on!(tx, c => sqlx::query_as::<_, Row>(sql)
+        .bind(org_id)
+        .bind(before_id)
+        .bind(status.map(|s| match s {
+            StatusFilter::Pending => "pending",
+            StatusFilter::Accepted => "accepted",
+            StatusFilter::Expired => "expired",
+            StatusFilter::Revoked => "revoked",
+        }))
+        .bind(now())
+        .bind(limit)
+        .fetch_all(&mut *c)
+        .await)?;
+    hydrate(tx, rows).await
+}
+
+#[derive(sqlx::FromRow)]
+struct DeliveryRow {
+    invitation_id: i64,
+    #[sqlx(flatten)]
+    delivery: Delivery,
+}
+
+/// Adds teams and latest delivery to invitation rows: two queries, however many rows.
+async fn hydrate(tx: &mut Tx, rows: Vec<Row>) -> Result<Vec<Invitation>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let teams: Vec<(i64, i64, String)> = on!(tx, c => {
+        let mut q = QueryBuilder::new(
+            "SELECT it.invitation_id, t.id, t.name FROM invitation_teams it \
+             JOIN teams t ON t.id = it.team_id WHERE it.invitation_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in &ids {
+            list.push_bind(*id);
+        }
+        q.push(") ORDER BY t.name_normalized");
+        q.build_query_as().fetch_all(&mut *c).await
+    })?;
+    let deliveries: Vec<DeliveryRow> = on!(tx, c => {
+        let mut q = QueryBuilder::new(
+            "SELECT invitation_id, status, attempts, last_error, sent_at FROM outbox WHERE id IN \
+             (SELECT MAX(id) FROM outbox WHERE invitation_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for id in &ids {
+            list.push_bind(*id);
+        }
+        q.push(") GROUP BY invitation_id)");
+        q.build_query_as().fetch_all(&mut *c).await
+    })?;
+    let mut teams_of: HashMap<i64, Vec<TeamRef>> = HashMap::new();
+    for (invitation_id, id, name) in teams {
+        teams_of
+            .entry(invitation_id)
+            .or_default()
+            .push(TeamRef { id, name });
+    }
+    let mut delivery_of: HashMap<i64, Delivery> = deliveries
+        .into_iter()
+        .map(|d| (d.invitation_id, d.delivery))
+        .collect();
+    let now = now();
+    Ok(rows
+        .into_iter()
+        .map(|row| Invitation {
+            // "expired" is not stored: a pending invitation past its expiry is expired.
+            status: if row.status == "pending" && row.expires_at <= now {
+                "expired".to_string()
+            } else {
+                row.status
+            },
+            teams: teams_of.remove(&row.id).unwrap_or_default(),
+            delivery: delivery_of.remove(&row.id),
+            id: row.id,
+            org_id: row.org_id,
+            email: row.email,
+            is_admin: row.is_admin,
+            sent_count: row.sent_count,
+            invited_by: row.invited_by,
+            accepted_user_id: row.accepted_user_id,
+            expires_at: row.expires_at,
+            accepted_at: row.accepted_at,
+            created_at: row.created_at,
+        })
+        .collect())
 }
 
 pub async fn get(tx: &mut Tx, id: i64) -> Result<Option<Invitation>> {
-    let row = on!(tx, c => sqlx::query_as::<_, Row>(
-        "SELECT i.id, i.org_id, i.email, i.is_admin, i.status, i.expires_at, i.accepted_at, i.created_at, \
-         i.sent_count, u.email AS invited_by, i.accepted_user_id FROM invitations i \
-         LEFT JOIN users u ON u.id = i.invited_by_user_id WHERE i.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *c)
-    .await)?;
-    let Some(row) = row else { return Ok(None) };
-    let teams = on!(tx, c => sqlx::query_as::<_, (i64, String)>(
-        "SELECT t.id, t.name FROM invitation_teams it JOIN teams t ON t.id = it.team_id \
-         WHERE it.invitation_id = $1 ORDER BY t.name_normalized",
-    )
-    .bind(id)
-    .fetch_all(&mut *c)
-    .await)?;
-    let delivery = on!(tx, c => sqlx::query_as::<_, Delivery>(
-        "SELECT status, attempts, last_error, sent_at FROM outbox WHERE invitation_id = $1 ORDER BY id DESC LIMIT 1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *c)
-    .await)?;
-    // "expired" is not stored: a pending invitation past its expiry is expired.
-    let status = if row.status == "pending" && row.expires_at <= now() {
-        "expired".to_string()
-    } else {
-        row.status
-    };
-    Ok(Some(Invitation {
-        id: row.id,
-        org_id: row.org_id,
-        email: row.email,
-        is_admin: row.is_admin,
-        status,
-        sent_count: row.sent_count,
-        invited_by: row.invited_by,
-        accepted_user_id: row.accepted_user_id,
-        delivery,
-        teams: teams
-            .into_iter()
-            .map(|(id, name)| TeamRef { id, name })
-            .collect(),
-        expires_at: row.expires_at,
-        accepted_at: row.accepted_at,
-        created_at: row.created_at,
-    }))
+    let sql = concat!(invitation_select!(), "WHERE i.id = $1");
+    let rows = on!(tx, c => sqlx::query_as::<_, Row>(sql).bind(id).fetch_all(&mut *c).await)?;
+    Ok(hydrate(tx, rows).await?.pop())
 }
 
 /// The org's open invitation for this (normalised) address: pending, expired or not.
