@@ -2,10 +2,13 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: deps run test check ci
+.PHONY: deps deps-test run test check
 
 deps:
 	@./scripts/deps.sh
+
+deps-test:
+	@./scripts/deps.sh --test
 
 ## Serve on 127.0.0.1:8080 with the embedded SQLite database ./rollcall.db.
 run: deps
@@ -13,7 +16,7 @@ run: deps
 
 ## The whole test suite: SQLite always, PostgreSQL too when ROLLCALL_TEST_POSTGRES_URL is set,
 ## e.g. postgres://postgres@127.0.0.1:5432/test (each test makes and drops its own schema).
-test: deps
+test: deps-test
 	@[ -n "$$ROLLCALL_TEST_POSTGRES_URL" ] || echo "make test: ROLLCALL_TEST_POSTGRES_URL is not set, so the postgres:: tests pass without running (CI sets it)."
 	cargo test --locked --all-targets
 

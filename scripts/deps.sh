@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Installs what building and testing rollcall needs on Debian/Ubuntu, only when missing.
+# Installs what building (and, with --test, testing) rollcall needs on Debian/Ubuntu, only
+# when missing.
 # The XML-security packages are for SAML signature checking (samael with xmlsec);
 # libclang-dev is what its bindings generator needs at build time.
 set -euo pipefail
 
 packages=(build-essential pkg-config libxml2-dev libxmlsec1-dev libxmlsec1-openssl libclang-dev ca-certificates curl)
+# `deps.sh --test` adds what only the test suite needs: a real browser for the UI tests.
+if [ "${1:-}" = "--test" ]; then
+    packages+=(chromium chromium-driver)
+fi
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -17,3 +17,10 @@ pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod web;
+
+/// Makes ring the process-wide TLS crypto provider (SMTP, PostgreSQL, HTTP clients). rustls
+/// refuses to guess when a build links more than one provider; choosing here keeps that a
+/// decision rather than an accident of feature unification.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

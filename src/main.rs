@@ -55,6 +55,7 @@ enum DomainCommand {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    rollcall::install_crypto_provider();
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
         Ok(config) => config,

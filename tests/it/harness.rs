@@ -176,6 +176,7 @@ pub struct Person {
 
 impl TestApp {
     pub async fn spawn(backend: &Backend) -> TestApp {
+        rollcall::install_crypto_provider();
         let db = TestDb::new(backend).await;
         let store = Store::connect(&db.url).await.expect("connect store");
         store.migrate().await.expect("migrate");

@@ -15,4 +15,5 @@ mod ops;
 mod orgs;
 mod provisioning;
 mod teams;
+mod ui;
 mod web;
