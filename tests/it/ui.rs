@@ -158,6 +158,7 @@ async fn invitee_signs_up_in_a_real_browser(backend: Backend) {
         .click()
         .await
         .unwrap();
+    // .error exists only on the answer page, so this waits for the navigation to finish.
     let error = text_of(browser, ".error").await;
     assert!(error.contains("Choose a harder password"), "{error}");
 
@@ -182,7 +183,18 @@ async fn invitee_signs_up_in_a_real_browser(backend: Backend) {
         .click()
         .await
         .unwrap();
-    let heading = text_of(browser, "h1").await;
+    // Wait for the next page itself: the old page's <h1> may still be there for a moment.
+    let heading = browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(
+            "//h1[starts-with(normalize-space(.), 'Signed in as')]",
+        ))
+        .await
+        .expect("the home page after sign-up")
+        .text()
+        .await
+        .unwrap();
     assert_eq!(heading, "Signed in as pat@example.com");
     assert_eq!(browser.current_url().await.unwrap().path(), "/");
     let orgs = text_of(browser, "ul").await;
