@@ -13,6 +13,7 @@ pub mod invitations;
 pub mod mail;
 pub mod operator;
 pub mod provisioning;
+pub mod scim;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;
