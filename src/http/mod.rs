@@ -11,6 +11,7 @@ mod invitations;
 mod me;
 mod members;
 mod orgs;
+mod scim_tokens;
 mod teams;
 
 use std::{future::Future, sync::Arc, time::Duration};
@@ -90,7 +91,8 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(teams::router())
         .merge(connections::router())
         .merge(domains::router())
-        .merge(invitations::router());
+        .merge(invitations::router())
+        .merge(scim_tokens::router());
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .split_for_parts()

@@ -183,6 +183,8 @@ async fn openapi_document_covers_every_route(backend: Backend) {
             "/api/v1/orgs/{org}/invitations/{invitation_id}/resend",
             vec!["post"],
         ),
+        ("/api/v1/orgs/{org}/scim-tokens", vec!["get", "post"]),
+        ("/api/v1/orgs/{org}/scim-tokens/{token_id}", vec!["delete"]),
     ];
     assert_eq!(
         paths.len(),

@@ -76,4 +76,103 @@ async fn org_settings_and_audit_paging(backend: Backend) {
     app.stop().await;
 }
 
-crate::backend_tests!(org_settings_and_audit_paging);
+crate::backend_tests!(
+    org_settings_and_audit_paging,
+    scim_tokens_are_shown_once_and_revocable,
+);
+
+async fn scim_tokens_are_shown_once_and_revocable(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let member = app.add_member("acme", "bob@acme.test", false).await;
+    let other = app.bootstrap("other", "root@other.test").await;
+    let t = &admin.token;
+
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/scim-tokens",
+            t,
+            json!({"name": "Okta production"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let secret = r.body["secret"].as_str().unwrap().to_string();
+    let id = r.body["id"].as_i64().unwrap();
+    assert!(
+        secret.starts_with("rc_scim_")
+            && secret.starts_with(r.body["display_prefix"].as_str().unwrap())
+    );
+    app.post("/api/v1/orgs/acme/scim-tokens", t, json!({"name": "Entra"}))
+        .await;
+
+    let r = app.get("/api/v1/orgs/acme/scim-tokens", t).await;
+    let names: Vec<_> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Entra", "Okta production"]);
+    assert!(!r.body.to_string().contains(&secret), "never shown again");
+
+    // A SCIM token is not an API token, and belongs to its org only.
+    assert_eq!(
+        app.get("/api/v1/me", &secret).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.get("/api/v1/orgs/acme/scim-tokens", &member.token)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.delete(
+            &format!("/api/v1/orgs/other/scim-tokens/{id}"),
+            &other.token
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    for bad in [
+        json!({"name": ""}),
+        json!({}),
+        json!({"name": "x", "scopes": []}),
+    ] {
+        assert_eq!(
+            app.post("/api/v1/orgs/acme/scim-tokens", t, bad)
+                .await
+                .status,
+            StatusCode::BAD_REQUEST
+        );
+    }
+
+    assert_eq!(
+        app.delete(&format!("/api/v1/orgs/acme/scim-tokens/{id}"), t)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.delete(&format!("/api/v1/orgs/acme/scim-tokens/{id}"), t)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = app.get("/api/v1/orgs/acme/scim-tokens", t).await;
+    assert_eq!(r.body.as_array().unwrap().len(), 1);
+    let mut tx = app.store.begin().await.unwrap();
+    assert!(
+        rollcall::store::scim_tokens::authenticate(&mut tx, &secret)
+            .await
+            .unwrap()
+            .is_none(),
+        "revoked"
+    );
+    drop(tx);
+    let r = app.get("/api/v1/orgs/acme/audit?limit=1", t).await;
+    assert_eq!(r.body["data"][0]["action"], "scim_token.revoked");
+    app.stop().await;
+}

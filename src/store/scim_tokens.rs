@@ -1,0 +1,157 @@
+//! SCIM bearer tokens: how an org's identity provider authenticates to its SCIM endpoint.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{now, on, Error, Result, Tx};
+use crate::secrets;
+
+pub const PREFIX: &str = "rc_scim_";
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
+pub struct ScimToken {
+    pub id: i64,
+    pub name: String,
+    /// The first characters of the token, to tell tokens apart.
+    pub display_prefix: String,
+    pub created_at: DateTime<Utc>,
+    /// Recorded to the minute.
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+macro_rules! select {
+    () => {
+        "SELECT id, name, display_prefix, created_at, last_used_at FROM scim_tokens "
+    };
+}
+
+pub async fn create(tx: &mut Tx, org_id: i64, name: &str) -> Result<(ScimToken, String)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::Invalid("token name must be 1–100 characters".into()));
+    }
+    let secret = secrets::generate(PREFIX);
+    let id: i64 = on!(tx, c => sqlx::query_scalar(
+        "INSERT INTO scim_tokens (org_id, name, display_prefix, secret_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(org_id)
+    .bind(name)
+    .bind(&secret.display_prefix)
+    .bind(&secret.hash)
+    .bind(now())
+    .fetch_one(&mut *c)
+    .await)?;
+    let sql = concat!(select!(), "WHERE id = $1");
+    let token =
+        on!(tx, c => sqlx::query_as::<_, ScimToken>(sql).bind(id).fetch_one(&mut *c).await)?;
+    Ok((token, secret.plaintext))
+}
+
+/// The org's tokens that still work, newest first.
+pub async fn list(tx: &mut Tx, org_id: i64) -> Result<Vec<ScimToken>> {
+    let sql = concat!(
+        select!(),
+        "WHERE org_id = $1 AND revoked_at IS NULL ORDER BY id DESC"
+    );
+    Ok(on!(tx, c => sqlx::query_as::<_, ScimToken>(sql).bind(org_id).fetch_all(&mut *c).await)?)
+}
+
+pub async fn revoke(tx: &mut Tx, org_id: i64, id: i64) -> Result<ScimToken> {
+    let sql = concat!(
+        select!(),
+        "WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL"
+    );
+    let token = on!(tx, c => sqlx::query_as::<_, ScimToken>(sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await)?
+    .ok_or(Error::NotFound("SCIM token"))?;
+    on!(tx, c => sqlx::query("UPDATE scim_tokens SET revoked_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(token)
+}
+
+/// The org and token a bearer secret belongs to, if it is a live SCIM token. Records use,
+/// at most once a minute, in the caller's (write) transaction.
+pub async fn authenticate(tx: &mut Tx, secret: &str) -> Result<Option<(i64, ScimToken)>> {
+    if !secret.starts_with(PREFIX) {
+        return Ok(None);
+    }
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        org_id: i64,
+        #[sqlx(flatten)]
+        token: ScimToken,
+    }
+    let sql = concat!(
+        "SELECT org_id, id, name, display_prefix, created_at, last_used_at FROM scim_tokens ",
+        "WHERE secret_hash = $1 AND revoked_at IS NULL"
+    );
+    let row = on!(tx, c => sqlx::query_as::<_, Row>(sql)
+        .bind(secrets::hash(secret))
+        .fetch_optional(&mut *c)
+        .await)?;
+    let Some(row) = row else { return Ok(None) };
+    let now = now();
+    if row
+        .token
+        .last_used_at
+        .is_none_or(|t| now - t > Duration::seconds(60))
+    {
+        on!(tx, c => sqlx::query("UPDATE scim_tokens SET last_used_at = $2 WHERE id = $1")
+            .bind(row.token.id)
+            .bind(now)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    Ok(Some((row.org_id, row.token)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{orgs, testing::memory_store};
+
+    #[tokio::test]
+    async fn tokens_authenticate_their_org_until_revoked() {
+        let store = memory_store().await;
+        let mut tx = store.begin().await.unwrap();
+        let acme = orgs::create(&mut tx, "acme", "Acme").await.unwrap();
+        let other = orgs::create(&mut tx, "other", "Other").await.unwrap();
+        let (token, secret) = create(&mut tx, acme.id, "Okta").await.unwrap();
+        create(&mut tx, other.id, "Entra").await.unwrap();
+        assert!(secret.starts_with("rc_scim_"));
+        let (org_id, found) = authenticate(&mut tx, &secret).await.unwrap().unwrap();
+        assert_eq!((org_id, found.id), (acme.id, token.id));
+        assert!(found.last_used_at.is_none(), "the row as it was");
+        let (_, again) = authenticate(&mut tx, &secret).await.unwrap().unwrap();
+        assert!(again.last_used_at.is_some(), "use was recorded");
+        assert!(authenticate(&mut tx, "rc_scim_not-a-token")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(authenticate(&mut tx, "rc_pat_wrong-kind")
+            .await
+            .unwrap()
+            .is_none());
+        assert_eq!(list(&mut tx, acme.id).await.unwrap().len(), 1);
+        assert!(
+            matches!(
+                revoke(&mut tx, other.id, token.id).await,
+                Err(Error::NotFound(_))
+            ),
+            "another org's token"
+        );
+        revoke(&mut tx, acme.id, token.id).await.unwrap();
+        assert!(authenticate(&mut tx, &secret).await.unwrap().is_none());
+        assert!(list(&mut tx, acme.id).await.unwrap().is_empty());
+    }
+}
