@@ -2,10 +2,60 @@
 //! hidden field; a cross-site page can make the browser send the cookie (it cannot: Strict)
 //! but can never read it to fill the field. An Origin header, when present, must be ours.
 
-use axum::http::{header, HeaderMap};
+use axum::{
+    extract::{FromRequest, Request},
+    http::{header, HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Form,
+};
+use serde::de::DeserializeOwned;
 
-use super::{cookie_value, AppState};
+use super::{cookie_value, csrf_refused, message, AppState};
 use crate::secrets;
+
+/// A form whose fields include its `csrf` token.
+pub trait WithCsrf {
+    fn csrf(&self) -> &str;
+}
+
+/// A posted form whose CSRF token (and origin) checked out. Anything else is answered
+/// before the handler runs: an unreadable form with 400, a failed check with the
+/// "form expired" page.
+pub struct CheckedForm<T>(pub T);
+
+impl<T> FromRequest<AppState> for CheckedForm<T>
+where
+    T: DeserializeOwned + WithCsrf + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let Ok(Form(form)) = Form::<T>::from_request(req, state).await else {
+            let text = "The form was incomplete. Go back and try again.";
+            return Err(
+                message(StatusCode::BAD_REQUEST, "The form could not be used", text)
+                    .into_response(),
+            );
+        };
+        if !check(state, &headers, form.csrf()) {
+            return Err(csrf_refused());
+        }
+        Ok(CheckedForm(form))
+    }
+}
+
+/// Implements [`WithCsrf`] for forms with a `csrf: String` field.
+macro_rules! with_csrf {
+    ($($form:ty),* $(,)?) => {
+        $(impl $crate::web::csrf::WithCsrf for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+pub(crate) use with_csrf;
 
 const COOKIE: &str = "rollcall_csrf";
 

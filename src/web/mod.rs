@@ -5,6 +5,8 @@
 //! is `no-store` and `no-referrer`, since invitation links carry a secret.
 
 mod csrf;
+
+use csrf::{with_csrf, CheckedForm};
 mod reset;
 mod two_factor;
 
@@ -12,11 +14,11 @@ use std::net::SocketAddr;
 
 use askama::Template;
 use axum::{
-    extract::{rejection::FormRejection, ConnectInfo, Path, Query, State},
+    extract::{ConnectInfo, Path, Query, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
-    Form, Router,
+    Router,
 };
 use serde::Deserialize;
 
@@ -373,7 +375,7 @@ async fn login_page(
 }
 
 #[derive(Deserialize)]
-struct LoginForm {
+pub(crate) struct LoginForm {
     csrf: String,
     email: String,
     password: String,
@@ -384,19 +386,8 @@ async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    form: Result<Form<LoginForm>, FormRejection>,
+    CheckedForm(form): CheckedForm<LoginForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Sign-in failed",
-            "The form was incomplete. Go back and try again.",
-        )
-        .into_response();
-    };
-    if !csrf::check(&state, &headers, &form.csrf) {
-        return csrf_refused();
-    }
     let return_to = safe_return(form.return_to.as_deref());
     let result = async {
         let keys = [
@@ -463,7 +454,7 @@ async fn login(
 }
 
 #[derive(Deserialize)]
-struct CsrfForm {
+pub(crate) struct CsrfForm {
     csrf: String,
     return_to: Option<String>,
 }
@@ -471,14 +462,8 @@ struct CsrfForm {
 async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    CheckedForm(form): CheckedForm<CsrfForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return csrf_refused();
-    };
-    if !csrf::check(&state, &headers, &form.csrf) {
-        return csrf_refused();
-    }
     let result = async {
         if let Some((_, id)) = signed_in(&state, &headers).await? {
             let mut tx = state.store.begin().await?;
@@ -736,40 +721,50 @@ async fn finish_accept(
     }
 }
 
+/// The open invitation behind a form posted from its page, when a local account may accept
+/// it; otherwise the page to answer with (rate limited, invalid, or SSO-only).
+async fn for_local_account(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: SocketAddr,
+    token: &str,
+) -> store::Result<Result<Box<Open>, Response>> {
+    let ip_key = format!("invite:ip:{}", client_ip(state, headers, peer));
+    if let Some(refused) = limited(state, &[(ip_key, 30)]).await? {
+        return Ok(Err(refused));
+    }
+    let open = match open_invitation(state, token).await? {
+        Lookup::Invalid | Lookup::Accepted(..) => return Ok(Err(invalid_invitation())),
+        Lookup::NoWayIn(org) => return Ok(Err(no_way_in(&org))),
+        Lookup::Open(open) => open,
+    };
+    if open.sso.is_some() {
+        let error = Some("Accept this invitation by signing in with single sign-on.".into());
+        return Ok(Err(render_invite(
+            state,
+            headers,
+            token,
+            &open,
+            error,
+            StatusCode::FORBIDDEN,
+        )
+        .await?));
+    }
+    Ok(Ok(open))
+}
+
 async fn accept(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(token): Path<String>,
-    form: Result<Form<CsrfForm>, FormRejection>,
+    CheckedForm(_): CheckedForm<CsrfForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return csrf_refused();
-    };
-    if !csrf::check(&state, &headers, &form.csrf) {
-        return csrf_refused();
-    }
     let result = async {
-        let ip_key = format!("invite:ip:{}", client_ip(&state, &headers, peer));
-        if let Some(refused) = limited(&state, &[(ip_key, 30)]).await? {
-            return Ok(refused);
-        }
-        let open = match open_invitation(&state, &token).await? {
-            Lookup::Invalid | Lookup::Accepted(..) => return Ok(invalid_invitation()),
-            Lookup::NoWayIn(org) => return Ok(no_way_in(&org)),
-            Lookup::Open(open) => open,
+        let open = match for_local_account(&state, &headers, peer, &token).await? {
+            Ok(open) => open,
+            Err(page) => return Ok(page),
         };
-        if open.sso.is_some() {
-            return render_invite(
-                &state,
-                &headers,
-                &token,
-                &open,
-                Some("Accept this invitation by signing in with single sign-on.".into()),
-                StatusCode::FORBIDDEN,
-            )
-            .await;
-        }
         let Some((user, _)) = signed_in(&state, &headers).await? else {
             return Ok(see_other(
                 &format!("/login?return_to=/invite/{token}"),
@@ -785,7 +780,7 @@ async fn accept(
 }
 
 #[derive(Deserialize)]
-struct SignupForm {
+pub(crate) struct SignupForm {
     csrf: String,
     name: String,
     password: String,
@@ -796,40 +791,13 @@ async fn signup(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(token): Path<String>,
-    form: Result<Form<SignupForm>, FormRejection>,
+    CheckedForm(form): CheckedForm<SignupForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Sign-up failed",
-            "The form was incomplete. Go back and try again.",
-        )
-        .into_response();
-    };
-    if !csrf::check(&state, &headers, &form.csrf) {
-        return csrf_refused();
-    }
     let result = async {
-        let ip_key = format!("invite:ip:{}", client_ip(&state, &headers, peer));
-        if let Some(refused) = limited(&state, &[(ip_key, 30)]).await? {
-            return Ok(refused);
-        }
-        let open = match open_invitation(&state, &token).await? {
-            Lookup::Invalid | Lookup::Accepted(..) => return Ok(invalid_invitation()),
-            Lookup::NoWayIn(org) => return Ok(no_way_in(&org)),
-            Lookup::Open(open) => open,
+        let open = match for_local_account(&state, &headers, peer, &token).await? {
+            Ok(open) => open,
+            Err(page) => return Ok(page),
         };
-        if open.sso.is_some() {
-            return render_invite(
-                &state,
-                &headers,
-                &token,
-                &open,
-                Some("Accept this invitation by signing in with single sign-on.".into()),
-                StatusCode::FORBIDDEN,
-            )
-            .await;
-        }
         let name = form.name.trim();
         if name.is_empty() || name.chars().count() > 200 {
             return render_invite(
@@ -883,3 +851,5 @@ async fn signup(
         .await
         .unwrap_or_else(|err: store::Error| failure(err, &headers))
 }
+
+with_csrf!(LoginForm, CsrfForm, SignupForm);

@@ -4,14 +4,15 @@ use std::net::SocketAddr;
 
 use askama::Template;
 use axum::{
-    extract::{rejection::FormRejection, ConnectInfo, Path, State},
+    extract::{ConnectInfo, Path, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    Form,
 };
 use serde::Deserialize;
 
-use super::{client_ip, csrf, csrf_refused, failure, limited, message, see_other, Page};
+use super::{
+    client_ip, csrf, csrf::with_csrf, failure, limited, message, see_other, CheckedForm, Page,
+};
 use crate::{
     accounts,
     http::AppState,
@@ -53,14 +54,8 @@ pub async fn forgot(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    form: Result<Form<ForgotForm>, FormRejection>,
+    CheckedForm(form): CheckedForm<ForgotForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return csrf_refused();
-    };
-    if !csrf::check(&state, &headers, &form.csrf) {
-        return csrf_refused();
-    }
     let result = async {
         let email = form.email.trim().to_lowercase();
         let keys = [
@@ -179,14 +174,8 @@ pub async fn reset(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(token): Path<String>,
-    form: Result<Form<ResetForm>, FormRejection>,
+    CheckedForm(form): CheckedForm<ResetForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return csrf_refused();
-    };
-    if !csrf::check(&state, &headers, &form.csrf) {
-        return csrf_refused();
-    }
     let result = async {
         if let Some(refused) = limited(
             &state,
@@ -235,3 +224,5 @@ pub async fn reset(
         .await
         .unwrap_or_else(|err: store::Error| failure(err, &headers))
 }
+
+with_csrf!(ForgotForm, ResetForm);

@@ -5,16 +5,15 @@ use std::net::SocketAddr;
 
 use askama::Template;
 use axum::{
-    extract::{rejection::FormRejection, ConnectInfo, State},
+    extract::{ConnectInfo, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    Form,
 };
 use serde::Deserialize;
 
 use super::{
-    client_ip, cookie, cookie_value, csrf, csrf_refused, failure, limited, see_other,
-    start_session, Page,
+    client_ip, cookie, cookie_value, csrf, csrf::with_csrf, failure, limited, see_other,
+    start_session, CheckedForm, Page,
 };
 use crate::{
     accounts,
@@ -140,14 +139,8 @@ pub async fn submit(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    form: Result<Form<CodeForm>, FormRejection>,
+    CheckedForm(form): CheckedForm<CodeForm>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return csrf_refused();
-    };
-    if !csrf::check(&state, &headers, &form.csrf) {
-        return csrf_refused();
-    }
     let result = async {
         let Some((challenge, user)) = current(&state, &headers).await? else {
             return Ok(see_other("/login", Vec::new()));
@@ -228,3 +221,5 @@ pub async fn submit(
         .await
         .unwrap_or_else(|err: store::Error| failure(err, &headers))
 }
+
+with_csrf!(CodeForm);
