@@ -5,32 +5,12 @@ use reqwest::StatusCode;
 use rollcall::{
     accounts,
     provisioning::{self, ExternalIdentity, Via},
-    store::{passwords, users, Store},
 };
 use serde_json::json;
 
-use crate::harness::{Backend, Browser, PageResponse, TestApp};
+use crate::harness::{Backend, Browser, TestApp};
 
 const PASSWORD: &str = "tangerine-viaduct-41-mollusc";
-
-async fn set_password(store: &Store, email: &str, password: &str) {
-    let mut tx = store.begin().await.unwrap();
-    let user = users::by_email(&mut tx, email).await.unwrap().unwrap();
-    passwords::set(&mut tx, user.id, &accounts::hash(password))
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-}
-
-async fn sign_in(browser: &Browser, email: &str, password: &str) -> PageResponse {
-    let csrf = browser.get("/login").await.csrf();
-    browser
-        .post(
-            "/login",
-            &[("csrf", &csrf), ("email", email), ("password", password)],
-        )
-        .await
-}
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -51,7 +31,7 @@ fn between<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
 async fn orgs_that_require_2fa_make_members_enrol(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let admin = app.bootstrap("acme", "ann@acme.test").await;
-    set_password(&app.store, "ann@acme.test", PASSWORD).await;
+    app.set_password("ann@acme.test", PASSWORD).await;
     app.patch(
         "/api/v1/orgs/acme",
         &admin.token,
@@ -60,7 +40,7 @@ async fn orgs_that_require_2fa_make_members_enrol(backend: Backend) {
     .await;
 
     let browser = Browser::new(&app);
-    let r = sign_in(&browser, "ann@acme.test", PASSWORD).await;
+    let r = browser.sign_in("ann@acme.test", PASSWORD).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.location(), "/login/2fa");
     assert_eq!(
@@ -106,7 +86,7 @@ async fn orgs_that_require_2fa_make_members_enrol(backend: Backend) {
     // From now on every password sign-in asks for a code; a used code does not work twice.
     let second = Browser::new(&app);
     assert_eq!(
-        sign_in(&second, "ann@acme.test", PASSWORD).await.location(),
+        second.sign_in("ann@acme.test", PASSWORD).await.location(),
         "/login/2fa"
     );
     let page = second.get("/login/2fa").await;
@@ -128,7 +108,7 @@ async fn orgs_that_require_2fa_make_members_enrol(backend: Backend) {
     assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
     assert_eq!(ok.location(), "/");
     let third = Browser::new(&app);
-    sign_in(&third, "ann@acme.test", PASSWORD).await;
+    third.sign_in("ann@acme.test", PASSWORD).await;
     let page = third.get("/login/2fa").await;
     let reused = third
         .post("/login/2fa", &[("csrf", &page.csrf()), ("code", &codes[0])])
@@ -144,9 +124,9 @@ async fn orgs_that_require_2fa_make_members_enrol(backend: Backend) {
 async fn password_reset_by_email(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     app.bootstrap("acme", "bo@acme.test").await;
-    set_password(&app.store, "bo@acme.test", PASSWORD).await;
+    app.set_password("bo@acme.test", PASSWORD).await;
     let old_session = Browser::new(&app);
-    sign_in(&old_session, "bo@acme.test", PASSWORD).await;
+    old_session.sign_in("bo@acme.test", PASSWORD).await;
     assert!(old_session.get("/").await.body.contains("Signed in as"));
 
     let browser = Browser::new(&app);
@@ -216,13 +196,15 @@ async fn password_reset_by_email(backend: Backend) {
         "old sessions ended"
     );
     assert_eq!(
-        sign_in(&Browser::new(&app), "bo@acme.test", PASSWORD)
+        Browser::new(&app)
+            .sign_in("bo@acme.test", PASSWORD)
             .await
             .status,
         StatusCode::UNAUTHORIZED
     );
     assert_eq!(
-        sign_in(&Browser::new(&app), "bo@acme.test", new_password)
+        Browser::new(&app)
+            .sign_in("bo@acme.test", new_password)
             .await
             .status,
         StatusCode::SEE_OTHER
@@ -233,29 +215,29 @@ async fn password_reset_by_email(backend: Backend) {
 async fn sign_in_attempts_are_rate_limited(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     app.bootstrap("acme", "cy@acme.test").await;
-    set_password(&app.store, "cy@acme.test", PASSWORD).await;
+    app.set_password("cy@acme.test", PASSWORD).await;
     let browser = Browser::new(&app);
     for attempt in 0..10 {
-        let r = sign_in(&browser, "cy@acme.test", "wrong-password-here").await;
+        let r = browser.sign_in("cy@acme.test", "wrong-password-here").await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
     }
     // The account is locked for the window, even with the right password.
-    let r = sign_in(&browser, "cy@acme.test", PASSWORD).await;
+    let r = browser.sign_in("cy@acme.test", PASSWORD).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(r.body.contains("Too many attempts"));
     let retry: i64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=900).contains(&retry), "{retry}");
     // Other accounts are unaffected until this address reaches its own limit (30).
     app.bootstrap("globex", "di@globex.test").await;
-    set_password(&app.store, "di@globex.test", PASSWORD).await;
+    app.set_password("di@globex.test", PASSWORD).await;
     assert_eq!(
-        sign_in(&browser, "di@globex.test", PASSWORD).await.status,
+        browser.sign_in("di@globex.test", PASSWORD).await.status,
         StatusCode::SEE_OTHER
     );
     for _ in 0..18 {
-        sign_in(&browser, "nobody@example.com", "x").await;
+        browser.sign_in("nobody@example.com", "x").await;
     }
-    let r = sign_in(&Browser::new(&app), "di@globex.test", PASSWORD).await;
+    let r = Browser::new(&app).sign_in("di@globex.test", PASSWORD).await;
     assert_eq!(
         r.status,
         StatusCode::TOO_MANY_REQUESTS,

@@ -339,6 +339,19 @@ impl TestApp {
         secret
     }
 
+    /// Gives an existing user a password, as if they had set one.
+    pub async fn set_password(&self, email: &str, password: &str) {
+        let mut tx = self.store.begin().await.expect("tx");
+        let user = users::by_email(&mut tx, email)
+            .await
+            .expect("lookup")
+            .expect("user exists");
+        rollcall::store::passwords::set(&mut tx, user.id, &rollcall::accounts::hash(password))
+            .await
+            .expect("set password");
+        tx.commit().await.expect("commit");
+    }
+
     pub async fn create_team(&self, slug: &str, token: &str, name: &str) -> i64 {
         let r = self
             .post(
@@ -454,6 +467,16 @@ impl Browser {
     pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> PageResponse {
         let url = format!("{}{path}", self.base);
         Self::read(self.client.post(url).form(form).send().await.unwrap()).await
+    }
+
+    /// Signs in through the sign-in page with a password.
+    pub async fn sign_in(&self, email: &str, password: &str) -> PageResponse {
+        let csrf = self.get("/login").await.csrf();
+        self.post(
+            "/login",
+            &[("csrf", &csrf), ("email", email), ("password", password)],
+        )
+        .await
     }
 
     pub async fn post_from(&self, path: &str, origin: &str, form: &[(&str, &str)]) -> PageResponse {

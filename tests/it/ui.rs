@@ -88,6 +88,30 @@ impl Chrome {
     }
 }
 
+async fn sign_up(client: &Client, name: &str, password: &str) {
+    client
+        .find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
     client
         .wait()
@@ -137,52 +161,12 @@ async fn invitee_signs_up_in_a_real_browser(backend: Backend) {
         "{intro}"
     );
 
-    browser
-        .find(Locator::Id("name"))
-        .await
-        .unwrap()
-        .send_keys("Pat Example")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("password1234")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_up(browser, "Pat Example", "password1234").await;
     // .error exists only on the answer page, so this waits for the navigation to finish.
     let error = text_of(browser, ".error").await;
     assert!(error.contains("Choose a harder password"), "{error}");
 
-    browser
-        .find(Locator::Id("name"))
-        .await
-        .unwrap()
-        .send_keys("Pat Example")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys("tangerine-viaduct-41-mollusc")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    sign_up(browser, "Pat Example", "tangerine-viaduct-41-mollusc").await;
     // Wait for the next page itself: the old page's <h1> may still be there for a moment.
     let heading = browser
         .wait()

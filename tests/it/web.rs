@@ -2,10 +2,7 @@
 //! redirects inspected), on both backends.
 
 use reqwest::StatusCode;
-use rollcall::{
-    accounts,
-    store::{passwords, users, Store},
-};
+use rollcall::store::Store;
 use serde_json::json;
 
 use crate::harness::{Backend, Browser, Person, TestApp};
@@ -170,7 +167,7 @@ async fn existing_user_signs_in_then_accepts(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let admin = app.bootstrap("acme", "admin@acme.test").await;
     app.bootstrap("globex", "kim@example.com").await;
-    set_password(&app.store, "kim@example.com", GOOD_PASSWORD).await;
+    app.set_password("kim@example.com", GOOD_PASSWORD).await;
     let link = invite(&app, &admin, "Kim@Example.com", false, None).await;
     let browser = Browser::new(&app);
     let page = browser.get(&link).await;
@@ -249,33 +246,14 @@ async fn existing_user_signs_in_then_accepts(backend: Backend) {
     app.stop().await;
 }
 
-async fn set_password(store: &Store, email: &str, password: &str) {
-    let mut tx = store.begin().await.unwrap();
-    let user = users::by_email(&mut tx, email).await.unwrap().unwrap();
-    passwords::set(&mut tx, user.id, &accounts::hash(password))
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-}
-
 async fn the_wrong_account_cannot_accept(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let admin = app.bootstrap("acme", "admin@acme.test").await;
     app.bootstrap("globex", "other@example.com").await;
-    set_password(&app.store, "other@example.com", GOOD_PASSWORD).await;
+    app.set_password("other@example.com", GOOD_PASSWORD).await;
     let link = invite(&app, &admin, "invited@example.com", false, None).await;
     let browser = Browser::new(&app);
-    let login = browser.get("/login").await;
-    browser
-        .post(
-            "/login",
-            &[
-                ("csrf", &login.csrf()),
-                ("email", "other@example.com"),
-                ("password", GOOD_PASSWORD),
-            ],
-        )
-        .await;
+    browser.sign_in("other@example.com", GOOD_PASSWORD).await;
     let page = browser.get(&link).await;
     assert!(
         page.body.contains(
@@ -473,22 +451,12 @@ async fn two_accepts_of_one_link_make_one_membership(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let admin = app.bootstrap("acme", "admin@acme.test").await;
     app.bootstrap("globex", "dup@example.com").await;
-    set_password(&app.store, "dup@example.com", GOOD_PASSWORD).await;
+    app.set_password("dup@example.com", GOOD_PASSWORD).await;
     let link = invite(&app, &admin, "dup@example.com", false, None).await;
     let accept = format!("{}/accept", path_of(&link));
     let (a, b) = (Browser::new(&app), Browser::new(&app));
     for browser in [&a, &b] {
-        let login = browser.get("/login").await;
-        browser
-            .post(
-                "/login",
-                &[
-                    ("csrf", &login.csrf()),
-                    ("email", "dup@example.com"),
-                    ("password", GOOD_PASSWORD),
-                ],
-            )
-            .await;
+        browser.sign_in("dup@example.com", GOOD_PASSWORD).await;
     }
     let (pa, pb) = (a.get(&link).await, b.get(&link).await);
     let (ca, cb) = (pa.csrf(), pb.csrf());
@@ -511,7 +479,7 @@ async fn two_accepts_of_one_link_make_one_membership(backend: Backend) {
 async fn sign_in_rotates_the_session_and_sign_out_ends_it(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     app.bootstrap("acme", "ann@acme.test").await;
-    set_password(&app.store, "ann@acme.test", GOOD_PASSWORD).await;
+    app.set_password("ann@acme.test", GOOD_PASSWORD).await;
     let browser = Browser::new(&app);
     let login = browser.get("/login").await;
     let first = browser
