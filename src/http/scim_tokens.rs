@@ -39,6 +39,9 @@ async fn list(
 pub struct NewScimToken {
     /// Which identity provider it is for, e.g. "Okta production".
     pub name: String,
+    /// The SSO connection of the same identity provider: its group mappings apply to the
+    /// groups this token pushes, and its sign-ins find the people it pushes.
+    pub connection_id: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -59,7 +62,8 @@ async fn create(
 ) -> Result<(StatusCode, Json<CreatedScimToken>)> {
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    let (token, secret) = scim_tokens::create(&mut tx, org.id, &input.name).await?;
+    let (token, secret) =
+        scim_tokens::create(&mut tx, org.id, input.connection_id, &input.name).await?;
     principal
         .record(
             &mut tx,

@@ -12,6 +12,8 @@ pub const PREFIX: &str = "rc_scim_";
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct ScimToken {
     pub id: i64,
+    /// The SSO connection of the same identity provider.
+    pub connection_id: i64,
     pub name: String,
     /// The first characters of the token, to tell tokens apart.
     pub display_prefix: String,
@@ -22,21 +24,29 @@ pub struct ScimToken {
 
 macro_rules! select {
     () => {
-        "SELECT id, name, display_prefix, created_at, last_used_at FROM scim_tokens "
+        "SELECT id, connection_id, name, display_prefix, created_at, last_used_at FROM scim_tokens "
     };
 }
 
-pub async fn create(tx: &mut Tx, org_id: i64, name: &str) -> Result<(ScimToken, String)> {
+/// A token for `connection_id`, which must be a connection of the org.
+pub async fn create(
+    tx: &mut Tx,
+    org_id: i64,
+    connection_id: i64,
+    name: &str,
+) -> Result<(ScimToken, String)> {
+    super::connections::require(tx, org_id, connection_id).await?;
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
         return Err(Error::Invalid("token name must be 1–100 characters".into()));
     }
     let secret = secrets::generate(PREFIX);
     let id: i64 = on!(tx, c => sqlx::query_scalar(
-        "INSERT INTO scim_tokens (org_id, name, display_prefix, secret_hash, created_at) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                "INSERT INTO scim_tokens (org_id, connection_id, name, display_prefix, secret_hash, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(org_id)
+    .bind(connection_id)
     .bind(name)
     .bind(&secret.display_prefix)
     .bind(&secret.hash)
@@ -91,7 +101,7 @@ pub async fn authenticate(tx: &mut Tx, secret: &str) -> Result<Option<(i64, Scim
         token: ScimToken,
     }
     let sql = concat!(
-        "SELECT org_id, id, name, display_prefix, created_at, last_used_at FROM scim_tokens ",
+        "SELECT org_id, id, connection_id, name, display_prefix, created_at, last_used_at FROM scim_tokens ",
         "WHERE secret_hash = $1 AND revoked_at IS NULL"
     );
     let row = on!(tx, c => sqlx::query_as::<_, Row>(sql)
@@ -118,7 +128,11 @@ pub async fn authenticate(tx: &mut Tx, secret: &str) -> Result<Option<(i64, Scim
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{orgs, testing::memory_store};
+    use crate::store::{
+        connections::{self, Kind},
+        orgs,
+        testing::memory_store,
+    };
 
     #[tokio::test]
     async fn tokens_authenticate_their_org_until_revoked() {
@@ -126,8 +140,22 @@ mod tests {
         let mut tx = store.begin().await.unwrap();
         let acme = orgs::create(&mut tx, "acme", "Acme").await.unwrap();
         let other = orgs::create(&mut tx, "other", "Other").await.unwrap();
-        let (token, secret) = create(&mut tx, acme.id, "Okta").await.unwrap();
-        create(&mut tx, other.id, "Entra").await.unwrap();
+        let settings = serde_json::json!({});
+        let okta =
+            connections::create(&mut tx, acme.id, Kind::Saml, "Okta", true, settings.clone())
+                .await
+                .unwrap();
+        let entra = connections::create(&mut tx, other.id, Kind::Oidc, "Entra", true, settings)
+            .await
+            .unwrap();
+        let (token, secret) = create(&mut tx, acme.id, okta.id, "Okta").await.unwrap();
+        assert_eq!(token.connection_id, okta.id);
+        create(&mut tx, other.id, entra.id, "Entra").await.unwrap();
+        // A connection of another org is not this org's to bind.
+        assert!(matches!(
+            create(&mut tx, acme.id, entra.id, "x").await,
+            Err(Error::NotFound(_))
+        ));
         assert!(secret.starts_with("rc_scim_"));
         let (org_id, found) = authenticate(&mut tx, &secret).await.unwrap().unwrap();
         assert_eq!((org_id, found.id), (acme.id, token.id));

@@ -87,12 +87,28 @@ async fn scim_tokens_are_shown_once_and_revocable(backend: Backend) {
     let member = app.add_member("acme", "bob@acme.test", false).await;
     let other = app.bootstrap("other", "root@other.test").await;
     let t = &admin.token;
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/connections",
+            t,
+            json!({"kind": "saml", "name": "Okta"}),
+        )
+        .await;
+    let okta = r.body["id"].as_i64().unwrap();
+    let r = app
+        .post(
+            "/api/v1/orgs/other/connections",
+            &other.token,
+            json!({"kind": "oidc", "name": "Entra"}),
+        )
+        .await;
+    let foreign = r.body["id"].as_i64().unwrap();
 
     let r = app
         .post(
             "/api/v1/orgs/acme/scim-tokens",
             t,
-            json!({"name": "Okta production"}),
+            json!({"name": "Okta production", "connection_id": okta}),
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
@@ -102,8 +118,21 @@ async fn scim_tokens_are_shown_once_and_revocable(backend: Backend) {
         secret.starts_with("rc_scim_")
             && secret.starts_with(r.body["display_prefix"].as_str().unwrap())
     );
-    app.post("/api/v1/orgs/acme/scim-tokens", t, json!({"name": "Entra"}))
+    assert_eq!(r.body["connection_id"], okta);
+    app.post(
+        "/api/v1/orgs/acme/scim-tokens",
+        t,
+        json!({"name": "Entra", "connection_id": okta}),
+    )
+    .await;
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/scim-tokens",
+            t,
+            json!({"name": "x", "connection_id": foreign}),
+        )
         .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "another org's connection");
 
     let r = app.get("/api/v1/orgs/acme/scim-tokens", t).await;
     let names: Vec<_> = r
@@ -137,9 +166,9 @@ async fn scim_tokens_are_shown_once_and_revocable(backend: Backend) {
         StatusCode::NOT_FOUND
     );
     for bad in [
-        json!({"name": ""}),
-        json!({}),
-        json!({"name": "x", "scopes": []}),
+        json!({"name": "", "connection_id": okta}),
+        json!({"name": "x"}),
+        json!({"name": "x", "connection_id": okta, "scopes": []}),
     ] {
         assert_eq!(
             app.post("/api/v1/orgs/acme/scim-tokens", t, bad)
