@@ -24,6 +24,8 @@ pub struct Config {
     pub dns: DnsConfig,
     pub mail: MailConfig,
     pub invitations: InvitationConfig,
+    pub secrets: SecretsConfig,
+    pub oidc: OidcConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +118,48 @@ impl Default for MailConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// The key (base64, 32 bytes) that encrypts stored client secrets and private keys.
+    /// Unset: read from `key_file`.
+    pub key: Option<String>,
+    /// Created with a fresh key (mode 0600) on first start when missing. Back it up with the
+    /// database: without it, stored client secrets cannot be read.
+    pub key_file: String,
+}
+
+impl Default for SecretsConfig {
+    fn default() -> Self {
+        Self {
+            key: None,
+            key_file: "rollcall.key".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcConfig {
+    /// Where Entra ID lives; tests point it at a local stand-in.
+    pub entra_authority: String,
+    /// Leeway for `exp`, `iat` and `nbf` against clock differences.
+    pub clock_skew_seconds: i64,
+    /// Let discovery and token requests reach loopback and private addresses. Only for a
+    /// provider on your own network (or a test stand-in): it opens the door to SSRF.
+    pub allow_private_addresses: bool,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            entra_authority: "https://login.microsoftonline.com".into(),
+            clock_skew_seconds: 120,
+            allow_private_addresses: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct InvitationConfig {
     /// How long an invitation link works.
     pub ttl_days: i64,
@@ -153,6 +197,8 @@ impl Default for Config {
             dns: DnsConfig::default(),
             mail: MailConfig::default(),
             invitations: InvitationConfig::default(),
+            secrets: SecretsConfig::default(),
+            oidc: OidcConfig::default(),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod dns;
 pub mod http;
 pub mod invitations;
 pub mod mail;
+pub mod oidc;
 pub mod operator;
 pub mod provisioning;
 pub mod scim;

@@ -34,9 +34,152 @@ pub fn hash(secret: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()))
 }
 
+/// Encrypts secrets that rollcall must read back (OIDC client secrets, SP private keys) so
+/// they are never stored in plain text. ChaCha20-Poly1305 with a random nonce per value; the
+/// key comes from configuration, never from the database.
+#[derive(Clone)]
+pub struct Sealer {
+    cipher: chacha20poly1305::ChaCha20Poly1305,
+}
+
+const SEALED_PREFIX: &str = "v1:";
+
+impl Sealer {
+    pub fn new(key: &[u8; 32]) -> Sealer {
+        use chacha20poly1305::KeyInit;
+        Sealer {
+            cipher: chacha20poly1305::ChaCha20Poly1305::new(key.into()),
+        }
+    }
+
+    /// The key from `secrets.key` (base64, 32 bytes) if set, else from `secrets.key_file`,
+    /// which is created (mode 0600) with a fresh key on first start.
+    pub fn from_config(config: &crate::config::SecretsConfig) -> Result<Sealer, String> {
+        let encoded = match &config.key {
+            Some(key) => key.trim().to_string(),
+            None => {
+                let path = std::path::Path::new(&config.key_file);
+                if !path.exists() {
+                    let mut key = [0u8; 32];
+                    OsRng.fill_bytes(&mut key);
+                    write_private(path, &URL_SAFE_NO_PAD.encode(key)).map_err(|e| {
+                        format!("cannot create secrets.key_file {}: {e}", path.display())
+                    })?;
+                    tracing::info!(path = %path.display(), "created a new secret key file; back it up with the database");
+                }
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read secrets.key_file {}: {e}", path.display()))?
+                    .trim()
+                    .to_string()
+            }
+        };
+        let bytes = URL_SAFE_NO_PAD
+            .decode(encoded.trim_end_matches('='))
+            .map_err(|_| "the secret key is not base64".to_string())?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "the secret key must be 32 bytes".to_string())?;
+        Ok(Sealer::new(&key))
+    }
+
+    pub fn seal(&self, plaintext: &str) -> String {
+        use chacha20poly1305::aead::Aead;
+        let mut nonce = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce);
+        let ciphertext = self
+            .cipher
+            .encrypt((&nonce).into(), plaintext.as_bytes())
+            .expect("ChaCha20-Poly1305 encrypts any input");
+        let mut out = nonce.to_vec();
+        out.extend(ciphertext);
+        format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(out))
+    }
+
+    /// `None` when the value was not sealed with this key (or was tampered with).
+    pub fn open(&self, sealed: &str) -> Option<String> {
+        use chacha20poly1305::aead::Aead;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(sealed.strip_prefix(SEALED_PREFIX)?)
+            .ok()?;
+        if bytes.len() < 12 {
+            return None;
+        }
+        let (nonce, ciphertext) = bytes.split_at(12);
+        let plaintext = self.cipher.decrypt(nonce.into(), ciphertext).ok()?;
+        String::from_utf8(plaintext).ok()
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_their_key_and_unaltered() {
+        let sealer = Sealer::new(&[7u8; 32]);
+        let sealed = sealer.seal("client-secret-value");
+        assert!(sealed.starts_with("v1:"));
+        assert!(!sealed.contains("client-secret-value"));
+        assert_ne!(
+            sealed,
+            sealer.seal("client-secret-value"),
+            "a fresh nonce each time"
+        );
+        assert_eq!(sealer.open(&sealed).as_deref(), Some("client-secret-value"));
+        assert_eq!(Sealer::new(&[8u8; 32]).open(&sealed), None);
+        let mut tampered = sealed.clone();
+        tampered.pop();
+        tampered.push(if sealed.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(sealer.open(&tampered), None);
+        assert_eq!(sealer.open("plain text"), None);
+    }
+
+    #[test]
+    fn the_key_file_is_made_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::config::SecretsConfig {
+            key: None,
+            key_file: dir.path().join("rollcall.key").display().to_string(),
+        };
+        let first = Sealer::from_config(&config).unwrap();
+        let sealed = first.seal("x");
+        let again = Sealer::from_config(&config).unwrap();
+        assert_eq!(
+            again.open(&sealed).as_deref(),
+            Some("x"),
+            "the same key next start"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("rollcall.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let bad = crate::config::SecretsConfig {
+            key: Some("short".into()),
+            key_file: String::new(),
+        };
+        assert!(Sealer::from_config(&bad).is_err());
+    }
 
     #[test]
     fn secrets_are_prefixed_random_and_hashed() {

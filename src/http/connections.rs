@@ -8,11 +8,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     auth::Principal,
-    error::{ErrorBody, Result},
+    error::{Error, ErrorBody, Result},
     extract::{self, Path},
     AppState,
 };
 use crate::{
+    oidc,
     provisioning::{self, Decision, ExternalIdentity, IdpGroup},
     store::{
         audit::Event,
@@ -30,6 +31,12 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_mappings, create_mapping))
         .routes(routes!(delete_mapping))
         .routes(routes!(explain))
+}
+
+/// A connection as admins see it: secrets in its settings are never shown.
+fn shown(mut connection: Connection) -> Connection {
+    connection.settings = sqlx::types::Json(oidc::redact(&connection.kind, &connection.settings.0));
+    connection
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -71,7 +78,8 @@ async fn list(
 ) -> Result<Json<Vec<Connection>>> {
     let mut tx = state.store.read().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    Ok(Json(connections::list(&mut tx, org.id).await?))
+    let list = connections::list(&mut tx, org.id).await?;
+    Ok(Json(list.into_iter().map(shown).collect()))
 }
 
 #[utoipa::path(post, path = "/orgs/{org}/connections", tag = "connections", request_body = NewConnection,
@@ -83,6 +91,8 @@ async fn create(
     Path(slug): Path<String>,
     extract::Json(input): extract::Json<NewConnection>,
 ) -> Result<(StatusCode, Json<Connection>)> {
+    let settings = oidc::prepare(input.kind.as_str(), input.settings, None, &state.sealer)
+        .map_err(Error::BadRequest)?;
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let conn = connections::create(
@@ -91,9 +101,10 @@ async fn create(
         input.kind,
         &input.name,
         input.enabled,
-        input.settings,
+        settings,
     )
     .await?;
+    let conn = shown(conn);
     principal
         .record(
             &mut tx,
@@ -114,7 +125,9 @@ async fn get(
 ) -> Result<Json<Connection>> {
     let mut tx = state.store.read().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    Ok(Json(connections::require(&mut tx, org.id, id).await?))
+    Ok(Json(shown(
+        connections::require(&mut tx, org.id, id).await?,
+    )))
 }
 
 #[utoipa::path(patch, path = "/orgs/{org}/connections/{connection_id}", tag = "connections",
@@ -129,12 +142,19 @@ async fn update(
 ) -> Result<Json<Connection>> {
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
+    let current = connections::require(&mut tx, org.id, id).await?;
+    let settings = input
+        .settings
+        .map(|new| oidc::prepare(&current.kind, new, Some(&current.settings.0), &state.sealer))
+        .transpose()
+        .map_err(Error::BadRequest)?;
     let changes = connections::Changes {
         name: input.name,
         enabled: input.enabled,
-        settings: input.settings,
+        settings,
     };
     let (before, after) = connections::update(&mut tx, org.id, id, changes).await?;
+    let (before, after) = (shown(before), shown(after));
     principal
         .record(
             &mut tx,
@@ -162,7 +182,7 @@ async fn delete(
     principal
         .record(
             &mut tx,
-            Event::new(org.id, "connection.deleted", "connection", id).before(&before),
+            Event::new(org.id, "connection.deleted", "connection", id).before(&shown(before)),
         )
         .await?;
     tx.commit().await?;

@@ -44,12 +44,15 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<Config>,
     pub dns: dns::Resolver,
+    /// Encrypts stored client secrets.
+    pub sealer: crate::secrets::Sealer,
 }
 
 impl AppState {
     pub fn new(store: Store, config: Config) -> Result<Self, String> {
         Ok(AppState {
             dns: dns::Resolver::new(&config.dns)?,
+            sealer: crate::secrets::Sealer::from_config(&config.secrets)?,
             store,
             config: Arc::new(config),
         })
@@ -111,7 +114,8 @@ pub fn router(state: AppState) -> Router {
         }),
     )
     .merge(health::router())
-    .merge(crate::web::router())
+        .merge(crate::web::router())
+    .merge(crate::oidc::router())
     .fallback(error::not_found)
     .method_not_allowed_fallback(error::method_not_allowed)
     .layer(DefaultBodyLimit::max(limit))

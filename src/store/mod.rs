@@ -17,6 +17,7 @@ pub mod invitations;
 pub mod limits;
 pub mod members;
 pub mod mfa;
+pub mod oidc_logins;
 pub mod orgs;
 pub mod outbox;
 pub mod passwords;

@@ -99,7 +99,7 @@ async fn limited(state: &AppState, keys: &[(String, i64)]) -> store::Result<Opti
 }
 
 /// An HTML response with the headers every page carries, and cookies to set.
-struct Page {
+pub(crate) struct Page {
     status: StatusCode,
     html: String,
     cookies: Vec<String>,
@@ -152,7 +152,7 @@ impl IntoResponse for Page {
 }
 
 /// A redirect after a form, with cookies to set.
-fn see_other(to: &str, cookies: Vec<String>) -> Response {
+pub(crate) fn see_other(to: &str, cookies: Vec<String>) -> Response {
     let mut response = Redirect::to(to).into_response();
     page_headers(response.headers_mut());
     for cookie in cookies {
@@ -171,7 +171,7 @@ struct Message<'a> {
     link: Option<(&'a str, &'a str)>,
 }
 
-fn message(status: StatusCode, title: &str, text: &str) -> Page {
+pub(crate) fn message(status: StatusCode, title: &str, text: &str) -> Page {
     Page::new(
         status,
         Message {
@@ -258,7 +258,7 @@ async fn signed_in(
 
 /// Starts a session for the user, ending the browser's previous one (a new session ID at
 /// every sign-in, so a planted cookie is worthless). Returns the cookie to set.
-async fn start_session(
+pub(crate) async fn start_session(
     state: &AppState,
     tx: &mut store::Tx,
     user_id: i64,
@@ -277,7 +277,7 @@ async fn start_session(
 }
 
 /// Only a path on this server: never another host (no open redirect).
-fn safe_return(to: Option<&str>) -> String {
+pub(crate) fn safe_return(to: Option<&str>) -> String {
     match to {
         Some(to)
             if to.starts_with('/')

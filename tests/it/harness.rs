@@ -147,6 +147,8 @@ pub struct TestApp {
     pub dns: DnsServer,
     /// The SMTP server the app's mail goes to.
     pub smtp: SmtpServer,
+    /// The Entra ID stand-in OIDC connections talk to.
+    pub entra: crate::entra::EntraStandIn,
     pub config: Config,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -182,6 +184,7 @@ impl TestApp {
         store.migrate().await.expect("migrate");
         let dns = DnsServer::start().await;
         let smtp = SmtpServer::start().await;
+        let entra = crate::entra::EntraStandIn::start().await;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let config = Config {
@@ -206,6 +209,15 @@ impl TestApp {
                 lock_seconds: 1,
                 ..MailConfig::default()
             },
+            secrets: rollcall::config::SecretsConfig {
+                key: Some("dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktdGVzdC0".into()),
+                key_file: String::new(),
+            },
+            oidc: rollcall::config::OidcConfig {
+                entra_authority: entra.url(),
+                clock_skew_seconds: 120,
+                allow_private_addresses: true,
+            },
             ..Config::default()
         };
         let state = AppState::new(store.clone(), config.clone()).expect("app state");
@@ -218,6 +230,7 @@ impl TestApp {
             store,
             dns,
             smtp,
+            entra,
             config,
             client: reqwest::Client::new(),
             shutdown: Some(tx),

@@ -2,6 +2,7 @@
 //! Every test starts a real server on a random port and runs once per database backend.
 
 mod dns_server;
+mod entra;
 mod harness;
 mod smtp_server;
 

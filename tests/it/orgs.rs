@@ -99,7 +99,7 @@ async fn scim_tokens_are_shown_once_and_revocable(backend: Backend) {
         .post(
             "/api/v1/orgs/other/connections",
             &other.token,
-            json!({"kind": "oidc", "name": "Entra"}),
+            json!({"kind": "saml", "name": "Their Okta"}),
         )
         .await;
     let foreign = r.body["id"].as_i64().unwrap();

@@ -36,13 +36,33 @@ async fn connections_crud(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let (admin, okta) = setup(&app).await;
     let t = &admin.token;
+    let tenant = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    let entra_settings = json!({"preset": "entra", "tenant_id": tenant, "client_id": "app", "client_secret": "s3cret"});
     let r = app
         .post("/api/v1/orgs/acme/connections", t,
-              json!({"kind": "oidc", "name": "Entra ID", "enabled": false, "settings": {"tenant": "x"}}))
+              json!({"kind": "oidc", "name": "Entra ID", "enabled": false, "settings": entra_settings}))
         .await;
-    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
     assert_eq!(r.body["enabled"], false);
-    assert_eq!(r.body["settings"]["tenant"], "x");
+    assert_eq!(r.body["settings"]["tenant_id"], tenant);
+    assert_eq!(r.body["settings"]["client_secret_set"], true);
+    assert!(
+        !r.body.to_string().contains("s3cret"),
+        "the secret is never shown"
+    );
+    // Nor kept in the audit trail.
+    let audit = app.get("/api/v1/orgs/acme/audit?limit=1", t).await;
+    assert!(!audit.body.to_string().contains("s3cret") && !audit.body.to_string().contains("v1:"));
+    // OIDC settings are checked: a tenant that is not a GUID is refused.
+    let bad = app
+        .post("/api/v1/orgs/acme/connections", t, json!({"kind": "oidc", "name": "Bad",
+              "settings": {"preset": "entra", "tenant_id": "contoso", "client_id": "a", "client_secret": "s"}}))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("GUID"));
     let entra = r.body["id"].as_i64().unwrap();
 
     let r = app
@@ -84,7 +104,11 @@ async fn connections_crud(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["enabled"], true);
-    assert_eq!(r.body["settings"]["tenant"], "x", "settings kept");
+    assert_eq!(r.body["settings"]["tenant_id"], tenant, "settings kept");
+    assert_eq!(
+        r.body["settings"]["client_secret_set"], true,
+        "the secret kept"
+    );
 
     // Another org's connection is not reachable through this org.
     let other = app.bootstrap("other", "root@other.test").await;

@@ -1,0 +1,631 @@
+//! The OpenID Connect front door: Microsoft Entra ID (Azure AD) and any OIDC provider.
+//!
+//! `GET /oidc/{org}/login` sends the browser to the provider (authorization code flow with
+//! PKCE S256; state and nonce stored server-side, single use); `GET /oidc/callback` takes the
+//! code, exchanges it, validates the ID token (signature against the provider's JWKS with
+//! asymmetric algorithms only, issuer, audience, azp, exp/iat with leeway, nonce, and for
+//! Entra the tenant), turns it into an `ExternalIdentity` and hands it to the provisioning
+//! core; then a session, and back to `return_to`.
+
+mod settings;
+
+use std::net::SocketAddr;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
+};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use openidconnect::{
+    core::{
+        CoreGenderClaim, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
+        CoreJwsSigningAlgorithm,
+    },
+    AdditionalClaims, ClientId, IdToken, IdTokenVerifier, IssuerUrl, Nonce,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use settings::{prepare, redact, Preset, Settings};
+
+use crate::{
+    http::AppState,
+    provisioning::{self, ExternalIdentity, IdpGroup, Via},
+    secrets,
+    store::{self, audit, connections, oidc_logins, orgs},
+    web,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/oidc/{org}/login", get(login))
+        .route("/oidc/callback", get(callback))
+}
+
+/// Claims Entra adds (and others may): tenant, object ID, groups, app roles, overage.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ExtraClaims {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    /// Present when the user is in more groups than fit in a token (Entra "overage").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub _claim_names: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hasgroups: Option<serde_json::Value>,
+}
+
+impl AdditionalClaims for ExtraClaims {}
+
+pub type ProviderIdToken = IdToken<
+    ExtraClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+
+/// Only asymmetric signatures: `none` and HMAC (whose key would be the client secret) never
+/// verify.
+pub const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 10] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EcdsaP521Sha512,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+/// What discovery tells us about a provider.
+#[derive(Debug, Clone, Deserialize)]
+struct Discovery {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+}
+
+/// A sign-in failure: a short message for the person, the precise reason for the log.
+struct Failure {
+    status: StatusCode,
+    message: &'static str,
+    reason: String,
+}
+
+fn fail(status: StatusCode, message: &'static str, reason: impl Into<String>) -> Failure {
+    Failure {
+        status,
+        message,
+        reason: reason.into(),
+    }
+}
+
+impl From<store::Error> for Failure {
+    fn from(err: store::Error) -> Self {
+        fail(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong on our side. Please try again.",
+            err.to_string(),
+        )
+    }
+}
+
+/// Logs the precise reason with the request's reference, and shows the short message.
+fn failure_page(failure: Failure, headers: &HeaderMap) -> Response {
+    let reference = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    tracing::warn!(reason = %failure.reason, %reference, "OIDC sign-in failed");
+    let text = format!(
+        "{} If it keeps happening, give your administrator this reference: {reference}.",
+        failure.message
+    );
+    web::message(failure.status, "Sign-in failed", &text).into_response()
+}
+
+/// An HTTP client for providers: no redirects (a redirect could lead anywhere), short timeouts.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("a reqwest client with rustls builds")
+}
+
+/// Refuses URLs an admin could use to reach rollcall's own network (SSRF), unless the
+/// operator allowed private addresses.
+async fn check_destination(state: &AppState, url: &str) -> Result<reqwest::Url, Failure> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| {
+        fail(
+            StatusCode::BAD_GATEWAY,
+            "The sign-in provider is misconfigured.",
+            format!("{url:?} is not a URL"),
+        )
+    })?;
+    if state.config.oidc.allow_private_addresses {
+        return Ok(parsed);
+    }
+    if parsed.scheme() != "https" {
+        return Err(fail(
+            StatusCode::BAD_GATEWAY,
+            "The sign-in provider is misconfigured.",
+            format!("{url} is not https"),
+        ));
+    }
+    let host = parsed.host_str().unwrap_or_default().to_string();
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| {
+            fail(
+                StatusCode::BAD_GATEWAY,
+                "The sign-in provider cannot be reached.",
+                format!("resolving {host}: {e}"),
+            )
+        })?
+        .collect();
+    let private = |ip: std::net::IpAddr| match ip {
+        std::net::IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+        }
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
+    };
+    if addrs.is_empty() || addrs.iter().any(|a| private(a.ip())) {
+        return Err(fail(
+            StatusCode::BAD_GATEWAY,
+            "The sign-in provider is misconfigured.",
+            format!("{host} resolves to a private or loopback address"),
+        ));
+    }
+    Ok(parsed)
+}
+
+async fn fetch_json<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    url: &str,
+) -> Result<T, Failure> {
+    let url = check_destination(state, url).await?;
+    let unreachable = |e: String| {
+        fail(
+            StatusCode::BAD_GATEWAY,
+            "The sign-in provider cannot be reached right now. Please try again.",
+            e,
+        )
+    };
+    let response = client()
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| unreachable(format!("GET {url}: {e}")))?;
+    if !response.status().is_success() {
+        return Err(unreachable(format!(
+            "GET {url}: status {}",
+            response.status()
+        )));
+    }
+    response
+        .json()
+        .await
+        .map_err(|e| unreachable(format!("GET {url}: {e}")))
+}
+
+/// The provider's endpoints; its `issuer` must be exactly the one configured (OIDC Discovery §4.3).
+async fn discover(state: &AppState, settings: &Settings) -> Result<Discovery, Failure> {
+    let issuer = settings.issuer(&state.config.oidc.entra_authority);
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let discovery: Discovery = fetch_json(state, &url).await?;
+    if discovery.issuer != issuer {
+        return Err(fail(
+            StatusCode::BAD_GATEWAY,
+            "The sign-in provider is misconfigured.",
+            format!("discovery issuer {:?} is not {issuer:?}", discovery.issuer),
+        ));
+    }
+    Ok(discovery)
+}
+
+fn redirect_uri(state: &AppState) -> String {
+    format!(
+        "{}/oidc/callback",
+        state.config.public_base_url.trim_end_matches('/')
+    )
+}
+
+#[derive(Deserialize)]
+struct LoginParams {
+    connection: i64,
+    return_to: Option<String>,
+}
+
+async fn connection_of(
+    state: &AppState,
+    slug: &str,
+    id: i64,
+) -> Result<(orgs::Org, connections::Connection, Settings), Failure> {
+    let missing = || {
+        fail(
+            StatusCode::NOT_FOUND,
+            "This sign-in link is not valid.",
+            format!("no enabled OIDC connection {id} in org {slug:?}"),
+        )
+    };
+    let mut tx = state.store.read().await?;
+    let org = orgs::by_slug(&mut tx, slug).await?.ok_or_else(missing)?;
+    let connection = connections::require(&mut tx, org.id, id)
+        .await
+        .map_err(|_| missing())?;
+    if connection.kind != "oidc" || !connection.enabled {
+        return Err(missing());
+    }
+    let settings: Settings =
+        serde_json::from_value(connection.settings.0.clone()).map_err(|e| {
+            fail(
+                StatusCode::BAD_GATEWAY,
+                "The sign-in provider is misconfigured.",
+                format!("connection {id} settings: {e}"),
+            )
+        })?;
+    Ok((org, connection, settings))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(slug): Path<String>,
+    Query(params): Query<LoginParams>,
+) -> Response {
+    let result = async {
+        let (_, connection, settings) = connection_of(&state, &slug, params.connection).await?;
+        let discovery = discover(&state, &settings).await?;
+        let state_token = secrets::generate("").plaintext;
+        let nonce = secrets::generate("").plaintext;
+        let verifier = secrets::generate("").plaintext;
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let pending = oidc_logins::PendingLogin {
+            connection_id: connection.id,
+            nonce: nonce.clone(),
+            pkce_verifier: verifier,
+            return_to: web::safe_return(params.return_to.as_deref()),
+        };
+        let mut tx = state.store.begin().await?;
+        oidc_logins::create(
+            &mut tx,
+            &state_token,
+            &pending,
+            chrono::Duration::minutes(10),
+        )
+        .await?;
+        tx.commit().await?;
+        let mut url = check_destination(&state, &discovery.authorization_endpoint).await?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &settings.client_id)
+            .append_pair("redirect_uri", &redirect_uri(&state))
+            .append_pair("scope", &settings.scopes().join(" "))
+            .append_pair("state", &state_token)
+            .append_pair("nonce", &nonce)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("response_mode", "query");
+        Ok::<_, Failure>(web::see_other(url.as_str(), Vec::new()))
+    };
+    result.await.unwrap_or_else(|f| failure_page(f, &headers))
+}
+
+#[derive(Deserialize)]
+struct CallbackParams {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    id_token: Option<String>,
+}
+
+async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<CallbackParams>,
+) -> Response {
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let result = async {
+        let expired = || {
+            fail(
+                StatusCode::BAD_REQUEST,
+                "This sign-in link has expired or was already used. Please start again.",
+                "unknown, used or expired state",
+            )
+        };
+        let state_token = params.state.as_deref().ok_or_else(expired)?;
+        let mut tx = state.store.begin().await?;
+        let pending = oidc_logins::consume(&mut tx, state_token).await?;
+        tx.commit().await?;
+        let pending = pending.ok_or_else(expired)?;
+        if let Some(error) = &params.error {
+            return Err(fail(
+                StatusCode::FORBIDDEN,
+                "Your identity provider did not sign you in.",
+                format!("provider error {error:?}: {:?}", params.error_description),
+            ));
+        }
+        let code = params.code.as_deref().ok_or_else(|| {
+            fail(
+                StatusCode::BAD_REQUEST,
+                "The sign-in answer was incomplete. Please start again.",
+                "callback without code",
+            )
+        })?;
+        let (org, connection, settings) = {
+            let mut tx = state.store.read().await?;
+            let connection = connections::by_id(&mut tx, pending.connection_id)
+                .await?
+                .ok_or_else(expired)?;
+            let org = orgs::by_id(&mut tx, connection.org_id)
+                .await?
+                .ok_or_else(expired)?;
+            drop(tx);
+            connection_of(&state, &org.slug, connection.id).await?
+        };
+        let finished = finish(
+            &state,
+            &org,
+            &connection,
+            &settings,
+            code,
+            &pending,
+            request_id.clone(),
+        )
+        .await;
+        if let Err(failure) = &finished {
+            // The precise reason goes to the org's audit trail too, not only to the log.
+            let actor = audit::Actor {
+                user_id: None,
+                label: format!("oidc connection {:?}", connection.name),
+                request_id,
+            };
+            let event = audit::Event::new(org.id, "sso.login_failed", "connection", connection.id)
+                .after(&serde_json::json!({ "reason": failure.reason }));
+            let mut tx = state.store.begin().await?;
+            audit::record(&mut tx, &actor, event).await?;
+            tx.commit().await?;
+        }
+        finished
+    };
+    result.await.unwrap_or_else(|f| failure_page(f, &headers))
+}
+
+/// Exchanges the code, validates the ID token, provisions, and starts the session.
+async fn finish(
+    state: &AppState,
+    org: &orgs::Org,
+    connection: &connections::Connection,
+    settings: &Settings,
+    code: &str,
+    pending: &oidc_logins::PendingLogin,
+    request_id: Option<String>,
+) -> Result<Response, Failure> {
+    let discovery = discover(state, settings).await?;
+    let secret = settings.client_secret(&state.sealer).ok_or_else(|| {
+        fail(
+            StatusCode::BAD_GATEWAY,
+            "The sign-in provider is misconfigured.",
+            "client secret missing or not readable with this key",
+        )
+    })?;
+    let token_url = check_destination(state, &discovery.token_endpoint).await?;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", &redirect_uri(state)),
+        ("client_id", &settings.client_id),
+        ("client_secret", &secret),
+        ("code_verifier", &pending.pkce_verifier),
+    ];
+    let response = client()
+        .post(token_url)
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| {
+            fail(
+                StatusCode::BAD_GATEWAY,
+                "The sign-in provider cannot be reached right now. Please try again.",
+                format!("token request: {e}"),
+            )
+        })?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        return Err(fail(
+            StatusCode::BAD_GATEWAY,
+            "Your identity provider refused to complete the sign-in. Please start again.",
+            format!("token endpoint answered {status}: {body}"),
+        ));
+    }
+    let tokens: TokenResponse = response.json().await.map_err(|e| {
+        fail(
+            StatusCode::BAD_GATEWAY,
+            "Your identity provider's answer could not be read.",
+            format!("token response: {e}"),
+        )
+    })?;
+    let raw = tokens.id_token.ok_or_else(|| {
+        fail(
+            StatusCode::BAD_GATEWAY,
+            "Your identity provider's answer could not be read.",
+            "no id_token in the token response",
+        )
+    })?;
+    let identity = validate(
+        state,
+        settings,
+        &discovery,
+        connection.id,
+        &raw,
+        &pending.nonce,
+    )
+    .await?;
+
+    match provisioning::provision(&state.store, &identity, Via::Sso, request_id).await {
+        Ok(outcome) => {
+            let mut tx = state.store.begin().await?;
+            let cookie = web::start_session(state, &mut tx, outcome.user_id, None).await?;
+            tx.commit().await?;
+            tracing::info!(org = %org.slug, user_id = outcome.user_id, "OIDC sign-in");
+            Ok(web::see_other(&pending.return_to, vec![cookie]))
+        }
+        // The core has logged and audited its own refusal.
+        Err(provisioning::Error::Refused(r)) => {
+            Ok(web::message(StatusCode::FORBIDDEN, "Sign-in refused", &r.message).into_response())
+        }
+        Err(provisioning::Error::Store(e)) => Err(e.into()),
+    }
+}
+
+/// Validates an ID token and turns it into an external identity.
+async fn validate(
+    state: &AppState,
+    settings: &Settings,
+    discovery: &Discovery,
+    connection_id: i64,
+    raw: &str,
+    nonce: &str,
+) -> Result<ExternalIdentity, Failure> {
+    let refused = |reason: String| {
+        fail(
+            StatusCode::FORBIDDEN,
+            "Your sign-in could not be verified. Please start again.",
+            reason,
+        )
+    };
+    let token: ProviderIdToken = raw
+        .parse()
+        .map_err(|e| refused(format!("id_token is not a JWT: {e}")))?;
+    let jwks: CoreJsonWebKeySet = fetch_json(state, &discovery.jwks_uri).await?;
+    let skew = chrono::Duration::seconds(state.config.oidc.clock_skew_seconds);
+    let issuer =
+        IssuerUrl::new(discovery.issuer.clone()).map_err(|e| refused(format!("issuer: {e}")))?;
+    // A public-client verifier: with no client secret, an HMAC-signed token cannot verify.
+    let verifier: IdTokenVerifier<openidconnect::core::CoreJsonWebKey> =
+        IdTokenVerifier::new_public_client(ClientId::new(settings.client_id.clone()), issuer, jwks)
+            .set_allowed_algs(ALLOWED_ALGS)
+            // Leeway for `exp`: judge it as if it were `skew` earlier.
+            .set_time_fn(move || chrono::Utc::now() - skew)
+            .set_issue_time_verifier_fn(move |iat| {
+                if iat > chrono::Utc::now() + skew {
+                    Err(format!("issued in the future ({iat})"))
+                } else {
+                    Ok(())
+                }
+            });
+    let expected_nonce = Nonce::new(nonce.to_string());
+    let claims = token.claims(&verifier, &expected_nonce).map_err(|e| {
+        // The precise cause (wrong key, disallowed alg, …) is in the error's source.
+        let cause = std::error::Error::source(&e)
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
+        refused(format!("id_token refused: {e}{cause}"))
+    })?;
+    if let Some(azp) = claims.authorized_party() {
+        if azp.as_str() != settings.client_id {
+            return Err(refused(format!(
+                "azp {:?} is not this client",
+                azp.as_str()
+            )));
+        }
+    }
+    let extra = claims.additional_claims();
+    let subject = match settings.preset {
+        Preset::Entra => {
+            let tid = extra.tid.as_deref().unwrap_or_default();
+            if Some(tid) != settings.tenant_id.as_deref() {
+                return Err(refused(format!(
+                    "tenant {tid:?} is not the configured tenant"
+                )));
+            }
+            let oid = extra
+                .oid
+                .as_deref()
+                .filter(|o| !o.is_empty())
+                .ok_or_else(|| refused("Entra token without oid".into()))?;
+            format!("{tid}:{oid}")
+        }
+        Preset::Generic => claims.subject().as_str().to_string(),
+    };
+    if extra._claim_names.is_some() || extra.hasgroups.is_some() {
+        // Without its groups, reconciliation would strip this person's IdP-given teams.
+        return Err(fail(
+            StatusCode::FORBIDDEN,
+            "You are in too many groups for this sign-in to read them. Ask your administrator.",
+            "group overage signalled; the Microsoft Graph lookup is not available yet",
+        ));
+    }
+    let email = claims
+        .email()
+        .map(|e| e.as_str().to_string())
+        .or_else(|| claims.preferred_username().map(|u| u.as_str().to_string()));
+    let mut groups: Vec<IdpGroup> = extra
+        .groups
+        .iter()
+        .flatten()
+        .map(|g| IdpGroup {
+            id: Some(g.clone()),
+            name: None,
+        })
+        .collect();
+    // App roles map to teams like groups, by name.
+    groups.extend(extra.roles.iter().flatten().map(|r| IdpGroup {
+        id: None,
+        name: Some(r.clone()),
+    }));
+    Ok(ExternalIdentity {
+        connection_id,
+        subject,
+        email,
+        email_verified: claims.email_verified().unwrap_or(false),
+        display_name: claims
+            .name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.as_str().to_string()),
+        given_name: claims
+            .given_name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.as_str().to_string()),
+        family_name: claims
+            .family_name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.as_str().to_string()),
+        groups,
+    })
+}

@@ -1,0 +1,205 @@
+//! The settings of an `oidc` connection, as admins give them and as they are stored: the
+//! client secret is sealed (encrypted) before storage and never shown again.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::secrets::Sealer;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// Microsoft Entra ID, single tenant: issuer `{authority}/{tenant_id}/v2.0`, subject
+    /// `tid:oid`, the token's `tid` must be the tenant.
+    Entra,
+    /// Any OpenID provider, by issuer URL; subject `sub`.
+    Generic,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub preset: Preset,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    pub client_id: String,
+    /// Plain text from the admin; sealed in storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+}
+
+impl Settings {
+    pub fn issuer(&self, entra_authority: &str) -> String {
+        match self.preset {
+            Preset::Entra => format!(
+                "{}/{}/v2.0",
+                entra_authority.trim_end_matches('/'),
+                self.tenant_id.as_deref().unwrap_or_default()
+            ),
+            Preset::Generic => self.issuer.clone().unwrap_or_default(),
+        }
+    }
+
+    pub fn scopes(&self) -> Vec<String> {
+        let mut scopes = self
+            .scopes
+            .clone()
+            .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]);
+        if !scopes.iter().any(|s| s == "openid") {
+            scopes.insert(0, "openid".into());
+        }
+        scopes
+    }
+
+    /// The client secret in plain text, if stored and sealed with this key.
+    pub fn client_secret(&self, sealer: &Sealer) -> Option<String> {
+        sealer.open(self.client_secret.as_deref()?)
+    }
+}
+
+fn is_guid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+/// Checks the settings an admin gives a connection of `kind` and returns what to store: for
+/// `oidc`, with the client secret sealed (and the stored one kept when none is given).
+/// Other kinds' settings are their front doors' to check.
+pub fn prepare(
+    kind: &str,
+    input: Value,
+    previous: Option<&Value>,
+    sealer: &Sealer,
+) -> Result<Value, String> {
+    if kind != "oidc" {
+        return Ok(input);
+    }
+    let mut settings: Settings =
+        serde_json::from_value(input).map_err(|e| format!("OIDC settings: {e}"))?;
+    if settings.client_id.trim().is_empty() {
+        return Err("OIDC settings: client_id is required".into());
+    }
+    match settings.preset {
+        Preset::Entra => {
+            let tenant = settings.tenant_id.as_deref().unwrap_or_default();
+            if !is_guid(tenant) {
+                return Err(format!(
+                    "OIDC settings: tenant_id must be the directory (tenant) ID, a GUID, not {tenant:?}"
+                ));
+            }
+        }
+        Preset::Generic => {
+            let issuer = settings.issuer.as_deref().unwrap_or_default();
+            let ok = reqwest::Url::parse(issuer).is_ok_and(|u| u.scheme() == "https");
+            if !ok {
+                return Err(format!(
+                    "OIDC settings: issuer must be an https URL, not {issuer:?}"
+                ));
+            }
+        }
+    }
+    settings.client_secret = match settings.client_secret.take() {
+        Some(plain) if !plain.is_empty() => Some(sealer.seal(&plain)),
+        _ => previous
+            .and_then(|p| p.get("client_secret"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+    };
+    if settings.client_secret.is_none() {
+        return Err("OIDC settings: client_secret is required".into());
+    }
+    serde_json::to_value(settings).map_err(|e| e.to_string())
+}
+
+/// Stored settings as admins see them: never the client secret, only whether one is set.
+pub fn redact(kind: &str, stored: &Value) -> Value {
+    let mut shown = stored.clone();
+    if kind == "oidc" {
+        if let Some(object) = shown.as_object_mut() {
+            let set = object.remove("client_secret").is_some();
+            object.insert("client_secret_set".into(), Value::Bool(set));
+        }
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+
+    #[test]
+    fn secrets_are_sealed_kept_and_never_shown() {
+        let sealer = Sealer::new(&[1u8; 32]);
+        let input = json!({"preset": "entra", "tenant_id": TENANT, "client_id": "app", "client_secret": "s3cret"});
+        let stored = prepare("oidc", input, None, &sealer).unwrap();
+        let sealed = stored["client_secret"].as_str().unwrap();
+        assert!(sealed.starts_with("v1:") && !sealed.contains("s3cret"));
+        let settings: Settings = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(settings.client_secret(&sealer).as_deref(), Some("s3cret"));
+        assert_eq!(
+            settings.issuer("https://login.microsoftonline.com"),
+            format!("https://login.microsoftonline.com/{TENANT}/v2.0")
+        );
+        // An update without a secret keeps the stored one.
+        let update = json!({"preset": "entra", "tenant_id": TENANT, "client_id": "app2"});
+        let kept = prepare("oidc", update, Some(&stored), &sealer).unwrap();
+        assert_eq!(kept["client_secret"], stored["client_secret"]);
+        let shown = redact("oidc", &kept);
+        assert!(shown.get("client_secret").is_none());
+        assert_eq!(shown["client_secret_set"], true);
+        assert!(!shown.to_string().contains("v1:"));
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_a_reason() {
+        let sealer = Sealer::new(&[1u8; 32]);
+        let cases = [
+            (
+                json!({"preset": "entra", "tenant_id": "contoso", "client_id": "a", "client_secret": "s"}),
+                "GUID",
+            ),
+            (
+                json!({"preset": "generic", "issuer": "http://idp.example", "client_id": "a", "client_secret": "s"}),
+                "https",
+            ),
+            (
+                json!({"preset": "entra", "tenant_id": TENANT, "client_id": "", "client_secret": "s"}),
+                "client_id",
+            ),
+            (
+                json!({"preset": "entra", "tenant_id": TENANT, "client_id": "a"}),
+                "client_secret is required",
+            ),
+            (
+                json!({"preset": "okta", "client_id": "a"}),
+                "unknown variant `okta`",
+            ),
+            (
+                json!({"preset": "entra", "tenant_id": TENANT, "client_id": "a", "client_secret": "s", "extra": 1}),
+                "extra",
+            ),
+        ];
+        for (input, needle) in cases {
+            let err = prepare("oidc", input.clone(), None, &sealer).unwrap_err();
+            assert!(err.contains(needle), "{input}: {err}");
+        }
+        assert_eq!(
+            prepare("saml", json!({"anything": 1}), None, &sealer).unwrap(),
+            json!({"anything": 1})
+        );
+    }
+}

@@ -1,0 +1,620 @@
+//! A local stand-in for Microsoft Entra ID, and the OIDC sign-in tests that use it.
+//!
+//! The stand-in serves Entra's discovery document, a JWKS and a token endpoint (checking the
+//! client secret and the PKCE verifier), and signs real RS256 ID tokens with the keys in
+//! idp-fixtures/azure. Tests play the browser and the person at the authorize step, and can
+//! tell the stand-in to misbehave the way attackers and broken providers do.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    extract::{Path, State},
+    routing::{get, post},
+    Form, Json, Router,
+};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use openidconnect::{
+    core::{CoreHmacKey, CoreJwsSigningAlgorithm, CoreRsaPrivateSigningKey},
+    Audience, EndUserEmail, EndUserUsername, IdTokenClaims, IssuerUrl, JsonWebKeyId, Nonce,
+    PrivateSigningKey, StandardClaims, SubjectIdentifier,
+};
+use reqwest::StatusCode;
+use rollcall::oidc::{ExtraClaims, ProviderIdToken};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::harness::{Backend, Browser, PageResponse, TestApp};
+
+pub const TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
+pub const CLIENT_ID: &str = "6731de76-14a6-49ae-97bc-6eba6914391e";
+pub const CLIENT_SECRET: &str = "stand-in-client-secret";
+const ENG_GROUP: &str = "0b6bd1d4-2c43-4f8e-9c8e-3a3c5b0f7e21";
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/idp-fixtures/azure/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// Who signs in at the stand-in, and how the token about them should (mis)behave.
+#[derive(Clone)]
+pub struct Person {
+    pub oid: String,
+    pub email: Option<String>,
+    pub preferred_username: Option<String>,
+    pub groups: Vec<String>,
+    pub tamper: Tamper,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Tamper {
+    None,
+    AttackerKey,
+    AlgNone,
+    Hs256WithClientSecret,
+    WrongIssuer,
+    WrongAudience,
+    Expired,
+    WrongNonce,
+    OtherTenant,
+    OtherAzp,
+    GroupOverage,
+}
+
+struct Issued {
+    nonce: String,
+    challenge: String,
+    person: Person,
+}
+
+#[derive(Default)]
+struct Inner {
+    codes: HashMap<String, Issued>,
+    /// The kid and fixture the stand-in signs with now; both keys stay published.
+    current: (String, String),
+}
+
+#[derive(Clone)]
+pub struct EntraStandIn {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl EntraStandIn {
+    pub async fn start() -> EntraStandIn {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(Mutex::new(Inner {
+            current: ("key-1".into(), "signing-key.pem".into()),
+            ..Inner::default()
+        }));
+        let stand_in = EntraStandIn { addr, inner };
+        let app = Router::new()
+            .route(
+                "/{tenant}/v2.0/.well-known/openid-configuration",
+                get(discovery),
+            )
+            .route("/{tenant}/discovery/v2.0/keys", get(keys))
+            .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .with_state(stand_in.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        stand_in
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The person signs in at the authorize endpoint: returns the code for the callback.
+    pub fn authorize(&self, nonce: &str, challenge: &str, person: Person) -> String {
+        let code = format!("code-{}", rand_code());
+        self.inner.lock().unwrap().codes.insert(
+            code.clone(),
+            Issued {
+                nonce: nonce.into(),
+                challenge: challenge.into(),
+                person,
+            },
+        );
+        code
+    }
+
+    /// Starts signing with the second key (as Entra rolls its keys).
+    pub fn rotate(&self) {
+        self.inner.lock().unwrap().current = ("key-2".into(), "rotated-key.pem".into());
+    }
+
+    fn issuer(&self, tenant: &str) -> String {
+        format!("{}/{tenant}/v2.0", self.url())
+    }
+}
+
+fn rand_code() -> String {
+    let id = uuid::Uuid::new_v4();
+    id.simple().to_string()
+}
+
+async fn discovery(State(s): State<EntraStandIn>, Path(tenant): Path<String>) -> Json<Value> {
+    let base = s.url();
+    Json(json!({
+        "issuer": s.issuer(&tenant),
+        "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
+        "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
+        "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
+        "response_types_supported": ["code", "id_token", "code id_token"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }))
+}
+
+fn signing_key(kid: &str, file: &str) -> CoreRsaPrivateSigningKey {
+    CoreRsaPrivateSigningKey::from_pem(&fixture(file), Some(JsonWebKeyId::new(kid.into()))).unwrap()
+}
+
+async fn keys() -> Json<Value> {
+    let published: Vec<Value> = [("key-1", "signing-key.pem"), ("key-2", "rotated-key.pem")]
+        .iter()
+        .map(|(kid, file)| {
+            serde_json::to_value(signing_key(kid, file).as_verification_key()).unwrap()
+        })
+        .collect();
+    Json(json!({ "keys": published }))
+}
+
+async fn token(
+    State(s): State<EntraStandIn>,
+    Path(tenant): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    let bad = |why: &str| {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant", "error_description": why})),
+        )
+    };
+    let Some(issued) = s
+        .inner
+        .lock()
+        .unwrap()
+        .codes
+        .remove(form.get("code").map(String::as_str).unwrap_or_default())
+    else {
+        return bad("unknown or used code");
+    };
+    if form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+        || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
+    {
+        return bad("client authentication failed");
+    }
+    let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+    if URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) != issued.challenge {
+        return bad("PKCE verification failed");
+    }
+    let (kid, file) = s.inner.lock().unwrap().current.clone();
+    let id_token = make_token(&s.issuer(&tenant), &tenant, &issued, &kid, &file);
+    (
+        axum::http::StatusCode::OK,
+        Json(
+            json!({"token_type": "Bearer", "access_token": "stand-in-access-token", "expires_in": 3600, "id_token": id_token}),
+        ),
+    )
+}
+
+fn make_token(issuer: &str, tenant: &str, issued: &Issued, kid: &str, file: &str) -> String {
+    let p = &issued.person;
+    let now = chrono::Utc::now();
+    let t = p.tamper;
+    let iss = if t == Tamper::WrongIssuer {
+        "https://login.microsoftonline.com/evil/v2.0".to_string()
+    } else {
+        issuer.to_string()
+    };
+    let aud = if t == Tamper::WrongAudience {
+        "someone-else".to_string()
+    } else {
+        CLIENT_ID.to_string()
+    };
+    let exp = if t == Tamper::Expired {
+        now - chrono::Duration::minutes(30)
+    } else {
+        now + chrono::Duration::hours(1)
+    };
+    let nonce = if t == Tamper::WrongNonce {
+        "not-the-nonce".to_string()
+    } else {
+        issued.nonce.clone()
+    };
+    let tid = if t == Tamper::OtherTenant {
+        "00000000-0000-0000-0000-000000000001".to_string()
+    } else {
+        tenant.to_string()
+    };
+    let mut standard = StandardClaims::new(SubjectIdentifier::new(format!("pairwise-{}", p.oid)));
+    if let Some(email) = &p.email {
+        standard = standard.set_email(Some(EndUserEmail::new(email.clone())));
+    }
+    if let Some(upn) = &p.preferred_username {
+        standard = standard.set_preferred_username(Some(EndUserUsername::new(upn.clone())));
+    }
+    let extra = ExtraClaims {
+        tid: Some(tid),
+        oid: Some(p.oid.clone()),
+        groups: if t == Tamper::GroupOverage {
+            None
+        } else {
+            Some(p.groups.clone())
+        },
+        roles: None,
+        _claim_names: (t == Tamper::GroupOverage).then(|| json!({"groups": "src1"})),
+        hasgroups: None,
+    };
+    let mut claims = IdTokenClaims::new(
+        IssuerUrl::new(iss).unwrap(),
+        vec![Audience::new(aud)],
+        exp,
+        now,
+        standard,
+        extra,
+    )
+    .set_nonce(Some(Nonce::new(nonce)));
+    if t == Tamper::OtherAzp {
+        claims =
+            claims.set_authorized_party(Some(openidconnect::ClientId::new("another-app".into())));
+    }
+    match t {
+        Tamper::AlgNone => {
+            let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+            let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+            format!("{header}.{body}.")
+        }
+        Tamper::Hs256WithClientSecret => {
+            let key = CoreHmacKey::new(CLIENT_SECRET.as_bytes());
+            ProviderIdToken::new(
+                claims,
+                &key,
+                CoreJwsSigningAlgorithm::HmacSha256,
+                None,
+                None,
+            )
+            .unwrap()
+            .to_string()
+        }
+        Tamper::AttackerKey => {
+            // Same kid as the real key: only the signature can tell them apart.
+            ProviderIdToken::new(
+                claims,
+                &signing_key(kid, "attacker-key.pem"),
+                CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                None,
+                None,
+            )
+            .unwrap()
+            .to_string()
+        }
+        _ => ProviderIdToken::new(
+            claims,
+            &signing_key(kid, file),
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            None,
+            None,
+        )
+        .unwrap()
+        .to_string(),
+    }
+}
+
+// ---- the tests ----
+
+fn query_param(url: &str, name: &str) -> String {
+    let parsed = reqwest::Url::parse(url).unwrap();
+    parsed
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+}
+
+fn person(oid: &str, email: &str, groups: &[&str]) -> Person {
+    Person {
+        oid: oid.into(),
+        email: None,
+        preferred_username: Some(email.into()),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        tamper: Tamper::None,
+    }
+}
+
+/// An org with an Entra connection (everyone allowed, the Engineering group → a team).
+async fn setup(app: &TestApp) -> (crate::harness::Person, i64, i64) {
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let r = app
+        .post("/api/v1/orgs/acme/connections", &admin.token, json!({
+            "kind": "oidc", "name": "Entra ID",
+            "settings": {"preset": "entra", "tenant_id": TENANT, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+        }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let connection = r.body["id"].as_i64().unwrap();
+    let team = app.create_team("acme", &admin.token, "Engineering").await;
+    let base = format!("/api/v1/orgs/acme/connections/{connection}");
+    app.post(
+        &format!("{base}/grants"),
+        &admin.token,
+        json!({"match": {"kind": "everyone"}}),
+    )
+    .await;
+    app.post(
+        &format!("{base}/group-mappings"),
+        &admin.token,
+        json!({"group": {"id": ENG_GROUP}, "team_ids": [team]}),
+    )
+    .await;
+    (admin, connection, team)
+}
+
+/// The whole browser round trip: rollcall's login redirect, the person at Entra, the callback.
+async fn sign_in(
+    app: &TestApp,
+    browser: &Browser,
+    connection: i64,
+    return_to: &str,
+    who: Person,
+) -> (PageResponse, String) {
+    let start = browser
+        .get(&format!(
+            "/oidc/acme/login?connection={connection}&return_to={return_to}"
+        ))
+        .await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    let authorize = start.location().to_string();
+    assert!(
+        authorize.starts_with(&format!(
+            "{}/{TENANT}/oauth2/v2.0/authorize?",
+            app.entra.url()
+        )),
+        "{authorize}"
+    );
+    assert_eq!(query_param(&authorize, "code_challenge_method"), "S256");
+    assert_eq!(query_param(&authorize, "client_id"), CLIENT_ID);
+    let code = app.entra.authorize(
+        &query_param(&authorize, "nonce"),
+        &query_param(&authorize, "code_challenge"),
+        who,
+    );
+    let callback = format!(
+        "{}?code={code}&state={}",
+        query_param(&authorize, "redirect_uri"),
+        query_param(&authorize, "state")
+    );
+    (browser.get(&callback).await, callback)
+}
+
+async fn entra_sign_in_provisions_and_signs_in(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection, team) = setup(&app).await;
+
+    // The client secret is stored sealed and never shown.
+    let r = app
+        .get(
+            &format!("/api/v1/orgs/acme/connections/{connection}"),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(r.body["settings"]["client_secret_set"], true);
+    assert!(!r.body.to_string().contains(CLIENT_SECRET));
+
+    let browser = Browser::new(&app);
+    let (done, _) = sign_in(
+        &app,
+        &browser,
+        connection,
+        "/",
+        person("oid-ann", "ann@acme.test", &[ENG_GROUP, "unmapped-guid"]),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.location(), "/");
+    assert!(browser
+        .get("/")
+        .await
+        .body
+        .contains("Signed in as ann@acme.test"));
+    let r = app
+        .get("/api/v1/orgs/acme/members?q=ann@acme.test", &admin.token)
+        .await;
+    let member = &r.body["data"][0];
+    assert_eq!(member["source"], "sso");
+    assert_eq!(
+        member["teams"],
+        json!([{"id": team, "name": "Engineering", "source": "sso"}])
+    );
+
+    // The same person again (same tid+oid) is the same member; a rotated signing key is
+    // picked up from the JWKS.
+    app.entra.rotate();
+    let second = Browser::new(&app);
+    let (done, _) = sign_in(
+        &app,
+        &second,
+        connection,
+        "/",
+        person("oid-ann", "ann@acme.test", &[]),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let r = app.get("/api/v1/orgs/acme/members", &admin.token).await;
+    assert_eq!(
+        r.body["data"].as_array().unwrap().len(),
+        2,
+        "admin and ann, no duplicate"
+    );
+    let r = app
+        .get("/api/v1/orgs/acme/members?q=ann@acme.test", &admin.token)
+        .await;
+    assert_eq!(
+        r.body["data"][0]["teams"],
+        json!([]),
+        "left the group: team removed"
+    );
+    app.stop().await;
+}
+
+async fn forged_and_broken_tokens_are_refused(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection, _) = setup(&app).await;
+    // Each is refused for its own reason, which the audit trail records.
+    for (tamper, reason) in [
+        (Tamper::AttackerKey, "bad signature"),
+        (Tamper::AlgNone, "No signature found"),
+        (
+            Tamper::Hs256WithClientSecret,
+            "algorithm `HS256` is not one of",
+        ),
+        (Tamper::WrongIssuer, "Invalid issuer"),
+        (Tamper::WrongAudience, "Invalid audiences"),
+        (Tamper::Expired, "Expired"),
+        (Tamper::WrongNonce, "Invalid nonce"),
+        (Tamper::OtherTenant, "is not the configured tenant"),
+        (Tamper::OtherAzp, "azp \"another-app\" is not this client"),
+        (Tamper::GroupOverage, "group overage"),
+    ] {
+        let browser = Browser::new(&app);
+        let mut who = person(
+            &format!("oid-{tamper:?}"),
+            &format!("{tamper:?}@acme.test").to_lowercase(),
+            &[ENG_GROUP],
+        );
+        who.tamper = tamper;
+        let (done, _) = sign_in(&app, &browser, connection, "/", who).await;
+        assert_eq!(
+            done.status,
+            StatusCode::FORBIDDEN,
+            "{tamper:?}: {}",
+            done.body
+        );
+        assert!(
+            done.body.contains("Sign-in failed"),
+            "{tamper:?}: {}",
+            done.body
+        );
+        assert!(
+            done.body.contains("reference"),
+            "{tamper:?}: a reference code"
+        );
+        assert_eq!(
+            browser.get("/").await.location(),
+            "/login",
+            "{tamper:?}: no session"
+        );
+        let r = app
+            .get("/api/v1/orgs/acme/audit?limit=1", &admin.token)
+            .await;
+        let event = &r.body["data"][0];
+        assert_eq!(event["action"], "sso.login_failed", "{tamper:?}");
+        let logged = event["after"]["reason"].as_str().unwrap();
+
+        assert!(logged.contains(reason), "{tamper:?}: {logged}");
+    }
+    let r = app.get("/api/v1/orgs/acme/members", &admin.token).await;
+    assert_eq!(
+        r.body["data"].as_array().unwrap().len(),
+        1,
+        "nobody was provisioned"
+    );
+    app.stop().await;
+}
+
+async fn state_is_single_use(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (_, connection, _) = setup(&app).await;
+    let browser = Browser::new(&app);
+    let (done, callback) = sign_in(
+        &app,
+        &browser,
+        connection,
+        "/",
+        person("oid-bo", "bo@acme.test", &[]),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    let replay = Browser::new(&app).get(&callback).await;
+    assert_eq!(replay.status, StatusCode::BAD_REQUEST);
+    assert!(replay.body.contains("expired or was already used"));
+    let forged = Browser::new(&app)
+        .get(&format!("/oidc/callback?code=x&state={}", "y".repeat(43)))
+        .await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+    let missing = Browser::new(&app)
+        .get("/oidc/acme/login?connection=999")
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+async fn invitation_continues_with_sso(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection, _) = setup(&app).await;
+    rollcall::operator::verify_domain(&app.store, "acme", "acme.test")
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/invitations",
+            &admin.token,
+            json!({"emails": ["emp@acme.test"], "is_admin": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    app.deliver_mail().await;
+    let data = app.smtp.received()[0]
+        .data
+        .replace("=\r\n", "")
+        .replace("=\n", "");
+    let link = data
+        .split_whitespace()
+        .find(|w| w.contains("/invite/rc_inv_"))
+        .unwrap()
+        .to_string();
+    let invite_path = &link[link.find("/invite/").unwrap()..];
+
+    let browser = Browser::new(&app);
+    let page = browser.get(&link).await;
+    assert!(page.body.contains("Continue with SSO"), "{}", page.body);
+    let (done, _) = sign_in(
+        &app,
+        &browser,
+        connection,
+        invite_path,
+        person("oid-emp", "emp@acme.test", &[]),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(done.location(), invite_path);
+    let page = browser.get(invite_path).await;
+    assert!(
+        page.body.contains("You are a member of acme now"),
+        "{}",
+        page.body
+    );
+    let r = app
+        .get("/api/v1/orgs/acme/members?q=emp@acme.test", &admin.token)
+        .await;
+    assert_eq!(
+        r.body["data"][0]["is_admin"], true,
+        "the invitation's admin flag applied"
+    );
+    app.stop().await;
+}
+
+crate::backend_tests!(
+    entra_sign_in_provisions_and_signs_in,
+    forged_and_broken_tokens_are_refused,
+    state_is_single_use,
+    invitation_continues_with_sso,
+);
