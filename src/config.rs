@@ -146,6 +146,9 @@ pub struct OidcConfig {
     /// Let discovery and token requests reach loopback and private addresses. Only for a
     /// provider on your own network (or a test stand-in): it opens the door to SSRF.
     pub allow_private_addresses: bool,
+    /// A token signed with a key rollcall has not seen refreshes the provider's keys, at
+    /// most this often, so forged `kid`s cannot make rollcall hammer the provider.
+    pub jwks_refresh_min_seconds: u64,
 }
 
 impl Default for OidcConfig {
@@ -154,6 +157,7 @@ impl Default for OidcConfig {
             entra_authority: "https://login.microsoftonline.com".into(),
             clock_skew_seconds: 120,
             allow_private_addresses: false,
+            jwks_refresh_min_seconds: 60,
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct AppState {
     pub dns: dns::Resolver,
     /// Encrypts stored client secrets.
     pub sealer: crate::secrets::Sealer,
+    /// Providers' signing keys, per JWKS URL: each instance keeps its own copy.
+    pub jwks: crate::oidc::KeyCache,
 }
 
 impl AppState {
@@ -53,6 +55,7 @@ impl AppState {
         Ok(AppState {
             dns: dns::Resolver::new(&config.dns)?,
             sealer: crate::secrets::Sealer::from_config(&config.secrets)?,
+            jwks: crate::oidc::KeyCache::default(),
             store,
             config: Arc::new(config),
         })

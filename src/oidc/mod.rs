@@ -24,7 +24,8 @@ use openidconnect::{
         CoreGenderClaim, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
         CoreJwsSigningAlgorithm,
     },
-    AdditionalClaims, ClientId, IdToken, IdTokenVerifier, IssuerUrl, Nonce,
+    AdditionalClaims, ClaimsVerificationError, ClientId, IdToken, IdTokenVerifier, IssuerUrl,
+    Nonce, SignatureVerificationError,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -86,6 +87,38 @@ pub const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 10] = [
     CoreJwsSigningAlgorithm::EcdsaP521Sha512,
     CoreJwsSigningAlgorithm::EdDsa,
 ];
+
+/// Providers' key sets by JWKS URL, with when they were fetched.
+#[derive(Clone, Default)]
+pub struct KeyCache(
+    std::sync::Arc<
+        tokio::sync::Mutex<
+            std::collections::HashMap<String, (std::time::Instant, CoreJsonWebKeySet)>,
+        >,
+    >,
+);
+
+const KEYS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The provider's keys: cached up to an hour; `refresh` asks for a fresh copy, granted at most
+/// once per `oidc.jwks_refresh_min_seconds`.
+async fn keys(state: &AppState, uri: &str, refresh: bool) -> Result<CoreJsonWebKeySet, Failure> {
+    let min_refresh = std::time::Duration::from_secs(state.config.oidc.jwks_refresh_min_seconds);
+    if let Some((fetched, keys)) = state.jwks.0.lock().await.get(uri) {
+        let age = fetched.elapsed();
+        if (!refresh && age < KEYS_MAX_AGE) || (refresh && age < min_refresh) {
+            return Ok(keys.clone());
+        }
+    }
+    let fresh: CoreJsonWebKeySet = fetch_json(state, uri).await?;
+    state
+        .jwks
+        .0
+        .lock()
+        .await
+        .insert(uri.to_string(), (std::time::Instant::now(), fresh.clone()));
+    Ok(fresh)
+}
 
 /// What discovery tells us about a provider.
 #[derive(Debug, Clone, Deserialize)]
@@ -233,17 +266,27 @@ async fn fetch_json<T: serde::de::DeserializeOwned>(
 
 /// The provider's endpoints; its `issuer` must be exactly the one configured (OIDC Discovery §4.3).
 async fn discover(state: &AppState, settings: &Settings) -> Result<Discovery, Failure> {
-    let issuer = settings.issuer(&state.config.oidc.entra_authority);
+    let authority = &state.config.oidc.entra_authority;
+    let issuer = settings.issuer(authority);
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
     );
     let discovery: Discovery = fetch_json(state, &url).await?;
-    if discovery.issuer != issuer {
+    // Entra's multi-tenant document publishes the template `…/{tenantid}/v2.0` instead.
+    let expected = if settings.multi_tenant() {
+        format!("{}/{{tenantid}}/v2.0", authority.trim_end_matches('/'))
+    } else {
+        issuer
+    };
+    if discovery.issuer != expected {
         return Err(fail(
             StatusCode::BAD_GATEWAY,
             "The sign-in provider is misconfigured.",
-            format!("discovery issuer {:?} is not {issuer:?}", discovery.issuer),
+            format!(
+                "discovery issuer {:?} is not {expected:?}",
+                discovery.issuer
+            ),
         ));
     }
     Ok(discovery)
@@ -532,31 +575,51 @@ async fn validate(
     let token: ProviderIdToken = raw
         .parse()
         .map_err(|e| refused(format!("id_token is not a JWT: {e}")))?;
-    let jwks: CoreJsonWebKeySet = fetch_json(state, &discovery.jwks_uri).await?;
     let skew = chrono::Duration::seconds(state.config.oidc.clock_skew_seconds);
     let issuer =
         IssuerUrl::new(discovery.issuer.clone()).map_err(|e| refused(format!("issuer: {e}")))?;
-    // A public-client verifier: with no client secret, an HMAC-signed token cannot verify.
-    let verifier: IdTokenVerifier<openidconnect::core::CoreJsonWebKey> =
-        IdTokenVerifier::new_public_client(ClientId::new(settings.client_id.clone()), issuer, jwks)
-            .set_allowed_algs(ALLOWED_ALGS)
-            // Leeway for `exp`: judge it as if it were `skew` earlier.
-            .set_time_fn(move || chrono::Utc::now() - skew)
-            .set_issue_time_verifier_fn(move |iat| {
-                if iat > chrono::Utc::now() + skew {
-                    Err(format!("issued in the future ({iat})"))
-                } else {
-                    Ok(())
-                }
-            });
+    let verifier = |jwks: CoreJsonWebKeySet| {
+        // A public-client verifier: with no client secret, an HMAC-signed token cannot verify.
+        IdTokenVerifier::<openidconnect::core::CoreJsonWebKey>::new_public_client(
+            ClientId::new(settings.client_id.clone()),
+            issuer.clone(),
+            jwks,
+        )
+        .set_allowed_algs(ALLOWED_ALGS)
+        // A multi-tenant issuer depends on the token's tenant: checked below, once the
+        // signature has made that tenant trustworthy.
+        .require_issuer_match(!settings.multi_tenant())
+        // Leeway for `exp`: judge it as if it were `skew` earlier.
+        .set_time_fn(move || chrono::Utc::now() - skew)
+        .set_issue_time_verifier_fn(move |iat| {
+            if iat > chrono::Utc::now() + skew {
+                Err(format!("issued in the future ({iat})"))
+            } else {
+                Ok(())
+            }
+        })
+    };
     let expected_nonce = Nonce::new(nonce.to_string());
-    let claims = token.claims(&verifier, &expected_nonce).map_err(|e| {
+    let explain = |e: ClaimsVerificationError| {
         // The precise cause (wrong key, disallowed alg, …) is in the error's source.
         let cause = std::error::Error::source(&e)
             .map(|s| format!(" ({s})"))
             .unwrap_or_default();
         refused(format!("id_token refused: {e}{cause}"))
-    })?;
+    };
+    let cached = keys(state, &discovery.jwks_uri, false).await?;
+    let claims = match token.claims(&verifier(cached), &expected_nonce) {
+        // Signed with a key we have not seen: the provider may have rolled its keys.
+        Err(ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::NoMatchingKey,
+        )) => {
+            let fresh = keys(state, &discovery.jwks_uri, true).await?;
+            token
+                .claims(&verifier(fresh), &expected_nonce)
+                .map_err(explain)?
+        }
+        other => other.map_err(explain)?,
+    };
     if let Some(azp) = claims.authorized_party() {
         if azp.as_str() != settings.client_id {
             return Err(refused(format!(
@@ -569,10 +632,19 @@ async fn validate(
     let subject = match settings.preset {
         Preset::Entra => {
             let tid = extra.tid.as_deref().unwrap_or_default();
-            if Some(tid) != settings.tenant_id.as_deref() {
+            if !settings.accepts_tenant(tid) {
                 return Err(refused(format!(
-                    "tenant {tid:?} is not the configured tenant"
+                    "tenant {tid:?} is not the configured tenant or on the allow-list"
                 )));
+            }
+            if settings.multi_tenant() {
+                let expected = discovery.issuer.replace("{tenantid}", tid);
+                if claims.issuer().as_str() != expected {
+                    return Err(refused(format!(
+                        "issuer {:?} is not {expected:?} for tenant {tid}",
+                        claims.issuer().as_str()
+                    )));
+                }
             }
             let oid = extra
                 .oid

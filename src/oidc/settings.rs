@@ -9,8 +9,9 @@ use crate::secrets::Sealer;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// Microsoft Entra ID, single tenant: issuer `{authority}/{tenant_id}/v2.0`, subject
-    /// `tid:oid`, the token's `tid` must be the tenant.
+    /// Microsoft Entra ID: issuer `{authority}/{tenant_id}/v2.0`, subject `tid:oid`, the
+    /// token's `tid` must be the tenant. `tenant_id: "organizations"` makes a multi-tenant
+    /// connection, which needs `allowed_tenants`.
     Entra,
     /// Any OpenID provider, by issuer URL; subject `sub`.
     Generic,
@@ -22,6 +23,9 @@ pub struct Settings {
     pub preset: Preset,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_id: Option<String>,
+    /// For a multi-tenant Entra connection: the tenant IDs whose people may sign in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_tenants: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
     pub client_id: String,
@@ -32,7 +36,25 @@ pub struct Settings {
     pub scopes: Option<Vec<String>>,
 }
 
+/// Entra's tenant-independent endpoint, for apps used by several tenants.
+pub const MULTI_TENANT: &str = "organizations";
+
 impl Settings {
+    /// Whether this is a multi-tenant Entra connection.
+    pub fn multi_tenant(&self) -> bool {
+        self.preset == Preset::Entra && self.tenant_id.as_deref() == Some(MULTI_TENANT)
+    }
+
+    /// The tenants whose tokens are accepted.
+    pub fn accepts_tenant(&self, tid: &str) -> bool {
+        if self.multi_tenant() {
+            self.allowed_tenants.iter().flatten().any(|t| t == tid)
+        } else {
+            self.tenant_id.as_deref() == Some(tid)
+        }
+    }
+
+    /// Where discovery is fetched from (`…/organizations/v2.0` for multi-tenant Entra).
     pub fn issuer(&self, entra_authority: &str) -> String {
         match self.preset {
             Preset::Entra => format!(
@@ -92,9 +114,14 @@ pub fn prepare(
     match settings.preset {
         Preset::Entra => {
             let tenant = settings.tenant_id.as_deref().unwrap_or_default();
-            if !is_guid(tenant) {
+            if tenant == MULTI_TENANT {
+                let allowed = settings.allowed_tenants.as_deref().unwrap_or_default();
+                if allowed.is_empty() || !allowed.iter().all(|t| is_guid(t)) {
+                    return Err("OIDC settings: a multi-tenant connection (tenant_id \"organizations\") needs allowed_tenants, a list of tenant ID GUIDs".into());
+                }
+            } else if !is_guid(tenant) {
                 return Err(format!(
-                    "OIDC settings: tenant_id must be the directory (tenant) ID, a GUID, not {tenant:?}"
+                    "OIDC settings: tenant_id must be the directory (tenant) ID, a GUID, or \"organizations\", not {tenant:?}"
                 ));
             }
         }
@@ -187,6 +214,14 @@ mod tests {
             (
                 json!({"preset": "okta", "client_id": "a"}),
                 "unknown variant `okta`",
+            ),
+            (
+                json!({"preset": "entra", "tenant_id": "organizations", "client_id": "a", "client_secret": "s"}),
+                "allowed_tenants",
+            ),
+            (
+                json!({"preset": "entra", "tenant_id": "organizations", "allowed_tenants": ["x"], "client_id": "a", "client_secret": "s"}),
+                "allowed_tenants",
             ),
             (
                 json!({"preset": "entra", "tenant_id": TENANT, "client_id": "a", "client_secret": "s", "extra": 1}),

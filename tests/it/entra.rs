@@ -45,6 +45,8 @@ fn fixture(name: &str) -> String {
 /// Who signs in at the stand-in, and how the token about them should (mis)behave.
 #[derive(Clone)]
 pub struct Person {
+    /// The person's tenant; None is the test tenant.
+    pub tenant: Option<String>,
     pub oid: String,
     pub email: Option<String>,
     pub preferred_username: Option<String>,
@@ -76,8 +78,11 @@ struct Issued {
 #[derive(Default)]
 struct Inner {
     codes: HashMap<String, Issued>,
-    /// The kid and fixture the stand-in signs with now; both keys stay published.
+    /// The kid and fixture the stand-in signs with now; only this key is published, so a
+    /// rotation is seen only by refreshing the keys.
     current: (String, String),
+    /// Serve discovery with another issuer than the one the document is for.
+    wrong_discovery_issuer: bool,
 }
 
 #[derive(Clone)]
@@ -130,6 +135,10 @@ impl EntraStandIn {
         self.inner.lock().unwrap().current = ("key-2".into(), "rotated-key.pem".into());
     }
 
+    pub fn serve_wrong_discovery_issuer(&self) {
+        self.inner.lock().unwrap().wrong_discovery_issuer = true;
+    }
+
     fn issuer(&self, tenant: &str) -> String {
         format!("{}/{tenant}/v2.0", self.url())
     }
@@ -142,8 +151,16 @@ fn rand_code() -> String {
 
 async fn discovery(State(s): State<EntraStandIn>, Path(tenant): Path<String>) -> Json<Value> {
     let base = s.url();
+    let issuer = if s.inner.lock().unwrap().wrong_discovery_issuer {
+        "https://login.microsoftonline.com/someone-else/v2.0".to_string()
+    } else if tenant == "organizations" {
+        // As Entra's multi-tenant document does: a template, not an issuer.
+        format!("{base}/{{tenantid}}/v2.0")
+    } else {
+        s.issuer(&tenant)
+    };
     Json(json!({
-        "issuer": s.issuer(&tenant),
+        "issuer": issuer,
         "authorization_endpoint": format!("{base}/{tenant}/oauth2/v2.0/authorize"),
         "token_endpoint": format!("{base}/{tenant}/oauth2/v2.0/token"),
         "jwks_uri": format!("{base}/{tenant}/discovery/v2.0/keys"),
@@ -157,14 +174,10 @@ fn signing_key(kid: &str, file: &str) -> CoreRsaPrivateSigningKey {
     CoreRsaPrivateSigningKey::from_pem(&fixture(file), Some(JsonWebKeyId::new(kid.into()))).unwrap()
 }
 
-async fn keys() -> Json<Value> {
-    let published: Vec<Value> = [("key-1", "signing-key.pem"), ("key-2", "rotated-key.pem")]
-        .iter()
-        .map(|(kid, file)| {
-            serde_json::to_value(signing_key(kid, file).as_verification_key()).unwrap()
-        })
-        .collect();
-    Json(json!({ "keys": published }))
+async fn keys(State(s): State<EntraStandIn>) -> Json<Value> {
+    let (kid, file) = s.inner.lock().unwrap().current.clone();
+    let key = serde_json::to_value(signing_key(&kid, &file).as_verification_key()).unwrap();
+    Json(json!({ "keys": [key] }))
 }
 
 async fn token(
@@ -197,6 +210,16 @@ async fn token(
         return bad("PKCE verification failed");
     }
     let (kid, file) = s.inner.lock().unwrap().current.clone();
+    let person_tenant = issued
+        .person
+        .tenant
+        .clone()
+        .unwrap_or_else(|| TENANT.to_string());
+    let tenant = if tenant == "organizations" {
+        person_tenant
+    } else {
+        tenant
+    };
     let id_token = make_token(&s.issuer(&tenant), &tenant, &issued, &kid, &file);
     (
         axum::http::StatusCode::OK,
@@ -322,6 +345,7 @@ fn query_param(url: &str, name: &str) -> String {
 
 fn person(oid: &str, email: &str, groups: &[&str]) -> Person {
     Person {
+        tenant: None,
         oid: oid.into(),
         email: None,
         preferred_username: Some(email.into()),
@@ -374,10 +398,7 @@ async fn sign_in(
     assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
     let authorize = start.location().to_string();
     assert!(
-        authorize.starts_with(&format!(
-            "{}/{TENANT}/oauth2/v2.0/authorize?",
-            app.entra.url()
-        )),
+        authorize.starts_with(&app.entra.url()) && authorize.contains("/oauth2/v2.0/authorize?"),
         "{authorize}"
     );
     assert_eq!(query_param(&authorize, "code_challenge_method"), "S256");
@@ -557,6 +578,78 @@ async fn state_is_single_use(backend: Backend) {
     app.stop().await;
 }
 
+/// A multi-tenant app: people of allowed tenants only, and each token's issuer must be its
+/// own tenant's.
+async fn multi_tenant_connections_admit_listed_tenants_only(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, _, _) = setup(&app).await;
+    let r = app
+        .post("/api/v1/orgs/acme/connections", &admin.token, json!({
+            "kind": "oidc", "name": "Entra (several tenants)",
+            "settings": {"preset": "entra", "tenant_id": "organizations", "allowed_tenants": [TENANT],
+                         "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+        }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let multi = r.body["id"].as_i64().unwrap();
+    app.post(
+        &format!("/api/v1/orgs/acme/connections/{multi}/grants"),
+        &admin.token,
+        json!({"match": {"kind": "everyone"}}),
+    )
+    .await;
+
+    let (done, _) = sign_in(
+        &app,
+        &Browser::new(&app),
+        multi,
+        "/",
+        person("oid-in", "in@acme.test", &[]),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+
+    let mut outsider = person("oid-out", "out@other.test", &[]);
+    outsider.tenant = Some("11111111-2222-3333-4444-555555555555".into());
+    let mut forged = person("oid-forged", "forged@acme.test", &[]);
+    forged.tamper = Tamper::WrongIssuer;
+    for (who, reason) in [
+        (outsider, "not the configured tenant or on the allow-list"),
+        (forged, "for tenant"),
+    ] {
+        let (done, _) = sign_in(&app, &Browser::new(&app), multi, "/", who).await;
+        assert_eq!(done.status, StatusCode::FORBIDDEN, "{}", done.body);
+        let r = app
+            .get("/api/v1/orgs/acme/audit?limit=1", &admin.token)
+            .await;
+        let logged = r.body["data"][0]["after"]["reason"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(logged.contains(reason), "{logged}");
+    }
+    let r = app.get("/api/v1/orgs/acme/members", &admin.token).await;
+    assert_eq!(
+        r.body["data"].as_array().unwrap().len(),
+        2,
+        "admin and the allowed tenant's person"
+    );
+    app.stop().await;
+}
+
+/// OpenID Discovery §4.3: the document's issuer must be the one it was fetched for.
+async fn discovery_issuer_mismatch_is_refused(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (_, connection, _) = setup(&app).await;
+    app.entra.serve_wrong_discovery_issuer();
+    let r = Browser::new(&app)
+        .get(&format!("/oidc/acme/login?connection={connection}"))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
+    assert!(r.body.contains("misconfigured"));
+    app.stop().await;
+}
+
 async fn invitation_continues_with_sso(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let (admin, connection, _) = setup(&app).await;
@@ -616,5 +709,7 @@ crate::backend_tests!(
     entra_sign_in_provisions_and_signs_in,
     forged_and_broken_tokens_are_refused,
     state_is_single_use,
+    discovery_issuer_mismatch_is_refused,
+    multi_tenant_connections_admit_listed_tenants_only,
     invitation_continues_with_sso,
 );

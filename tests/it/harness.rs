@@ -217,6 +217,7 @@ impl TestApp {
                 entra_authority: entra.url(),
                 clock_skew_seconds: 120,
                 allow_private_addresses: true,
+                jwks_refresh_min_seconds: 0,
             },
             ..Config::default()
         };
