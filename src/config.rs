@@ -149,6 +149,8 @@ pub struct OidcConfig {
     /// A token signed with a key rollcall has not seen refreshes the provider's keys, at
     /// most this often, so forged `kid`s cannot make rollcall hammer the provider.
     pub jwks_refresh_min_seconds: u64,
+    /// Microsoft Graph, asked for a person's groups when a token has too many to carry.
+    pub graph_base: String,
 }
 
 impl Default for OidcConfig {
@@ -158,6 +160,7 @@ impl Default for OidcConfig {
             clock_skew_seconds: 120,
             allow_private_addresses: false,
             jwks_refresh_min_seconds: 60,
+            graph_base: "https://graph.microsoft.com".into(),
         }
     }
 }

@@ -391,6 +391,7 @@ struct CallbackParams {
 #[derive(Deserialize)]
 struct TokenResponse {
     id_token: Option<String>,
+    access_token: Option<String>,
 }
 
 async fn callback(
@@ -530,7 +531,7 @@ async fn finish(
             "no id_token in the token response",
         )
     })?;
-    let identity = validate(
+    let (mut identity, overage) = validate(
         state,
         settings,
         &discovery,
@@ -539,6 +540,30 @@ async fn finish(
         &pending.nonce,
     )
     .await?;
+    if overage {
+        // Without its groups, reconciliation would strip this person's IdP-given teams.
+        if !settings.graph_overage {
+            return Err(fail(
+                StatusCode::FORBIDDEN,
+                "You are in too many groups for this sign-in to read them. Ask your administrator.",
+                "group overage signalled and the connection does not ask Microsoft Graph (graph_overage)",
+            ));
+        }
+        let access_token = tokens.access_token.as_deref().ok_or_else(|| {
+            fail(
+                StatusCode::BAD_GATEWAY,
+                "Your groups could not be read. Please try again.",
+                "group overage but no access token for Graph",
+            )
+        })?;
+        let roles: Vec<IdpGroup> = identity
+            .groups
+            .drain(..)
+            .filter(|g| g.id.is_none())
+            .collect();
+        identity.groups = graph_groups(state, access_token).await?;
+        identity.groups.extend(roles);
+    }
 
     match provisioning::provision(&state.store, &identity, Via::Sso, request_id).await {
         Ok(outcome) => {
@@ -556,7 +581,8 @@ async fn finish(
     }
 }
 
-/// Validates an ID token and turns it into an external identity.
+/// Validates an ID token and turns it into an external identity; also says whether the
+/// token signals more groups than it carries (Entra "overage").
 async fn validate(
     state: &AppState,
     settings: &Settings,
@@ -564,7 +590,7 @@ async fn validate(
     connection_id: i64,
     raw: &str,
     nonce: &str,
-) -> Result<ExternalIdentity, Failure> {
+) -> Result<(ExternalIdentity, bool), Failure> {
     let refused = |reason: String| {
         fail(
             StatusCode::FORBIDDEN,
@@ -655,14 +681,9 @@ async fn validate(
         }
         Preset::Generic => claims.subject().as_str().to_string(),
     };
-    if extra._claim_names.is_some() || extra.hasgroups.is_some() {
-        // Without its groups, reconciliation would strip this person's IdP-given teams.
-        return Err(fail(
-            StatusCode::FORBIDDEN,
-            "You are in too many groups for this sign-in to read them. Ask your administrator.",
-            "group overage signalled; the Microsoft Graph lookup is not available yet",
-        ));
-    }
+    // `_claim_sources` may point anywhere (even the retired graph.windows.net): it is never
+    // followed; Graph is asked at the configured address instead.
+    let overage = extra._claim_names.is_some() || extra.hasgroups.is_some();
     let email = claims
         .email()
         .map(|e| e.as_str().to_string())
@@ -681,23 +702,91 @@ async fn validate(
         id: None,
         name: Some(r.clone()),
     }));
-    Ok(ExternalIdentity {
-        connection_id,
-        subject,
-        email,
-        email_verified: claims.email_verified().unwrap_or(false),
-        display_name: claims
-            .name()
-            .and_then(|n| n.get(None))
-            .map(|n| n.as_str().to_string()),
-        given_name: claims
-            .given_name()
-            .and_then(|n| n.get(None))
-            .map(|n| n.as_str().to_string()),
-        family_name: claims
-            .family_name()
-            .and_then(|n| n.get(None))
-            .map(|n| n.as_str().to_string()),
-        groups,
-    })
+    Ok((
+        ExternalIdentity {
+            connection_id,
+            subject,
+            email,
+            email_verified: claims.email_verified().unwrap_or(false),
+            display_name: claims
+                .name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_string()),
+            given_name: claims
+                .given_name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_string()),
+            family_name: claims
+                .family_name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_string()),
+            groups,
+        },
+        overage,
+    ))
+}
+
+/// The person's groups (transitive, with names) from Microsoft Graph, page by page. Paging
+/// links must stay under the configured Graph address.
+async fn graph_groups(state: &AppState, access_token: &str) -> Result<Vec<IdpGroup>, Failure> {
+    #[derive(Deserialize)]
+    struct Group {
+        id: String,
+        #[serde(rename = "displayName")]
+        display_name: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Page {
+        value: Vec<Group>,
+        #[serde(rename = "@odata.nextLink")]
+        next: Option<String>,
+    }
+    let unreadable = |reason: String| {
+        fail(
+            StatusCode::BAD_GATEWAY,
+            "Your groups could not be read. Please try again.",
+            reason,
+        )
+    };
+    let base = state
+        .config
+        .oidc
+        .graph_base
+        .trim_end_matches('/')
+        .to_string();
+    let mut url = format!(
+        "{base}/v1.0/me/transitiveMemberOf/microsoft.graph.group?$select=id,displayName&$top=999"
+    );
+    let mut groups = Vec::new();
+    // 100 pages of 999: far beyond any real directory, and a bound on a looping server.
+    for _ in 0..100 {
+        let target = check_destination(state, &url).await?;
+        let response = client()
+            .get(target)
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .map_err(|e| unreadable(format!("Graph: {e}")))?;
+        if !response.status().is_success() {
+            return Err(unreadable(format!("Graph answered {}", response.status())));
+        }
+        let page: Page = response
+            .json()
+            .await
+            .map_err(|e| unreadable(format!("Graph page: {e}")))?;
+        groups.extend(page.value.into_iter().map(|g| IdpGroup {
+            id: Some(g.id),
+            name: g.display_name,
+        }));
+        match page.next {
+            None => return Ok(groups),
+            Some(next) if next.starts_with(&format!("{base}/")) => url = next,
+            Some(next) => {
+                return Err(unreadable(format!(
+                    "Graph paging link {next:?} leaves {base}"
+                )))
+            }
+        }
+    }
+    Err(unreadable("Graph paging did not end".into()))
 }

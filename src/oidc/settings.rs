@@ -34,7 +34,14 @@ pub struct Settings {
     pub client_secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// Entra: when a person is in too many groups for the token, ask Microsoft Graph for
+    /// them. Needs the delegated permission GroupMember.Read.All with admin consent.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub graph_overage: bool,
 }
+
+/// The delegated permission to read a person's group memberships in Graph.
+pub const GRAPH_SCOPE: &str = "https://graph.microsoft.com/GroupMember.Read.All";
 
 /// Entra's tenant-independent endpoint, for apps used by several tenants.
 pub const MULTI_TENANT: &str = "organizations";
@@ -73,6 +80,9 @@ impl Settings {
             .unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]);
         if !scopes.iter().any(|s| s == "openid") {
             scopes.insert(0, "openid".into());
+        }
+        if self.graph_overage && !scopes.iter().any(|s| s == GRAPH_SCOPE) {
+            scopes.push(GRAPH_SCOPE.into());
         }
         scopes
     }

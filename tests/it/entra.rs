@@ -67,6 +67,8 @@ pub enum Tamper {
     OtherTenant,
     OtherAzp,
     GroupOverage,
+    /// Overage, and Graph's paging link points at another host.
+    GraphLeavesGraph,
 }
 
 struct Issued {
@@ -83,6 +85,8 @@ struct Inner {
     current: (String, String),
     /// Serve discovery with another issuer than the one the document is for.
     wrong_discovery_issuer: bool,
+    /// Access token → (the person's groups, whether Graph's paging should leave Graph).
+    access_tokens: HashMap<String, (Vec<String>, bool)>,
 }
 
 #[derive(Clone)]
@@ -107,6 +111,10 @@ impl EntraStandIn {
             )
             .route("/{tenant}/discovery/v2.0/keys", get(keys))
             .route("/{tenant}/oauth2/v2.0/token", post(token))
+            .route(
+                "/v1.0/me/transitiveMemberOf/microsoft.graph.group",
+                get(graph_groups),
+            )
             .with_state(stand_in.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         stand_in
@@ -221,12 +229,66 @@ async fn token(
         tenant
     };
     let id_token = make_token(&s.issuer(&tenant), &tenant, &issued, &kid, &file);
+    let access_token = format!("at-{}", rand_code());
+    let leaves = issued.person.tamper == Tamper::GraphLeavesGraph;
+    s.inner
+        .lock()
+        .unwrap()
+        .access_tokens
+        .insert(access_token.clone(), (issued.person.groups.clone(), leaves));
     (
         axum::http::StatusCode::OK,
         Json(
-            json!({"token_type": "Bearer", "access_token": "stand-in-access-token", "expires_in": 3600, "id_token": id_token}),
+            json!({"token_type": "Bearer", "access_token": access_token, "expires_in": 3600, "id_token": id_token}),
         ),
     )
+}
+
+fn overage(t: Tamper) -> bool {
+    matches!(t, Tamper::GroupOverage | Tamper::GraphLeavesGraph)
+}
+
+/// Microsoft Graph's transitiveMemberOf, 100 groups a page.
+async fn graph_groups(
+    State(s): State<EntraStandIn>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> (axum::http::StatusCode, Json<Value>) {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .trim_start_matches("Bearer ")
+        .to_string();
+    let Some((groups, leaves)) = s.inner.lock().unwrap().access_tokens.get(&token).cloned() else {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            Json(json!({"error": {"code": "InvalidAuthenticationToken"}})),
+        );
+    };
+    let page: usize = query
+        .get("$skiptoken")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let value: Vec<Value> = groups
+        .iter()
+        .skip(page * 100)
+        .take(100)
+        .map(|g| json!({"id": g, "displayName": format!("Group {g}")}))
+        .collect();
+    let mut body = json!({ "value": value });
+    if (page + 1) * 100 < groups.len() {
+        let host = if leaves {
+            "https://graph.attacker.example".to_string()
+        } else {
+            s.url()
+        };
+        body["@odata.nextLink"] = json!(format!(
+            "{host}/v1.0/me/transitiveMemberOf/microsoft.graph.group?$skiptoken={}",
+            page + 1
+        ));
+    }
+    (axum::http::StatusCode::OK, Json(body))
 }
 
 fn make_token(issuer: &str, tenant: &str, issued: &Issued, kid: &str, file: &str) -> String {
@@ -268,13 +330,13 @@ fn make_token(issuer: &str, tenant: &str, issued: &Issued, kid: &str, file: &str
     let extra = ExtraClaims {
         tid: Some(tid),
         oid: Some(p.oid.clone()),
-        groups: if t == Tamper::GroupOverage {
+        groups: if overage(t) {
             None
         } else {
             Some(p.groups.clone())
         },
         roles: None,
-        _claim_names: (t == Tamper::GroupOverage).then(|| json!({"groups": "src1"})),
+        _claim_names: overage(t).then(|| json!({"groups": "src1"})),
         hasgroups: None,
     };
     let mut claims = IdTokenClaims::new(
@@ -578,6 +640,61 @@ async fn state_is_single_use(backend: Backend) {
     app.stop().await;
 }
 
+/// More than 200 groups: Entra sends an overage marker instead; a connection that may ask
+/// Graph reads them there (all pages, with names), and never follows a link out of Graph.
+async fn group_overage_is_read_from_graph(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection, team) = setup(&app).await;
+    let path = format!("/api/v1/orgs/acme/connections/{connection}");
+    let r = app
+        .patch(&path, &admin.token, json!({"settings": {"preset": "entra", "tenant_id": TENANT, "client_id": CLIENT_ID, "graph_overage": true}}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(
+        r.body["settings"]["client_secret_set"], true,
+        "the secret was kept"
+    );
+
+    let mut groups: Vec<String> = (0..249)
+        .map(|i| format!("00000000-0000-0000-0000-{i:012}"))
+        .collect();
+    groups.push(ENG_GROUP.to_string());
+    let mut many = person("oid-many", "many@acme.test", &[]);
+    many.groups = groups;
+    many.tamper = Tamper::GroupOverage;
+    let browser = Browser::new(&app);
+    let start = browser
+        .get(&format!("/oidc/acme/login?connection={connection}"))
+        .await;
+    assert!(query_param(start.location(), "scope").contains("GroupMember.Read.All"));
+    let (done, _) = sign_in(&app, &browser, connection, "/", many.clone()).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let r = app
+        .get("/api/v1/orgs/acme/members?q=many@acme.test", &admin.token)
+        .await;
+    assert_eq!(
+        r.body["data"][0]["teams"],
+        json!([{"id": team, "name": "Engineering", "source": "sso"}]),
+        "the group on page 3 counted"
+    );
+
+    let mut led_away = many;
+    led_away.oid = "oid-led-away".into();
+    led_away.email = Some("away@acme.test".into());
+    led_away.tamper = Tamper::GraphLeavesGraph;
+    let (done, _) = sign_in(&app, &Browser::new(&app), connection, "/", led_away).await;
+    assert_eq!(done.status, StatusCode::BAD_GATEWAY, "{}", done.body);
+    let r = app
+        .get("/api/v1/orgs/acme/audit?limit=1", &admin.token)
+        .await;
+    let reason = r.body["data"][0]["after"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("leaves"), "{reason}");
+    app.stop().await;
+}
+
 /// A multi-tenant app: people of allowed tenants only, and each token's issuer must be its
 /// own tenant's.
 async fn multi_tenant_connections_admit_listed_tenants_only(backend: Backend) {
@@ -711,5 +828,6 @@ crate::backend_tests!(
     state_is_single_use,
     discovery_issuer_mismatch_is_refused,
     multi_tenant_connections_admit_listed_tenants_only,
+    group_overage_is_read_from_graph,
     invitation_continues_with_sso,
 );

@@ -218,6 +218,7 @@ impl TestApp {
                 clock_skew_seconds: 120,
                 allow_private_addresses: true,
                 jwks_refresh_min_seconds: 0,
+                graph_base: entra.url(),
             },
             ..Config::default()
         };
