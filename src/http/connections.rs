@@ -91,8 +91,14 @@ async fn create(
     Path(slug): Path<String>,
     extract::Json(input): extract::Json<NewConnection>,
 ) -> Result<(StatusCode, Json<Connection>)> {
-    let settings = oidc::prepare(input.kind.as_str(), input.settings, None, &state.sealer)
-        .map_err(Error::BadRequest)?;
+    let settings = oidc::prepare(
+        input.kind.as_str(),
+        input.settings,
+        None,
+        &state.sealer,
+        state.config.oidc.allow_private_addresses,
+    )
+    .map_err(Error::BadRequest)?;
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let conn = connections::create(
@@ -145,7 +151,15 @@ async fn update(
     let current = connections::require(&mut tx, org.id, id).await?;
     let settings = input
         .settings
-        .map(|new| oidc::prepare(&current.kind, new, Some(&current.settings.0), &state.sealer))
+        .map(|new| {
+            oidc::prepare(
+                &current.kind,
+                new,
+                Some(&current.settings.0),
+                &state.sealer,
+                state.config.oidc.allow_private_addresses,
+            )
+        })
         .transpose()
         .map_err(Error::BadRequest)?;
     let changes = connections::Changes {

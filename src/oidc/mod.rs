@@ -28,6 +28,7 @@ use openidconnect::{
     Nonce, SignatureVerificationError,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 pub use settings::{prepare, redact, Preset, Settings};
@@ -684,10 +685,14 @@ async fn validate(
     // `_claim_sources` may point anywhere (even the retired graph.windows.net): it is never
     // followed; Graph is asked at the configured address instead.
     let overage = extra._claim_names.is_some() || extra.hasgroups.is_some();
-    let email = claims
+    let mut email = claims
         .email()
         .map(|e| e.as_str().to_string())
         .or_else(|| claims.preferred_username().map(|u| u.as_str().to_string()));
+    let mut display_name = claims
+        .name()
+        .and_then(|n| n.get(None))
+        .map(|n| n.as_str().to_string());
     let mut groups: Vec<IdpGroup> = extra
         .groups
         .iter()
@@ -697,6 +702,40 @@ async fn validate(
             name: None,
         })
         .collect();
+    if let (Preset::Generic, Some(names)) = (settings.preset, &settings.claims) {
+        // The signature has verified the payload: read the configured claims from it.
+        let payload = verified_payload(raw).map_err(refused)?;
+        let text = |claim: &str| {
+            payload
+                .get(claim)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        };
+        if let Some(claim) = &names.email {
+            email = text(claim);
+        }
+        if let Some(claim) = &names.name {
+            display_name = text(claim);
+        }
+        if let Some(claim) = &names.groups {
+            groups = payload
+                .get(claim)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|g| IdpGroup {
+                    id: None,
+                    name: Some(g.to_string()),
+                })
+                .collect();
+        }
+    } else if settings.preset == Preset::Generic {
+        // Generic providers send group names (Okta, Keycloak, Google).
+        for group in &mut groups {
+            group.name = group.id.take();
+        }
+    }
     // App roles map to teams like groups, by name.
     groups.extend(extra.roles.iter().flatten().map(|r| IdpGroup {
         id: None,
@@ -708,10 +747,7 @@ async fn validate(
             subject,
             email,
             email_verified: claims.email_verified().unwrap_or(false),
-            display_name: claims
-                .name()
-                .and_then(|n| n.get(None))
-                .map(|n| n.as_str().to_string()),
+            display_name,
             given_name: claims
                 .given_name()
                 .and_then(|n| n.get(None))
@@ -724,6 +760,15 @@ async fn validate(
         },
         overage,
     ))
+}
+
+/// The claims of a JWT whose signature has already been verified.
+fn verified_payload(raw: &str) -> Result<serde_json::Map<String, Value>, String> {
+    let payload = raw.split('.').nth(1).ok_or("id_token has no payload")?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .map_err(|e| format!("id_token payload: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("id_token payload: {e}"))
 }
 
 /// The person's groups (transitive, with names) from Microsoft Graph, page by page. Paging

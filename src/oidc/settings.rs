@@ -38,6 +38,21 @@ pub struct Settings {
     /// them. Needs the delegated permission GroupMember.Read.All with admin consent.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub graph_overage: bool,
+    /// Generic preset: which ID token claims hold the email, name and groups (defaults
+    /// `email` then `preferred_username`, `name`, `groups`). Groups are taken as names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claims: Option<ClaimNames>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimNames {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<String>,
 }
 
 /// The delegated permission to read a person's group memberships in Graph.
@@ -112,6 +127,7 @@ pub fn prepare(
     input: Value,
     previous: Option<&Value>,
     sealer: &Sealer,
+    allow_http: bool,
 ) -> Result<Value, String> {
     if kind != "oidc" {
         return Ok(input);
@@ -137,7 +153,8 @@ pub fn prepare(
         }
         Preset::Generic => {
             let issuer = settings.issuer.as_deref().unwrap_or_default();
-            let ok = reqwest::Url::parse(issuer).is_ok_and(|u| u.scheme() == "https");
+            let ok = reqwest::Url::parse(issuer)
+                .is_ok_and(|u| u.scheme() == "https" || (allow_http && u.scheme() == "http"));
             if !ok {
                 return Err(format!(
                     "OIDC settings: issuer must be an https URL, not {issuer:?}"
@@ -182,7 +199,7 @@ mod tests {
     fn secrets_are_sealed_kept_and_never_shown() {
         let sealer = Sealer::new(&[1u8; 32]);
         let input = json!({"preset": "entra", "tenant_id": TENANT, "client_id": "app", "client_secret": "s3cret"});
-        let stored = prepare("oidc", input, None, &sealer).unwrap();
+        let stored = prepare("oidc", input, None, &sealer, false).unwrap();
         let sealed = stored["client_secret"].as_str().unwrap();
         assert!(sealed.starts_with("v1:") && !sealed.contains("s3cret"));
         let settings: Settings = serde_json::from_value(stored.clone()).unwrap();
@@ -193,7 +210,7 @@ mod tests {
         );
         // An update without a secret keeps the stored one.
         let update = json!({"preset": "entra", "tenant_id": TENANT, "client_id": "app2"});
-        let kept = prepare("oidc", update, Some(&stored), &sealer).unwrap();
+        let kept = prepare("oidc", update, Some(&stored), &sealer, false).unwrap();
         assert_eq!(kept["client_secret"], stored["client_secret"]);
         let shown = redact("oidc", &kept);
         assert!(shown.get("client_secret").is_none());
@@ -239,11 +256,11 @@ mod tests {
             ),
         ];
         for (input, needle) in cases {
-            let err = prepare("oidc", input.clone(), None, &sealer).unwrap_err();
+            let err = prepare("oidc", input.clone(), None, &sealer, false).unwrap_err();
             assert!(err.contains(needle), "{input}: {err}");
         }
         assert_eq!(
-            prepare("saml", json!({"anything": 1}), None, &sealer).unwrap(),
+            prepare("saml", json!({"anything": 1}), None, &sealer, false).unwrap(),
             json!({"anything": 1})
         );
     }

@@ -695,6 +695,57 @@ async fn group_overage_is_read_from_graph(backend: Backend) {
     app.stop().await;
 }
 
+/// Any OpenID provider by issuer URL, with the claims it uses named in the settings.
+async fn generic_provider_with_claim_names(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let team = app.create_team("acme", &admin.token, "Engineering").await;
+    let issuer = format!("{}/{TENANT}/v2.0", app.entra.url());
+    let r = app
+        .post("/api/v1/orgs/acme/connections", &admin.token, json!({
+            "kind": "oidc", "name": "Keycloak",
+            "settings": {"preset": "generic", "issuer": issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                         "claims": {"email": "preferred_username", "groups": "groups"}}
+        }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+    let connection = r.body["id"].as_i64().unwrap();
+    let base = format!("/api/v1/orgs/acme/connections/{connection}");
+    app.post(
+        &format!("{base}/grants"),
+        &admin.token,
+        json!({"match": {"kind": "everyone"}}),
+    )
+    .await;
+    app.post(
+        &format!("{base}/group-mappings"),
+        &admin.token,
+        json!({"group": {"name": "engineering"}, "team_ids": [team]}),
+    )
+    .await;
+
+    let mut who = person("oid-kc", "kc.user@acme.test", &["Engineering", "Staff"]);
+    who.email = Some("other.address@acme.test".into());
+    let (done, _) = sign_in(&app, &Browser::new(&app), connection, "/", who).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    // The configured claim named the email; groups matched by name.
+    let r = app
+        .get(
+            "/api/v1/orgs/acme/members?q=kc.user@acme.test",
+            &admin.token,
+        )
+        .await;
+    assert_eq!(
+        r.body["data"][0]["teams"],
+        json!([{"id": team, "name": "Engineering", "source": "sso"}])
+    );
+    let r = app
+        .get("/api/v1/orgs/acme/members?q=other.address", &admin.token)
+        .await;
+    assert_eq!(r.body["data"], json!([]));
+    app.stop().await;
+}
+
 /// A multi-tenant app: people of allowed tenants only, and each token's issuer must be its
 /// own tenant's.
 async fn multi_tenant_connections_admit_listed_tenants_only(backend: Backend) {
@@ -829,5 +880,6 @@ crate::backend_tests!(
     discovery_issuer_mismatch_is_refused,
     multi_tenant_connections_admit_listed_tenants_only,
     group_overage_is_read_from_graph,
+    generic_provider_with_claim_names,
     invitation_continues_with_sso,
 );
