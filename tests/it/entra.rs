@@ -69,6 +69,8 @@ pub enum Tamper {
     GroupOverage,
     /// Overage, and Graph's paging link points at another host.
     GraphLeavesGraph,
+    /// Signed without a `kid` in the header.
+    NoKid,
 }
 
 struct Issued {
@@ -87,6 +89,10 @@ struct Inner {
     wrong_discovery_issuer: bool,
     /// Access token → (the person's groups, whether Graph's paging should leave Graph).
     access_tokens: HashMap<String, (Vec<String>, bool)>,
+    /// Publish both keys, not only the current one.
+    publish_both_keys: bool,
+    /// Answer discovery with a redirect elsewhere.
+    redirect_discovery: bool,
 }
 
 #[derive(Clone)]
@@ -147,6 +153,14 @@ impl EntraStandIn {
         self.inner.lock().unwrap().wrong_discovery_issuer = true;
     }
 
+    pub fn publish_both_keys(&self) {
+        self.inner.lock().unwrap().publish_both_keys = true;
+    }
+
+    pub fn redirect_discovery(&self) {
+        self.inner.lock().unwrap().redirect_discovery = true;
+    }
+
     fn issuer(&self, tenant: &str) -> String {
         format!("{}/{tenant}/v2.0", self.url())
     }
@@ -157,7 +171,15 @@ fn rand_code() -> String {
     id.simple().to_string()
 }
 
-async fn discovery(State(s): State<EntraStandIn>, Path(tenant): Path<String>) -> Json<Value> {
+async fn discovery(
+    State(s): State<EntraStandIn>,
+    Path(tenant): Path<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if s.inner.lock().unwrap().redirect_discovery {
+        return axum::response::Redirect::temporary("http://169.254.169.254/latest/meta-data/")
+            .into_response();
+    }
     let base = s.url();
     let issuer = if s.inner.lock().unwrap().wrong_discovery_issuer {
         "https://login.microsoftonline.com/someone-else/v2.0".to_string()
@@ -176,6 +198,7 @@ async fn discovery(State(s): State<EntraStandIn>, Path(tenant): Path<String>) ->
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["RS256"],
     }))
+    .into_response()
 }
 
 fn signing_key(kid: &str, file: &str) -> CoreRsaPrivateSigningKey {
@@ -183,9 +206,28 @@ fn signing_key(kid: &str, file: &str) -> CoreRsaPrivateSigningKey {
 }
 
 async fn keys(State(s): State<EntraStandIn>) -> Json<Value> {
-    let (kid, file) = s.inner.lock().unwrap().current.clone();
-    let key = serde_json::to_value(signing_key(&kid, &file).as_verification_key()).unwrap();
-    Json(json!({ "keys": [key] }))
+    let (kid, file, both) = {
+        let inner = s.inner.lock().unwrap();
+        (
+            inner.current.0.clone(),
+            inner.current.1.clone(),
+            inner.publish_both_keys,
+        )
+    };
+    let mut published = vec![(kid, file)];
+    if both {
+        published = vec![
+            ("key-1".into(), "signing-key.pem".into()),
+            ("key-2".into(), "rotated-key.pem".into()),
+        ];
+    }
+    let keys: Vec<Value> = published
+        .iter()
+        .map(|(kid, file)| {
+            serde_json::to_value(signing_key(kid, file).as_verification_key()).unwrap()
+        })
+        .collect();
+    Json(json!({ "keys": keys }))
 }
 
 async fn token(
@@ -375,6 +417,18 @@ fn make_token(issuer: &str, tenant: &str, issued: &Issued, kid: &str, file: &str
             ProviderIdToken::new(
                 claims,
                 &signing_key(kid, "attacker-key.pem"),
+                CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                None,
+                None,
+            )
+            .unwrap()
+            .to_string()
+        }
+        Tamper::NoKid => {
+            let key = CoreRsaPrivateSigningKey::from_pem(&fixture(file), None).unwrap();
+            ProviderIdToken::new(
+                claims,
+                &key,
                 CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
                 None,
                 None,
@@ -687,6 +741,7 @@ async fn group_overage_is_read_from_graph(backend: Backend) {
     let r = app
         .get("/api/v1/orgs/acme/audit?limit=1", &admin.token)
         .await;
+    eprintln!("EVENT {}", r.body["data"][0]);
     let reason = r.body["data"][0]["after"]["reason"]
         .as_str()
         .unwrap()
@@ -805,6 +860,63 @@ async fn multi_tenant_connections_admit_listed_tenants_only(backend: Backend) {
     app.stop().await;
 }
 
+/// Conformance: a token without `kid` verifies against a single published key, and is refused
+/// when several keys could have signed it.
+async fn tokens_without_kid(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (_, connection, _) = setup(&app).await;
+    let mut who = person("oid-nokid", "nokid@acme.test", &[]);
+    who.tamper = Tamper::NoKid;
+    let (done, _) = sign_in(&app, &Browser::new(&app), connection, "/", who).await;
+    assert_eq!(
+        done.status,
+        StatusCode::SEE_OTHER,
+        "single key: {}",
+        done.body
+    );
+    app.stop().await;
+
+    // A provider publishing several keys from the start: which one signed is ambiguous.
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection, _) = setup(&app).await;
+    app.entra.publish_both_keys();
+    let mut who = person("oid-nokid-2", "nokid2@acme.test", &[]);
+    who.tamper = Tamper::NoKid;
+    let (done, _) = sign_in(&app, &Browser::new(&app), connection, "/", who).await;
+    assert_eq!(
+        done.status,
+        StatusCode::FORBIDDEN,
+        "several keys: {}",
+        done.body
+    );
+    let r = app
+        .get("/api/v1/orgs/acme/audit?limit=1", &admin.token)
+        .await;
+    let reason = r.body["data"][0]["after"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        reason.contains("eligible public key"),
+        "{}",
+        r.body["data"][0]
+    );
+    app.stop().await;
+}
+
+/// Discovery never follows a redirect (it could lead to an internal address).
+async fn discovery_redirects_are_not_followed(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (_, connection, _) = setup(&app).await;
+    app.entra.redirect_discovery();
+    let r = Browser::new(&app)
+        .get(&format!("/oidc/acme/login?connection={connection}"))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
+    assert!(r.body.contains("cannot be reached"), "{}", r.body);
+    app.stop().await;
+}
+
 /// OpenID Discovery §4.3: the document's issuer must be the one it was fetched for.
 async fn discovery_issuer_mismatch_is_refused(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
@@ -881,5 +993,7 @@ crate::backend_tests!(
     multi_tenant_connections_admit_listed_tenants_only,
     group_overage_is_read_from_graph,
     generic_provider_with_claim_names,
+    tokens_without_kid,
+    discovery_redirects_are_not_followed,
     invitation_continues_with_sso,
 );
