@@ -71,6 +71,12 @@ pub enum Tamper {
     GraphLeavesGraph,
     /// Signed without a `kid` in the header.
     NoKid,
+    /// Properly signed, but without the `aud` / `iat` / `sub` claim.
+    MissingAud,
+    MissingIat,
+    MissingSub,
+    /// Issued an hour from now.
+    FutureIat,
 }
 
 struct Issued {
@@ -333,6 +339,20 @@ async fn graph_groups(
     (axum::http::StatusCode::OK, Json(body))
 }
 
+/// Signs an arbitrary payload with a fixture key, for tokens the typed builder refuses to make.
+fn sign_raw(payload: &Value, kid: &str, file: &str) -> String {
+    let header = URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&json!({"alg": "RS256", "typ": "JWT", "kid": kid})).unwrap());
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).unwrap());
+    let signature = signing_key(kid, file)
+        .sign(
+            &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            format!("{header}.{body}").as_bytes(),
+        )
+        .unwrap();
+    format!("{header}.{body}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
 fn make_token(issuer: &str, tenant: &str, issued: &Issued, kid: &str, file: &str) -> String {
     let p = &issued.person;
     let now = chrono::Utc::now();
@@ -381,11 +401,16 @@ fn make_token(issuer: &str, tenant: &str, issued: &Issued, kid: &str, file: &str
         _claim_names: overage(t).then(|| json!({"groups": "src1"})),
         hasgroups: None,
     };
+    let iat = if t == Tamper::FutureIat {
+        now + chrono::Duration::hours(1)
+    } else {
+        now
+    };
     let mut claims = IdTokenClaims::new(
         IssuerUrl::new(iss).unwrap(),
         vec![Audience::new(aud)],
         exp,
-        now,
+        iat,
         standard,
         extra,
     )
@@ -423,6 +448,16 @@ fn make_token(issuer: &str, tenant: &str, issued: &Issued, kid: &str, file: &str
             )
             .unwrap()
             .to_string()
+        }
+        Tamper::MissingAud | Tamper::MissingIat | Tamper::MissingSub => {
+            let mut payload = serde_json::to_value(&claims).unwrap();
+            let claim = match t {
+                Tamper::MissingAud => "aud",
+                Tamper::MissingIat => "iat",
+                _ => "sub",
+            };
+            payload.as_object_mut().unwrap().remove(claim);
+            sign_raw(&payload, kid, file)
         }
         Tamper::NoKid => {
             let key = CoreRsaPrivateSigningKey::from_pem(&fixture(file), None).unwrap();
@@ -620,6 +655,10 @@ async fn forged_and_broken_tokens_are_refused(backend: Backend) {
         (Tamper::OtherTenant, "is not the configured tenant"),
         (Tamper::OtherAzp, "azp \"another-app\" is not this client"),
         (Tamper::GroupOverage, "group overage"),
+        (Tamper::MissingAud, "Invalid audiences"),
+        (Tamper::MissingIat, "missing field `iat`"),
+        (Tamper::MissingSub, "missing field `sub`"),
+        (Tamper::FutureIat, "issued in the future"),
     ] {
         let browser = Browser::new(&app);
         let mut who = person(
