@@ -7,6 +7,7 @@
 //! Entra the tenant), turns it into an `ExternalIdentity` and hands it to the provisioning
 //! core; then a session, and back to `return_to`.
 
+mod credential;
 mod settings;
 
 use std::net::SocketAddr;
@@ -481,22 +482,45 @@ async fn finish(
     request_id: Option<String>,
 ) -> Result<Response, Failure> {
     let discovery = discover(state, settings).await?;
-    let secret = settings.client_secret(&state.sealer).ok_or_else(|| {
+    let misconfigured = |reason: String| {
         fail(
             StatusCode::BAD_GATEWAY,
             "The sign-in provider is misconfigured.",
-            "client secret missing or not readable with this key",
+            reason,
         )
-    })?;
+    };
     let token_url = check_destination(state, &discovery.token_endpoint).await?;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", &redirect_uri(state)),
-        ("client_id", &settings.client_id),
-        ("client_secret", &secret),
-        ("code_verifier", &pending.pkce_verifier),
+    let redirect = redirect_uri(state);
+    let mut form: Vec<(&str, String)> = vec![
+        ("grant_type", "authorization_code".into()),
+        ("code", code.into()),
+        ("redirect_uri", redirect),
+        ("client_id", settings.client_id.clone()),
+        ("code_verifier", pending.pkce_verifier.clone()),
     ];
+    // The client proves itself with its certificate when it has one, else with its secret.
+    match (
+        settings.client_key(&state.sealer),
+        &settings.client_certificate,
+    ) {
+        (Some(key), Some(certificate)) => {
+            let assertion = credential::assertion(
+                &settings.client_id,
+                &discovery.token_endpoint,
+                &key,
+                certificate,
+            )
+            .map_err(|e| misconfigured(format!("client assertion: {e}")))?;
+            form.push(("client_assertion_type", credential::ASSERTION_TYPE.into()));
+            form.push(("client_assertion", assertion));
+        }
+        _ => {
+            let secret = settings.client_secret(&state.sealer).ok_or_else(|| {
+                misconfigured("client credential missing or not readable with this key".into())
+            })?;
+            form.push(("client_secret", secret));
+        }
+    }
     let response = client()
         .post(token_url)
         .form(&form)

@@ -32,6 +32,13 @@ pub struct Settings {
     /// Plain text from the admin; sealed in storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
+    /// Instead of a secret, a certificate credential (`private_key_jwt`): the private key in
+    /// PEM (sealed in storage) …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<String>,
+    /// … and its certificate in PEM, as uploaded to the app registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_certificate: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
     /// Entra: when a person is in too many groups for the token, ask Microsoft Graph for
@@ -106,6 +113,11 @@ impl Settings {
     pub fn client_secret(&self, sealer: &Sealer) -> Option<String> {
         sealer.open(self.client_secret.as_deref()?)
     }
+
+    /// The certificate credential's private key in PEM, if stored and sealed with this key.
+    pub fn client_key(&self, sealer: &Sealer) -> Option<String> {
+        sealer.open(self.client_key.as_deref()?)
+    }
 }
 
 fn is_guid(s: &str) -> bool {
@@ -162,15 +174,52 @@ pub fn prepare(
             }
         }
     }
-    settings.client_secret = match settings.client_secret.take() {
-        Some(plain) if !plain.is_empty() => Some(sealer.seal(&plain)),
-        _ => previous
-            .and_then(|p| p.get("client_secret"))
+    // A new secret or key replaces the stored credential; none given keeps it.
+    let stored = |field: &str| {
+        previous
+            .and_then(|p| p.get(field))
             .and_then(Value::as_str)
-            .map(str::to_string),
+            .map(str::to_string)
     };
-    if settings.client_secret.is_none() {
-        return Err("OIDC settings: client_secret is required".into());
+    let new_secret = settings.client_secret.take().filter(|s| !s.is_empty());
+    let new_key = settings.client_key.take().filter(|k| !k.is_empty());
+    match (new_secret, new_key) {
+        (Some(_), Some(_)) => {
+            return Err(
+                "OIDC settings: give client_secret or client_key with client_certificate, not both"
+                    .into(),
+            )
+        }
+        (Some(secret), None) => {
+            settings.client_secret = Some(sealer.seal(&secret));
+            settings.client_certificate = None;
+        }
+        (None, Some(key)) => {
+            openidconnect::core::CoreRsaPrivateSigningKey::from_pem(&key, None).map_err(|e| {
+                format!("OIDC settings: client_key is not an RSA private key in PEM (PKCS#1): {e}")
+            })?;
+            settings.client_key = Some(sealer.seal(&key));
+        }
+        (None, None) => {
+            settings.client_secret = stored("client_secret");
+            settings.client_key = stored("client_key");
+            if settings.client_certificate.is_none() {
+                settings.client_certificate = stored("client_certificate");
+            }
+        }
+    }
+    if settings.client_key.is_some() {
+        let pem = settings
+            .client_certificate
+            .as_deref()
+            .ok_or("OIDC settings: client_key needs its client_certificate")?;
+        super::credential::certificate_der(pem)
+            .map_err(|e| format!("OIDC settings: client_certificate: {e}"))?;
+    } else if settings.client_secret.is_none() {
+        return Err(
+            "OIDC settings: client_secret is required (or client_key with client_certificate)"
+                .into(),
+        );
     }
     serde_json::to_value(settings).map_err(|e| e.to_string())
 }
@@ -180,8 +229,19 @@ pub fn redact(kind: &str, stored: &Value) -> Value {
     let mut shown = stored.clone();
     if kind == "oidc" {
         if let Some(object) = shown.as_object_mut() {
-            let set = object.remove("client_secret").is_some();
-            object.insert("client_secret_set".into(), Value::Bool(set));
+            let secret = object.remove("client_secret").is_some();
+            object.insert("client_secret_set".into(), Value::Bool(secret));
+            let key = object.remove("client_key").is_some();
+            object.insert("client_key_set".into(), Value::Bool(key));
+            // The certificate is public: show when it expires instead of the PEM.
+            if let Some(pem) = object
+                .remove("client_certificate")
+                .and_then(|v| v.as_str().map(str::to_string))
+            {
+                if let Ok(expires) = super::credential::certificate_expiry(&pem) {
+                    object.insert("client_certificate_expires".into(), Value::String(expires));
+                }
+            }
         }
     }
     shown
@@ -218,6 +278,46 @@ mod tests {
         assert!(!shown.to_string().contains("v1:"));
     }
 
+    const KEY: &str = include_str!("../../idp-fixtures/azure/client-key.pem");
+    const CERT: &str = include_str!("../../idp-fixtures/azure/client-cert.pem");
+
+    #[test]
+    fn certificate_credentials_are_sealed_and_shown_by_expiry() {
+        let sealer = Sealer::new(&[2u8; 32]);
+        let input = json!({"preset": "entra", "tenant_id": TENANT, "client_id": "app", "client_key": KEY, "client_certificate": CERT});
+        let stored = prepare("oidc", input, None, &sealer, false).unwrap();
+        assert!(stored["client_key"].as_str().unwrap().starts_with("v1:"));
+        let settings: Settings = serde_json::from_value(stored.clone()).unwrap();
+        assert_eq!(settings.client_key(&sealer).as_deref(), Some(KEY));
+        let shown = redact("oidc", &stored);
+        assert_eq!(shown["client_key_set"], true);
+        assert_eq!(shown["client_secret_set"], false);
+        assert!(shown["client_certificate_expires"]
+            .as_str()
+            .unwrap()
+            .starts_with("20"));
+        assert!(!shown.to_string().contains("BEGIN"), "no PEM shown");
+        // Switching to a secret drops the key and certificate.
+        let update = json!({"preset": "entra", "tenant_id": TENANT, "client_id": "app", "client_secret": "s"});
+        let switched = prepare("oidc", update, Some(&stored), &sealer, false).unwrap();
+        assert!(
+            switched.get("client_key").is_none() && switched.get("client_certificate").is_none()
+        );
+        // The assertion is a three-part JWT naming the certificate.
+        let jwt =
+            super::super::credential::assertion("app", "https://idp/token", KEY, CERT).unwrap();
+        let header: Value = serde_json::from_slice(
+            &base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                jwt.split('.').next().unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(header["alg"], "RS256");
+        assert!(header["x5t"].is_string() && header["x5t#S256"].is_string());
+    }
+
     #[test]
     fn bad_settings_are_refused_with_a_reason() {
         let sealer = Sealer::new(&[1u8; 32]);
@@ -241,6 +341,22 @@ mod tests {
             (
                 json!({"preset": "okta", "client_id": "a"}),
                 "unknown variant `okta`",
+            ),
+            (
+                json!({"preset": "entra", "tenant_id": TENANT, "client_id": "a", "client_secret": "s", "client_key": KEY, "client_certificate": CERT}),
+                "not both",
+            ),
+            (
+                json!({"preset": "entra", "tenant_id": TENANT, "client_id": "a", "client_key": KEY}),
+                "needs its client_certificate",
+            ),
+            (
+                json!({"preset": "entra", "tenant_id": TENANT, "client_id": "a", "client_key": "nope", "client_certificate": CERT}),
+                "not an RSA private key",
+            ),
+            (
+                json!({"preset": "entra", "tenant_id": TENANT, "client_id": "a", "client_key": KEY, "client_certificate": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"}),
+                "client_certificate",
             ),
             (
                 json!({"preset": "entra", "tenant_id": "organizations", "client_id": "a", "client_secret": "s"}),

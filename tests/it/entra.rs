@@ -256,9 +256,17 @@ async fn token(
     else {
         return bad("unknown or used code");
     };
-    if form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
-        || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
-    {
+    let token_endpoint = format!("{}/{tenant}/oauth2/v2.0/token", s.url());
+    let authenticated = form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+        && match form.get("client_assertion") {
+            Some(assertion) => {
+                form.get("client_assertion_type").map(String::as_str)
+                    == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+                    && client_assertion_ok(assertion, &token_endpoint)
+            }
+            None => form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET),
+        };
+    if !authenticated {
         return bad("client authentication failed");
     }
     let verifier = form.get("code_verifier").cloned().unwrap_or_default();
@@ -290,6 +298,50 @@ async fn token(
             json!({"token_type": "Bearer", "access_token": access_token, "expires_in": 3600, "id_token": id_token}),
         ),
     )
+}
+
+/// Checks a client assertion as Entra does: signed by the registered certificate's key,
+/// naming that certificate, for this client and this token endpoint, not expired.
+fn client_assertion_ok(assertion: &str, token_endpoint: &str) -> bool {
+    use openidconnect::JsonWebKey;
+    let parts: Vec<&str> = assertion.split('.').collect();
+    let [header, payload, signature] = parts[..] else {
+        return false;
+    };
+    let decode = |p: &str| {
+        URL_SAFE_NO_PAD
+            .decode(p)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    };
+    let (Some(header), Some(payload), Ok(signature)) = (
+        decode(header),
+        decode(payload),
+        URL_SAFE_NO_PAD.decode(signature),
+    ) else {
+        return false;
+    };
+    let cert = fixture("client-cert.pem");
+    let body: String = cert.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap();
+    let key = signing_key("client", "client-key.pem");
+    let message = format!("{}.{}", parts[0], parts[1]);
+    key.as_verification_key()
+        .verify_signature(
+            &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            message.as_bytes(),
+            &signature,
+        )
+        .is_ok()
+        && header["x5t#S256"] == json!(URL_SAFE_NO_PAD.encode(Sha256::digest(&der)))
+        && payload["iss"] == json!(CLIENT_ID)
+        && payload["sub"] == json!(CLIENT_ID)
+        && payload["aud"] == json!(token_endpoint)
+        && payload["exp"]
+            .as_i64()
+            .is_some_and(|exp| exp > chrono::Utc::now().timestamp())
 }
 
 fn overage(t: Tamper) -> bool {
@@ -789,6 +841,54 @@ async fn group_overage_is_read_from_graph(backend: Backend) {
     app.stop().await;
 }
 
+/// A certificate credential (private_key_jwt) instead of a secret; a key that does not
+/// belong to the registered certificate is refused by the provider.
+async fn certificate_credential_authenticates_the_client(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection, _) = setup(&app).await;
+    let path = format!("/api/v1/orgs/acme/connections/{connection}");
+    let settings = |key: &str| {
+        json!({"settings": {"preset": "entra", "tenant_id": TENANT, "client_id": CLIENT_ID,
+        "client_key": fixture(key), "client_certificate": fixture("client-cert.pem")}})
+    };
+    let r = app
+        .patch(&path, &admin.token, settings("client-key.pem"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["settings"]["client_key_set"], true);
+    assert_eq!(r.body["settings"]["client_secret_set"], false);
+    let (done, _) = sign_in(
+        &app,
+        &Browser::new(&app),
+        connection,
+        "/",
+        person("oid-cert", "cert@acme.test", &[]),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+
+    app.patch(&path, &admin.token, settings("attacker-key.pem"))
+        .await;
+    let (done, _) = sign_in(
+        &app,
+        &Browser::new(&app),
+        connection,
+        "/",
+        person("oid-cert2", "cert2@acme.test", &[]),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::BAD_GATEWAY, "{}", done.body);
+    let r = app
+        .get("/api/v1/orgs/acme/audit?limit=1", &admin.token)
+        .await;
+    let reason = r.body["data"][0]["after"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("client authentication failed"), "{reason}");
+    app.stop().await;
+}
+
 /// Any OpenID provider by issuer URL, with the claims it uses named in the settings.
 async fn generic_provider_with_claim_names(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
@@ -1032,6 +1132,7 @@ crate::backend_tests!(
     multi_tenant_connections_admit_listed_tenants_only,
     group_overage_is_read_from_graph,
     generic_provider_with_claim_names,
+    certificate_credential_authenticates_the_client,
     tokens_without_kid,
     discovery_redirects_are_not_followed,
     invitation_continues_with_sso,
