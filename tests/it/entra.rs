@@ -77,6 +77,10 @@ pub enum Tamper {
     MissingSub,
     /// Issued an hour from now.
     FutureIat,
+    /// Signed ES256 with the published EC key: valid.
+    Es256,
+    /// Signed ES256, with the signature corrupted.
+    Es256BadSignature,
 }
 
 struct Issued {
@@ -227,12 +231,13 @@ async fn keys(State(s): State<EntraStandIn>) -> Json<Value> {
             ("key-2".into(), "rotated-key.pem".into()),
         ];
     }
-    let keys: Vec<Value> = published
+    let mut keys: Vec<Value> = published
         .iter()
         .map(|(kid, file)| {
             serde_json::to_value(signing_key(kid, file).as_verification_key()).unwrap()
         })
         .collect();
+    keys.push(ec_jwk());
     Json(json!({ "keys": keys }))
 }
 
@@ -391,6 +396,35 @@ async fn graph_groups(
     (axum::http::StatusCode::OK, Json(body))
 }
 
+fn ec_key() -> p256::ecdsa::SigningKey {
+    use p256::pkcs8::DecodePrivateKey;
+    p256::ecdsa::SigningKey::from_pkcs8_pem(&fixture("ec-signing-key.pem")).unwrap()
+}
+
+/// The EC key as a JWK, as Entra would publish a P-256 key.
+fn ec_jwk() -> Value {
+    let point = ec_key().verifying_key().to_encoded_point(false);
+    json!({
+        "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": "ec-1",
+        "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+        "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+    })
+}
+
+/// Signs a payload ES256 with the EC key; `corrupt` flips a bit of the signature.
+fn sign_es256(payload: &Value, corrupt: bool) -> String {
+    use p256::ecdsa::signature::Signer;
+    let header = URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&json!({"alg": "ES256", "typ": "JWT", "kid": "ec-1"})).unwrap());
+    let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).unwrap());
+    let signature: p256::ecdsa::Signature = ec_key().sign(format!("{header}.{body}").as_bytes());
+    let mut bytes = signature.to_bytes().to_vec();
+    if corrupt {
+        bytes[10] ^= 0x01;
+    }
+    format!("{header}.{body}.{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// Signs an arbitrary payload with a fixture key, for tokens the typed builder refuses to make.
 fn sign_raw(payload: &Value, kid: &str, file: &str) -> String {
     let header = URL_SAFE_NO_PAD
@@ -511,6 +545,10 @@ fn make_token(issuer: &str, tenant: &str, issued: &Issued, kid: &str, file: &str
             payload.as_object_mut().unwrap().remove(claim);
             sign_raw(&payload, kid, file)
         }
+        Tamper::Es256 | Tamper::Es256BadSignature => sign_es256(
+            &serde_json::to_value(&claims).unwrap(),
+            t == Tamper::Es256BadSignature,
+        ),
         Tamper::NoKid => {
             let key = CoreRsaPrivateSigningKey::from_pem(&fixture(file), None).unwrap();
             ProviderIdToken::new(
@@ -711,6 +749,7 @@ async fn forged_and_broken_tokens_are_refused(backend: Backend) {
         (Tamper::MissingIat, "missing field `iat`"),
         (Tamper::MissingSub, "missing field `sub`"),
         (Tamper::FutureIat, "issued in the future"),
+        (Tamper::Es256BadSignature, "Signature verification failed"),
     ] {
         let browser = Browser::new(&app);
         let mut who = person(
@@ -999,6 +1038,18 @@ async fn multi_tenant_connections_admit_listed_tenants_only(backend: Backend) {
     app.stop().await;
 }
 
+/// Entra signs RS256, but the verifier is not tied to RSA: an ES256 token from a published EC
+/// key verifies too.
+async fn es256_tokens_verify(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (_, connection, _) = setup(&app).await;
+    let mut who = person("oid-ec", "ec@acme.test", &[]);
+    who.tamper = Tamper::Es256;
+    let (done, _) = sign_in(&app, &Browser::new(&app), connection, "/", who).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    app.stop().await;
+}
+
 /// Conformance: a token without `kid` verifies against a single published key, and is refused
 /// when several keys could have signed it.
 async fn tokens_without_kid(backend: Backend) {
@@ -1134,6 +1185,7 @@ crate::backend_tests!(
     generic_provider_with_claim_names,
     certificate_credential_authenticates_the_client,
     tokens_without_kid,
+    es256_tokens_verify,
     discovery_redirects_are_not_followed,
     invitation_continues_with_sso,
 );
