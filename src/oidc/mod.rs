@@ -202,16 +202,24 @@ async fn check_destination(state: &AppState, url: &str) -> Result<reqwest::Url, 
     }
     let host = parsed.host_str().unwrap_or_default().to_string();
     let port = parsed.port_or_known_default().unwrap_or(443);
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| {
-            fail(
-                StatusCode::BAD_GATEWAY,
-                "The sign-in provider cannot be reached.",
-                format!("resolving {host}: {e}"),
-            )
-        })?
-        .collect();
+    // IP literals are judged as they are; names by every address they resolve to.
+    let literal = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>();
+    let addrs: Vec<SocketAddr> = match literal {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| {
+                fail(
+                    StatusCode::BAD_GATEWAY,
+                    "The sign-in provider cannot be reached.",
+                    format!("resolving {host}: {e}"),
+                )
+            })?
+            .collect(),
+    };
     let private = |ip: std::net::IpAddr| match ip {
         std::net::IpAddr::V4(v4) => {
             v4.is_private()
@@ -858,4 +866,48 @@ async fn graph_groups(state: &AppState, access_token: &str) -> Result<Vec<IdpGro
         }
     }
     Err(unreadable("Graph paging did not end".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{config::Config, store::testing::memory_store};
+
+    async fn state(allow_private_addresses: bool) -> AppState {
+        let mut config = Config::default();
+        config.secrets.key = Some(URL_SAFE_NO_PAD.encode([3u8; 32]));
+        config.dns.nameservers = vec!["127.0.0.1:53".into()];
+        config.oidc.allow_private_addresses = allow_private_addresses;
+        AppState::new(memory_store().await, config).unwrap()
+    }
+
+    /// Connection settings come from org admins: they must not reach rollcall's own network.
+    #[tokio::test]
+    async fn providers_on_private_addresses_are_refused() {
+        let strict = state(false).await;
+        for url in [
+            "https://127.0.0.1/.well-known/openid-configuration",
+            "https://10.1.2.3/token",
+            "https://192.168.0.10/keys",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://[::1]/keys",
+            "https://[fd00::1]/keys",
+            "https://localhost/keys",
+            "http://login.microsoftonline.com/x",
+        ] {
+            let Err(failure) = check_destination(&strict, url).await else {
+                panic!("{url} should be refused");
+            };
+            assert!(
+                failure.reason.contains("private") || failure.reason.contains("https"),
+                "{url}: {}",
+                failure.reason
+            );
+        }
+        // The operator may allow them, for a provider on their own network.
+        let relaxed = state(true).await;
+        assert!(check_destination(&relaxed, "http://127.0.0.1:8080/keys")
+            .await
+            .is_ok());
+    }
 }
