@@ -103,6 +103,8 @@ struct Inner {
     publish_both_keys: bool,
     /// Answer discovery with a redirect elsewhere.
     redirect_discovery: bool,
+    /// Who signs in at the next authorize request.
+    next_person: Option<Person>,
 }
 
 #[derive(Clone)]
@@ -126,6 +128,7 @@ impl EntraStandIn {
                 get(discovery),
             )
             .route("/{tenant}/discovery/v2.0/keys", get(keys))
+            .route("/{tenant}/oauth2/v2.0/authorize", get(authorize))
             .route("/{tenant}/oauth2/v2.0/token", post(token))
             .route(
                 "/v1.0/me/transitiveMemberOf/microsoft.graph.group",
@@ -141,17 +144,10 @@ impl EntraStandIn {
     }
 
     /// The person signs in at the authorize endpoint: returns the code for the callback.
-    pub fn authorize(&self, nonce: &str, challenge: &str, person: Person) -> String {
-        let code = format!("code-{}", rand_code());
-        self.inner.lock().unwrap().codes.insert(
-            code.clone(),
-            Issued {
-                nonce: nonce.into(),
-                challenge: challenge.into(),
-                person,
-            },
-        );
-        code
+    /// The person who will sign in at the next authorize request, as if typing their
+    /// password at Entra.
+    pub fn sign_in_next(&self, person: Person) {
+        self.inner.lock().unwrap().next_person = Some(person);
     }
 
     /// Starts signing with the second key (as Entra rolls its keys).
@@ -303,6 +299,63 @@ async fn token(
             json!({"token_type": "Bearer", "access_token": access_token, "expires_in": 3600, "id_token": id_token}),
         ),
     )
+}
+
+/// The authorize endpoint: checks the request as Entra does, signs the next person in, and
+/// sends the browser back to the redirect URI with a code and the state.
+async fn authorize(
+    State(s): State<EntraStandIn>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let param = |name: &str| q.get(name).cloned().unwrap_or_default();
+    let refuse = |why: &str| {
+        (
+            axum::http::StatusCode::BAD_REQUEST,
+            format!("AADSTS: {why}"),
+        )
+            .into_response()
+    };
+    if param("response_type") != "code" {
+        return refuse("response_type must be code");
+    }
+    if param("client_id") != CLIENT_ID {
+        return refuse("unknown client");
+    }
+    if !param("redirect_uri").ends_with("/oidc/callback") {
+        return refuse("redirect URI not registered");
+    }
+    if param("code_challenge_method") != "S256" || param("code_challenge").len() < 43 {
+        return refuse("PKCE S256 required");
+    }
+    if param("state").is_empty() || param("nonce").is_empty() {
+        return refuse("state and nonce required");
+    }
+    let Some(person) = s.inner.lock().unwrap().next_person.take() else {
+        return refuse("nobody signed in");
+    };
+    let code = format!("code-{}", rand_code());
+    let issued = Issued {
+        nonce: param("nonce"),
+        challenge: param("code_challenge"),
+        person,
+    };
+    s.inner.lock().unwrap().codes.insert(code.clone(), issued);
+    let back = format!(
+        "{}?code={code}&state={}",
+        param("redirect_uri"),
+        urlencode(&param("state"))
+    );
+    axum::response::Redirect::to(&back).into_response()
+}
+
+fn urlencode(value: &str) -> String {
+    reqwest::Url::parse_with_params("http://x/", &[("v", value)])
+        .unwrap()
+        .query()
+        .unwrap()
+        .trim_start_matches("v=")
+        .to_string()
 }
 
 /// Checks a client assertion as Entra does: signed by the registered certificate's key,
@@ -644,16 +697,11 @@ async fn sign_in(
     );
     assert_eq!(query_param(&authorize, "code_challenge_method"), "S256");
     assert_eq!(query_param(&authorize, "client_id"), CLIENT_ID);
-    let code = app.entra.authorize(
-        &query_param(&authorize, "nonce"),
-        &query_param(&authorize, "code_challenge"),
-        who,
-    );
-    let callback = format!(
-        "{}?code={code}&state={}",
-        query_param(&authorize, "redirect_uri"),
-        query_param(&authorize, "state")
-    );
+    // The person signs in at Entra, which sends the browser back with a code.
+    app.entra.sign_in_next(who);
+    let at_entra = browser.get(&authorize).await;
+    assert!(at_entra.status.is_redirection(), "{}", at_entra.body);
+    let callback = at_entra.location().to_string();
     (browser.get(&callback).await, callback)
 }
 
