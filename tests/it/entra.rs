@@ -628,6 +628,20 @@ fn make_token(issuer: &str, tenant: &str, issued: &Issued, kid: &str, file: &str
 
 // ---- the tests ----
 
+/// The reason recorded by the newest audit event (a failed sign-in's).
+async fn last_failure(app: &TestApp, token: &str) -> String {
+    let r = app.get("/api/v1/orgs/acme/audit?limit=1", token).await;
+    r.body["data"][0]["after"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn member_count(app: &TestApp, token: &str) -> usize {
+    let r = app.get("/api/v1/orgs/acme/members", token).await;
+    r.body["data"].as_array().unwrap().len()
+}
+
 fn query_param(url: &str, name: &str) -> String {
     let parsed = reqwest::Url::parse(url).unwrap();
     parsed
@@ -758,9 +772,8 @@ async fn entra_sign_in_provisions_and_signs_in(backend: Backend) {
     )
     .await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-    let r = app.get("/api/v1/orgs/acme/members", &admin.token).await;
     assert_eq!(
-        r.body["data"].as_array().unwrap().len(),
+        member_count(&app, &admin.token).await,
         2,
         "admin and ann, no duplicate"
     );
@@ -836,9 +849,8 @@ async fn forged_and_broken_tokens_are_refused(backend: Backend) {
 
         assert!(logged.contains(reason), "{tamper:?}: {logged}");
     }
-    let r = app.get("/api/v1/orgs/acme/members", &admin.token).await;
     assert_eq!(
-        r.body["data"].as_array().unwrap().len(),
+        member_count(&app, &admin.token).await,
         1,
         "nobody was provisioned"
     );
@@ -965,13 +977,7 @@ async fn certificate_credential_authenticates_the_client(backend: Backend) {
     )
     .await;
     assert_eq!(done.status, StatusCode::BAD_GATEWAY, "{}", done.body);
-    let r = app
-        .get("/api/v1/orgs/acme/audit?limit=1", &admin.token)
-        .await;
-    let reason = r.body["data"][0]["after"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let reason = last_failure(&app, &admin.token).await;
     assert!(reason.contains("client authentication failed"), "{reason}");
     app.stop().await;
 }
@@ -1068,18 +1074,11 @@ async fn multi_tenant_connections_admit_listed_tenants_only(backend: Backend) {
     ] {
         let (done, _) = sign_in(&app, &Browser::new(&app), multi, "/", who).await;
         assert_eq!(done.status, StatusCode::FORBIDDEN, "{}", done.body);
-        let r = app
-            .get("/api/v1/orgs/acme/audit?limit=1", &admin.token)
-            .await;
-        let logged = r.body["data"][0]["after"]["reason"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let logged = last_failure(&app, &admin.token).await;
         assert!(logged.contains(reason), "{logged}");
     }
-    let r = app.get("/api/v1/orgs/acme/members", &admin.token).await;
     assert_eq!(
-        r.body["data"].as_array().unwrap().len(),
+        member_count(&app, &admin.token).await,
         2,
         "admin and the allowed tenant's person"
     );
@@ -1127,18 +1126,8 @@ async fn tokens_without_kid(backend: Backend) {
         "several keys: {}",
         done.body
     );
-    let r = app
-        .get("/api/v1/orgs/acme/audit?limit=1", &admin.token)
-        .await;
-    let reason = r.body["data"][0]["after"]["reason"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    assert!(
-        reason.contains("eligible public key"),
-        "{}",
-        r.body["data"][0]
-    );
+    let reason = last_failure(&app, &admin.token).await;
+    assert!(reason.contains("eligible public key"), "{reason}");
     app.stop().await;
 }
 
