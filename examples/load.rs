@@ -170,9 +170,15 @@ async fn main() {
         .await
         .unwrap()
         .unwrap();
-    let (_, token) = rollcall::store::credentials::create_token(&mut tx, user.id, "load", None)
-        .await
-        .unwrap();
+    let (_, token) = rollcall::store::credentials::create_token(
+        &mut tx,
+        user.id,
+        "load",
+        None,
+        rollcall::store::credentials::Method::Sso,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -45,7 +45,14 @@ pub async fn bootstrap(
         }
     };
     members::add(&mut tx, org.id, admin.id, true, members::Source::Bootstrap).await?;
-    let (_, token) = credentials::create_token(&mut tx, admin.id, "bootstrap", None).await?;
+    let (_, token) = credentials::create_token(
+        &mut tx,
+        admin.id,
+        "bootstrap",
+        None,
+        credentials::Method::Operator,
+    )
+    .await?;
     audit::record(
         &mut tx,
         &operator("bootstrap"),

@@ -112,6 +112,12 @@ impl Principal {
             Some((_, false)) => Err(Error::Forbidden(format!(
                 "this requires admin rights in organization {slug:?}"
             ))),
+                        Some((org, true)) if org.sso_enforced && !self.credential.method().satisfies_sso() => {
+                Err(Error::Forbidden(format!(
+                    "organization {slug:?} requires single sign-on: sign in through your identity provider \
+                     (or use a token created from such a session)"
+                )))
+            }
             Some((org, true)) => Ok(org),
         }
     }

@@ -25,8 +25,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Serialize, ToSchema)]
 pub struct Me {
     pub user: User,
-    /// Orgs the caller is an active member of, with admin flag and teams: what a host
-    /// application needs to decide access.
+    /// Orgs the caller is an active member of and may act in with this credential, with
+    /// admin flag and teams: what a host application needs to decide access. Orgs that
+    /// enforce single sign-on appear only for credentials from a single sign-on.
     pub orgs: Vec<OrgAccess>,
 }
 
@@ -35,7 +36,10 @@ pub struct Me {
     responses((status = 200, body = Me), (status = 401, body = super::error::ErrorBody)))]
 async fn whoami(State(state): State<AppState>, principal: Principal) -> Result<Json<Me>> {
     let mut tx = state.store.read().await?;
-    let orgs = members::of_user(&mut tx, principal.user.id).await?;
+    let mut orgs = members::of_user(&mut tx, principal.user.id).await?;
+    // An org that enforces single sign-on is not this credential's to act in.
+    let sso = principal.credential.method().satisfies_sso();
+    orgs.retain(|o| sso || !o.sso_enforced);
     Ok(Json(Me {
         user: principal.user,
         orgs,
@@ -87,8 +91,15 @@ async fn create_token(
         .expires_in_days
         .map(|days| now() + Duration::days(days.min(3650).into()));
     let mut tx = state.store.begin().await?;
-    let (token, secret) =
-        credentials::create_token(&mut tx, principal.user.id, &input.name, expires_at).await?;
+    let (token, secret) = credentials::create_token(
+        &mut tx,
+        principal.user.id,
+        &input.name,
+        expires_at,
+        // A token is worth no more than the credential that made it.
+        principal.credential.method(),
+    )
+    .await?;
     let event = Event::personal("api_token.created", "api_token", token.id);
     principal.record(&mut tx, event.after(&token)).await?;
     tx.commit().await?;

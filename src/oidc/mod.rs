@@ -601,7 +601,14 @@ async fn finish(
     match provisioning::provision(&state.store, &identity, Via::Sso, request_id).await {
         Ok(outcome) => {
             let mut tx = state.store.begin().await?;
-            let cookie = web::start_session(state, &mut tx, outcome.user_id, None).await?;
+            let cookie = web::start_session(
+                state,
+                &mut tx,
+                outcome.user_id,
+                None,
+                store::credentials::Method::Sso,
+            )
+            .await?;
             tx.commit().await?;
             tracing::info!(org = %org.slug, user_id = outcome.user_id, "OIDC sign-in");
             Ok(web::see_other(&pending.return_to, vec![cookie]))

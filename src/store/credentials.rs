@@ -19,11 +19,60 @@ pub struct ApiToken {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// How a credential came to be: a session by the sign-in that made it, a token by the
+/// credential that created it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Password,
+    Sso,
+    /// The bootstrap token: the operator's break-glass access.
+    Operator,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Password => "password",
+            Method::Sso => "sso",
+            Method::Operator => "operator",
+        }
+    }
+
+    fn parse(text: &str) -> Method {
+        match text {
+            "sso" => Method::Sso,
+            "operator" => Method::Operator,
+            _ => Method::Password,
+        }
+    }
+
+    /// Whether it may act in an org that enforces single sign-on.
+    pub fn satisfies_sso(self) -> bool {
+        matches!(self, Method::Sso | Method::Operator)
+    }
+}
+
+impl Credential {
+    pub fn method(&self) -> Method {
+        match self {
+            Credential::Token { method, .. } | Credential::Session { method, .. } => *method,
+        }
+    }
+}
+
 /// How a request authenticated.
 #[derive(Debug, Clone)]
 pub enum Credential {
-    Token { id: i64, name: String },
-    Session { id: i64 },
+    Token {
+        id: i64,
+        name: String,
+        method: Method,
+    },
+    Session {
+        id: i64,
+        method: Method,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -41,11 +90,13 @@ macro_rules! token_select {
 /// How stale `last_used_at` / `last_seen_at` may get before a request writes it again.
 const TOUCH_INTERVAL_SECONDS: i64 = 60;
 
+/// A token carrying `method`: the method of the credential that creates it.
 pub async fn create_token(
     tx: &mut Tx,
     user_id: i64,
     name: &str,
     expires_at: Option<DateTime<Utc>>,
+    method: Method,
 ) -> Result<(ApiToken, String)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
@@ -53,15 +104,16 @@ pub async fn create_token(
     }
     let secret = secrets::generate(secrets::API_TOKEN_PREFIX);
     let id: i64 = on!(tx, c => sqlx::query_scalar(
-        "INSERT INTO api_tokens (user_id, name, display_prefix, secret_hash, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                "INSERT INTO api_tokens (user_id, name, display_prefix, secret_hash, created_at, expires_at, method) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
     .bind(user_id)
     .bind(name)
     .bind(&secret.display_prefix)
     .bind(&secret.hash)
-    .bind(now())
+        .bind(now())
     .bind(expires_at)
+    .bind(method.as_str())
     .fetch_one(&mut *c)
     .await)?;
     let sql = concat!(token_select!(), "WHERE id = $1");
@@ -103,17 +155,23 @@ pub async fn revoke_token(tx: &mut Tx, user_id: i64, token_id: i64) -> Result<Ap
 }
 
 /// Starts a server-side session; returns the cookie value, which is not stored.
-pub async fn create_session(tx: &mut Tx, user_id: i64, ttl: Duration) -> Result<String> {
+pub async fn create_session(
+    tx: &mut Tx,
+    user_id: i64,
+    ttl: Duration,
+    method: Method,
+) -> Result<String> {
     let secret = secrets::generate(secrets::SESSION_PREFIX);
     let now = now();
     on!(tx, c => sqlx::query(
-        "INSERT INTO sessions (user_id, secret_hash, created_at, last_seen_at, expires_at) \
-         VALUES ($1, $2, $3, $3, $4)",
+                "INSERT INTO sessions (user_id, secret_hash, created_at, last_seen_at, expires_at, method) \
+         VALUES ($1, $2, $3, $3, $4, $5)",
     )
     .bind(user_id)
     .bind(&secret.hash)
     .bind(now)
     .bind(now + ttl)
+    .bind(method.as_str())
     .execute(&mut *c)
     .await.map(|r| r.rows_affected()))?;
     Ok(secret.plaintext)
@@ -167,6 +225,7 @@ struct CredentialRow {
     user: User,
     credential_id: i64,
     credential_name: String,
+    method: String,
     last_touched: Option<DateTime<Utc>>,
 }
 
@@ -183,7 +242,7 @@ pub async fn authenticate(tx: &mut Tx, secret: &str) -> Result<Option<(Authentic
         concat!(
             "SELECT ",
             user_columns!(),
-            ", s.id AS credential_id, '' AS credential_name, s.last_seen_at AS last_touched ",
+            ", s.id AS credential_id, '' AS credential_name, s.method, s.last_seen_at AS last_touched ",
             "FROM sessions s JOIN users ON users.id = s.user_id ",
             "WHERE s.secret_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2"
         )
@@ -191,7 +250,7 @@ pub async fn authenticate(tx: &mut Tx, secret: &str) -> Result<Option<(Authentic
         concat!(
             "SELECT ",
             user_columns!(),
-            ", t.id AS credential_id, t.name AS credential_name, t.last_used_at AS last_touched ",
+            ", t.id AS credential_id, t.name AS credential_name, t.method, t.last_used_at AS last_touched ",
             "FROM api_tokens t JOIN users ON users.id = t.user_id ",
             "WHERE t.secret_hash = $1 AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)"
         )
@@ -205,14 +264,17 @@ pub async fn authenticate(tx: &mut Tx, secret: &str) -> Result<Option<(Authentic
         let stale = row
             .last_touched
             .is_none_or(|t| now - t > Duration::seconds(TOUCH_INTERVAL_SECONDS));
+        let method = Method::parse(&row.method);
         let credential = if is_session {
             Credential::Session {
                 id: row.credential_id,
+                method,
             }
         } else {
             Credential::Token {
                 id: row.credential_id,
                 name: row.credential_name,
+                method,
             }
         };
         (
@@ -236,7 +298,7 @@ pub async fn touch(tx: &mut Tx, credential: &Credential) -> Result<()> {
         .bind(now)
         .execute(&mut *c)
         .await.map(|r| r.rows_affected()))?,
-        Credential::Session { id } => on!(tx, c => sqlx::query(
+        Credential::Session { id, .. } => on!(tx, c => sqlx::query(
             "UPDATE sessions SET last_seen_at = $2 WHERE id = $1",
         )
         .bind(id)

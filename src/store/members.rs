@@ -470,6 +470,8 @@ pub struct OrgAccess {
     pub slug: String,
     pub name: String,
     pub is_admin: bool,
+    /// Whether the org admits only credentials from a single sign-on.
+    pub sso_enforced: bool,
     pub teams: Vec<MemberTeam>,
 }
 
@@ -481,6 +483,7 @@ pub async fn of_user(tx: &mut Tx, user_id: i64) -> Result<Vec<OrgAccess>> {
         slug: String,
         name: String,
         is_admin: bool,
+        sso_enforced: bool,
     }
     #[derive(sqlx::FromRow)]
     struct UserTeam {
@@ -490,7 +493,7 @@ pub async fn of_user(tx: &mut Tx, user_id: i64) -> Result<Vec<OrgAccess>> {
         source: String,
     }
     let rows = on!(tx, c => sqlx::query_as::<_, Row>(
-        "SELECT o.id AS org_id, o.slug, o.name, m.is_admin FROM memberships m \
+        "SELECT o.id AS org_id, o.slug, o.name, m.is_admin, o.sso_enforced FROM memberships m \
          JOIN organizations o ON o.id = m.org_id \
          WHERE m.user_id = $1 AND m.status = 'active' ORDER BY o.slug",
     )
@@ -519,6 +522,7 @@ pub async fn of_user(tx: &mut Tx, user_id: i64) -> Result<Vec<OrgAccess>> {
             slug: r.slug,
             name: r.name,
             is_admin: r.is_admin,
+            sso_enforced: r.sso_enforced,
         })
         .collect())
 }

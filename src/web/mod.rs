@@ -241,7 +241,7 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn signed_in(
     state: &AppState,
     headers: &HeaderMap,
-) -> store::Result<Option<(users::User, i64)>> {
+) -> store::Result<Option<(users::User, i64, credentials::Method)>> {
     let Some(secret) =
         cookie_value(headers, SESSION_COOKIE).filter(|s| s.starts_with(secrets::SESSION_PREFIX))
     else {
@@ -251,7 +251,7 @@ async fn signed_in(
     Ok(credentials::authenticate(&mut tx, secret)
         .await?
         .and_then(|(auth, _)| match auth.credential {
-            Credential::Session { id } => Some((auth.user, id)),
+            Credential::Session { id, method } => Some((auth.user, id, method)),
             Credential::Token { .. } => None,
         }))
 }
@@ -263,16 +263,13 @@ pub(crate) async fn start_session(
     tx: &mut store::Tx,
     user_id: i64,
     previous: Option<i64>,
+    method: credentials::Method,
 ) -> store::Result<String> {
     if let Some(id) = previous {
         credentials::revoke_session(tx, id).await?;
     }
-    let secret = credentials::create_session(
-        tx,
-        user_id,
-        chrono::Duration::hours(state.config.sessions.ttl_hours),
-    )
-    .await?;
+    let ttl = chrono::Duration::hours(state.config.sessions.ttl_hours);
+    let secret = credentials::create_session(tx, user_id, ttl, method).await?;
     Ok(session_cookie(state, &secret))
 }
 
@@ -309,16 +306,22 @@ fn web_actor(user: &users::User, headers: &HeaderMap) -> audit::Actor {
 struct Home {
     email: String,
     orgs: Vec<OrgAccess>,
+    /// Orgs this password session may not act in: they enforce single sign-on.
+    sso_only: Vec<String>,
     csrf: String,
 }
 
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let result = async {
-        let Some((user, _)) = signed_in(&state, &headers).await? else {
+        let Some((user, _, method)) = signed_in(&state, &headers).await? else {
             return Ok(see_other("/login", Vec::new()));
         };
         let mut tx = state.store.read().await?;
-        let orgs = members::of_user(&mut tx, user.id).await?;
+        let (orgs, sso_only): (Vec<OrgAccess>, Vec<OrgAccess>) = members::of_user(&mut tx, user.id)
+            .await?
+            .into_iter()
+            .partition(|o| method.satisfies_sso() || !o.sso_enforced);
+        let sso_only = sso_only.into_iter().map(|o| o.name).collect();
         let (csrf, set) = csrf::token(&state, &headers);
         store::Result::Ok(
             Page::new(
@@ -326,6 +329,7 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
                 Home {
                     email: user.email,
                     orgs,
+                    sso_only,
                     csrf,
                 },
             )
@@ -443,8 +447,15 @@ async fn login(
             let challenge = cookie(&state, two_factor::COOKIE, &secret, 600);
             return Ok(see_other("/login/2fa", vec![challenge]));
         }
-        let previous = signed_in(&state, &headers).await?.map(|(_, id)| id);
-        let cookie = start_session(&state, &mut tx, user.id, previous).await?;
+        let previous = signed_in(&state, &headers).await?.map(|(_, id, _)| id);
+        let cookie = start_session(
+            &state,
+            &mut tx,
+            user.id,
+            previous,
+            credentials::Method::Password,
+        )
+        .await?;
         tx.commit().await?;
         store::Result::Ok(see_other(&return_to, vec![cookie]))
     };
@@ -465,7 +476,7 @@ async fn logout(
     CheckedForm(form): CheckedForm<CsrfForm>,
 ) -> Response {
     let result = async {
-        if let Some((_, id)) = signed_in(&state, &headers).await? {
+        if let Some((_, id, _)) = signed_in(&state, &headers).await? {
             let mut tx = state.store.begin().await?;
             credentials::revoke_session(&mut tx, id).await?;
             tx.commit().await?;
@@ -583,7 +594,7 @@ async fn render_invite(
 ) -> store::Result<Response> {
     let signed_in = signed_in(state, headers).await?;
     let invited = users::normalize_email(&open.invitation.email)?;
-    let step = if let (Some(connection), Some((user, _))) = (&open.sso, &signed_in) {
+    let step = if let (Some(connection), Some((user, _, _))) = (&open.sso, &signed_in) {
         if user.email.to_lowercase() == invited {
             InviteStep::Sso {
                 login_url: front::sso_login_url(&open.org, connection, &format!("/invite/{token}")),
@@ -602,8 +613,8 @@ async fn render_invite(
         }
     } else {
         match signed_in {
-            Some((user, _)) if user.email.to_lowercase() == invited => InviteStep::Accept,
-            Some((user, _)) => InviteStep::WrongAccount {
+            Some((user, _, _)) if user.email.to_lowercase() == invited => InviteStep::Accept,
+            Some((user, _, _)) => InviteStep::WrongAccount {
                 signed_in: user.email,
             },
             None => {
@@ -652,7 +663,7 @@ async fn invite_page(
     let result = async {
         Ok(match open_invitation(&state, &token).await? {
             Lookup::Accepted(by, org) => {
-                let me = signed_in(&state, &headers).await?.map(|(u, _)| u.id);
+                let me = signed_in(&state, &headers).await?.map(|(u, _, _)| u.id);
                 if by.is_some() && by == me {
                     let text = format!("You are a member of {} now.", org.name);
                     let page = Message {
@@ -765,7 +776,7 @@ async fn accept(
             Ok(open) => open,
             Err(page) => return Ok(page),
         };
-        let Some((user, _)) = signed_in(&state, &headers).await? else {
+        let Some((user, _, _)) = signed_in(&state, &headers).await? else {
             return Ok(see_other(
                 &format!("/login?return_to=/invite/{token}"),
                 Vec::new(),
@@ -843,8 +854,15 @@ async fn signup(
             .await;
         };
         passwords::set(&mut tx, user.id, &password_hash).await?;
-        let previous = signed_in(&state, &headers).await?.map(|(_, id)| id);
-        let cookie = start_session(&state, &mut tx, user.id, previous).await?;
+        let previous = signed_in(&state, &headers).await?.map(|(_, id, _)| id);
+        let cookie = start_session(
+            &state,
+            &mut tx,
+            user.id,
+            previous,
+            credentials::Method::Password,
+        )
+        .await?;
         finish_accept(&state, &headers, &token, tx, &open, &user, vec![cookie]).await
     };
     result

@@ -181,7 +181,14 @@ pub async fn submit(
             .await;
         }
         mfa::end_challenge(&mut tx, challenge.id).await?;
-        let session = start_session(&state, &mut tx, user.id, None).await?;
+        let session = start_session(
+            &state,
+            &mut tx,
+            user.id,
+            None,
+            store::credentials::Method::Password,
+        )
+        .await?;
         let clear = cookie(&state, COOKIE, "", 0);
         if !enrolling {
             tx.commit().await?;

@@ -337,9 +337,15 @@ impl TestApp {
         members::add(&mut tx, org.id, user.id, is_admin, members::Source::Manual)
             .await
             .expect("add member");
-        let (_, token) = credentials::create_token(&mut tx, user.id, "test", None)
-            .await
-            .expect("token");
+        let (_, token) = credentials::create_token(
+            &mut tx,
+            user.id,
+            "test",
+            None,
+            credentials::Method::Password,
+        )
+        .await
+        .expect("token");
         tx.commit().await.expect("commit");
         Person { id: user.id, token }
     }
@@ -347,9 +353,14 @@ impl TestApp {
     /// Gives an existing user a session, as a login front door would.
     pub async fn session_for(&self, user_id: i64) -> String {
         let mut tx = self.store.begin().await.expect("tx");
-        let secret = credentials::create_session(&mut tx, user_id, chrono::Duration::hours(1))
-            .await
-            .expect("session");
+        let secret = credentials::create_session(
+            &mut tx,
+            user_id,
+            chrono::Duration::hours(1),
+            credentials::Method::Password,
+        )
+        .await
+        .expect("session");
         tx.commit().await.expect("commit");
         secret
     }

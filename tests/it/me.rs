@@ -23,9 +23,9 @@ async fn me_shows_orgs_teams_and_admin_flags(backend: Backend) {
     assert_eq!(
         r.body["orgs"],
         json!([
-            {"slug": "acme", "name": "acme", "is_admin": false,
+                        {"slug": "acme", "name": "acme", "is_admin": false, "sso_enforced": false,
              "teams": [{"id": team, "name": "Platform", "source": "manual"}]},
-            {"slug": "globex", "name": "globex", "is_admin": true, "teams": []}
+            {"slug": "globex", "name": "globex", "is_admin": true, "sso_enforced": false, "teams": []}
         ])
     );
 
@@ -145,10 +145,15 @@ async fn expired_tokens_do_not_authenticate(backend: Backend) {
     let admin = app.bootstrap("acme", "admin@acme.test").await;
     let mut tx = app.store.begin().await.unwrap();
     let past = chrono::Utc::now() - chrono::Duration::minutes(1);
-    let (_, secret) =
-        rollcall::store::credentials::create_token(&mut tx, admin.id, "old", Some(past))
-            .await
-            .unwrap();
+    let (_, secret) = rollcall::store::credentials::create_token(
+        &mut tx,
+        admin.id,
+        "old",
+        Some(past),
+        rollcall::store::credentials::Method::Password,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(
         app.get("/api/v1/me", &secret).await.status,
@@ -164,7 +169,124 @@ async fn expired_tokens_do_not_authenticate(backend: Backend) {
     app.stop().await;
 }
 
+/// An org that enforces single sign-on admits only credentials from a single sign-on (and
+/// the operator's bootstrap token, to repair SSO settings); password ones, and tokens minted
+/// from them, do not reach it.
+async fn sso_enforcement_admits_sso_credentials_only(backend: Backend) {
+    use rollcall::store::credentials::{self, Method};
+    let app = TestApp::spawn(&backend).await;
+    let operator = app.bootstrap("acme", "admin@acme.test").await;
+    app.bootstrap("globex", "root@globex.test").await;
+    let bob = app.add_member("acme", "bob@example.test", true).await;
+    app.add_member("globex", "bob@example.test", false).await;
+    let mut tx = app.store.begin().await.unwrap();
+    let sso_session =
+        credentials::create_session(&mut tx, bob.id, chrono::Duration::hours(1), Method::Sso)
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    let password_session = app.session_for(bob.id).await;
+    let r = app
+        .patch(
+            "/api/v1/orgs/acme",
+            &operator.token,
+            json!({"sso_enforced": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let with_cookie = |secret: String, path: &'static str| {
+        let client = app.client.clone();
+        let url = app.url(path);
+        async move {
+            let r = client
+                .get(url)
+                .header("cookie", format!("rollcall_session={secret}"))
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status(),
+                r.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let slugs = |me: &serde_json::Value| -> Vec<String> {
+        me["orgs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["slug"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // Password credentials: acme is out of reach, globex is not.
+    let r = app.get("/api/v1/me", &bob.token).await;
+    assert_eq!(slugs(&r.body), ["globex"]);
+    let r = app.get("/api/v1/orgs/acme/members", &bob.token).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("requires single sign-on"));
+    let (status, me) = with_cookie(password_session.clone(), "/api/v1/me").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(slugs(&me), ["globex"]);
+
+    // The SSO session reaches it, and says the org enforces SSO.
+    let (status, me) = with_cookie(sso_session.clone(), "/api/v1/me").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(slugs(&me), ["acme", "globex"]);
+    assert_eq!(me["orgs"][0]["sso_enforced"], true);
+    let (status, _) = with_cookie(sso_session.clone(), "/api/v1/orgs/acme/members").await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A token is worth what the credential that made it was worth.
+    let r = app
+        .client
+        .post(app.url("/api/v1/me/tokens"))
+        .header("cookie", format!("rollcall_session={sso_session}"))
+        .json(&json!({"name": "from sso"}))
+        .send()
+        .await
+        .unwrap();
+    let sso_token = r.json::<serde_json::Value>().await.unwrap()["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        app.get("/api/v1/orgs/acme/members", &sso_token)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = app
+        .post(
+            "/api/v1/me/tokens",
+            &bob.token,
+            json!({"name": "from password"}),
+        )
+        .await;
+    let laundered = r.body["secret"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.get("/api/v1/orgs/acme/members", &laundered)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+
+    // The operator's bootstrap token is break-glass access.
+    assert_eq!(
+        app.get("/api/v1/orgs/acme/members", &operator.token)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    app.stop().await;
+}
+
 crate::backend_tests!(
+    sso_enforcement_admits_sso_credentials_only,
     me_shows_orgs_teams_and_admin_flags,
     personal_tokens,
     expired_tokens_do_not_authenticate,
