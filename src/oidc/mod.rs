@@ -598,6 +598,7 @@ async fn finish(
         identity.groups.extend(roles);
     }
 
+    let reference = request_id.clone().unwrap_or_else(|| "-".into());
     match provisioning::provision(&state.store, &identity, Via::Sso, request_id).await {
         Ok(outcome) => {
             let mut tx = state.store.begin().await?;
@@ -615,7 +616,8 @@ async fn finish(
         }
         // The core has logged and audited its own refusal.
         Err(provisioning::Error::Refused(r)) => {
-            Ok(web::message(StatusCode::FORBIDDEN, "Sign-in refused", &r.message).into_response())
+            let text = format!("{} Reference: {reference}.", r.message);
+            Ok(web::message(StatusCode::FORBIDDEN, "Sign-in refused", &text).into_response())
         }
         Err(provisioning::Error::Store(e)) => Err(e.into()),
     }

@@ -940,6 +940,46 @@ async fn group_overage_is_read_from_graph(backend: Backend) {
     app.stop().await;
 }
 
+/// A verified person the org's rules do not admit sees why, with a reference to quote.
+async fn refusals_by_the_rules_show_a_reference(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection, _) = setup(&app).await;
+    let grants = app
+        .get(
+            &format!("/api/v1/orgs/acme/connections/{connection}/grants"),
+            &admin.token,
+        )
+        .await;
+    let grant = grants.body[0]["id"].as_i64().unwrap();
+    app.delete(
+        &format!("/api/v1/orgs/acme/connections/{connection}/grants/{grant}"),
+        &admin.token,
+    )
+    .await;
+    let (done, _) = sign_in(
+        &app,
+        &Browser::new(&app),
+        connection,
+        "/",
+        person("oid-no", "no@acme.test", &[]),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::FORBIDDEN);
+    assert!(
+        done.body
+            .contains("not allowed to sign in to this organization"),
+        "{}",
+        done.body
+    );
+    assert!(done.body.contains("Reference: "), "{}", done.body);
+    let r = app
+        .get("/api/v1/orgs/acme/audit?limit=1", &admin.token)
+        .await;
+    assert_eq!(r.body["data"][0]["action"], "sso.login_refused");
+    assert_eq!(r.body["data"][0]["after"]["code"], "not_granted");
+    app.stop().await;
+}
+
 /// A certificate credential (private_key_jwt) instead of a secret; a key that does not
 /// belong to the registered certificate is refused by the provider.
 async fn certificate_credential_authenticates_the_client(backend: Backend) {
@@ -1221,6 +1261,7 @@ crate::backend_tests!(
     group_overage_is_read_from_graph,
     generic_provider_with_claim_names,
     certificate_credential_authenticates_the_client,
+    refusals_by_the_rules_show_a_reference,
     tokens_without_kid,
     es256_tokens_verify,
     discovery_redirects_are_not_followed,
