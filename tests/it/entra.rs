@@ -631,7 +631,9 @@ fn make_token(issuer: &str, tenant: &str, issued: &Issued, kid: &str, file: &str
 /// The reason recorded by the newest audit event (a failed sign-in's).
 async fn last_failure(app: &TestApp, token: &str) -> String {
     let r = app.get("/api/v1/orgs/acme/audit?limit=1", token).await;
-    r.body["data"][0]["after"]["reason"]
+    let event = &r.body["data"][0];
+    assert_eq!(event["action"], "sso.login_failed", "{event}");
+    event["after"]["reason"]
         .as_str()
         .unwrap_or_default()
         .to_string()
@@ -840,13 +842,7 @@ async fn forged_and_broken_tokens_are_refused(backend: Backend) {
             "/login",
             "{tamper:?}: no session"
         );
-        let r = app
-            .get("/api/v1/orgs/acme/audit?limit=1", &admin.token)
-            .await;
-        let event = &r.body["data"][0];
-        assert_eq!(event["action"], "sso.login_failed", "{tamper:?}");
-        let logged = event["after"]["reason"].as_str().unwrap();
-
+        let logged = last_failure(&app, &admin.token).await;
         assert!(logged.contains(reason), "{tamper:?}: {logged}");
     }
     assert_eq!(
