@@ -22,7 +22,7 @@ pub struct Principal {
     pub request_id: Option<String>,
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
+pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
     let value = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)?

@@ -1,7 +1,7 @@
 //! The HTTP front door: the admin API under /api/v1, health probes, and the server itself.
 //! Later front doors (SAML, OIDC, SCIM, invitation pages, the web console) mount here too.
 
-mod auth;
+pub(crate) mod auth;
 mod connections;
 mod domains;
 pub mod error;
@@ -119,6 +119,7 @@ pub fn router(state: AppState) -> Router {
     .merge(health::router())
         .merge(crate::web::router())
     .merge(crate::oidc::router())
+    .merge(crate::scim::router())
     .fallback(error::not_found)
     .method_not_allowed_fallback(error::method_not_allowed)
     .layer(DefaultBodyLimit::max(limit))
