@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/scim/v2/{org}/ServiceProviderConfig",
-            get(service_provider_config),
+            get(service_provider_config).fallback(method_not_allowed),
         )
         // Unknown SCIM paths answer in SCIM's error shape, after authentication, so that an
         // IdP's "test connection" reports a useful reason rather than an admin-API body.
@@ -150,6 +150,14 @@ impl FromRequestParts<AppState> for ScimClient {
             )),
         }
     }
+}
+
+async fn method_not_allowed() -> ScimError {
+    ScimError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        None,
+        "this SCIM endpoint does not support that method",
+    )
 }
 
 async fn no_such_resource(_client: ScimClient) -> ScimError {

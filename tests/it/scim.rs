@@ -91,6 +91,10 @@ async fn scim_tokens_open_their_own_org_only(backend: Backend) {
         assert_eq!(r.body[feature]["supported"], false, "{feature}");
     }
 
+    let r = app
+        .request(Method::DELETE, config, Some(&secret), None)
+        .await;
+    assert_scim_error(&r, StatusCode::METHOD_NOT_ALLOWED);
     let r = app.get("/scim/v2/acme/Users", &secret).await;
     assert_scim_error(&r, StatusCode::NOT_FOUND);
 
