@@ -39,6 +39,22 @@ enum Command {
         #[command(subcommand)]
         command: DomainCommand,
     },
+    /// People's accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Set a person's password, e.g. for a bootstrap admin to use the sign-in page. Reads the
+    /// password from the first line of standard input, so it stays out of the process list
+    /// and shell history. Ends the person's sessions.
+    SetPassword {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -108,6 +124,18 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
         } => {
             let verified = operator::verify_domain(&store, &org, &domain).await?;
             println!("{} is verified for organization {org:?}.", verified.domain);
+        }
+        Command::User {
+            command: UserCommand::SetPassword { email },
+        } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let user = operator::set_password(&store, &email, password).await?;
+            println!(
+                "Password set for {}; their sessions are signed out.",
+                user.email
+            );
         }
         Command::Serve => {
             let listener = tokio::net::TcpListener::bind(config.listen).await?;

@@ -1,7 +1,7 @@
-//! What the operator does from the command line, outside the API: bootstrap an org, and
-//! vouch for a domain without DNS.
+//! What the operator does from the command line, outside the API: bootstrap an org, vouch
+//! for a domain without DNS, and set a person's password.
 
-use crate::store::{self, audit, credentials, domains, members, orgs, users, Store};
+use crate::store::{self, audit, credentials, domains, members, orgs, passwords, users, Store};
 
 fn operator(what: &str) -> audit::Actor {
     audit::Actor {
@@ -101,4 +101,42 @@ pub async fn verify_domain(
     .await?;
     tx.commit().await?;
     Ok(verified)
+}
+
+/// Gives a person a password (or a new one), e.g. a bootstrap admin who has only an API
+/// token. The same policy as the sign-up and reset pages applies, and every session is ended,
+/// as after a reset. Each org the person belongs to records it in its audit trail.
+pub async fn set_password(
+    store: &Store,
+    email: &str,
+    password: &str,
+) -> store::Result<users::User> {
+    let mut tx = store.begin().await?;
+    let user = users::by_email(&mut tx, email)
+        .await?
+        .ok_or(store::Error::NotFound("user"))?;
+    crate::accounts::check_policy(password, &user.email, user.display_name.as_deref())
+        .map_err(store::Error::Invalid)?;
+    passwords::set(&mut tx, user.id, &crate::accounts::hash(password)).await?;
+    credentials::revoke_sessions(&mut tx, user.id).await?;
+    for access in members::of_user(&mut tx, user.id).await? {
+        let Some(org) = orgs::by_slug(&mut tx, &access.slug).await? else {
+            continue;
+        };
+        audit::record(
+            &mut tx,
+            &operator("user set-password"),
+            audit::Event {
+                org_id: Some(org.id),
+                action: "user.password_set",
+                target_type: "user",
+                target_id: Some(user.id.to_string()),
+                before: None,
+                after: serde_json::json!({"email": &user.email}).into(),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(user)
 }

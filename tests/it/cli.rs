@@ -1,7 +1,8 @@
-//! The `rollcall` binary as an operator runs it: migrate, bootstrap, serve, SIGTERM.
+//! The `rollcall` binary as an operator runs it: migrate, bootstrap, domain verify,
+//! user set-password, serve, SIGTERM.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Write},
     process::{Command, Stdio},
     sync::mpsc,
     time::Duration,
@@ -83,6 +84,33 @@ async fn migrate_bootstrap_serve_and_stop(backend: Backend) {
     let out = verify("nosuch");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("organization not found"));
+
+    // The operator sets a password through standard input; the policy is the pages' policy.
+    let set_password = |email: &str, password: &str| {
+        let mut child = rollcall(&db)
+            .current_dir(dir.path())
+            .args(["user", "set-password", "--email", email])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = set_password("ops@acme.test", "tangerine-viaduct-41-mollusc");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Password set for ops@acme.test"));
+    let out = set_password("ops@acme.test", "short");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least"));
+    let out = set_password("nobody@acme.test", "tangerine-viaduct-41-mollusc");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("user not found"));
 
     let mut child = rollcall(&db)
         .current_dir(dir.path())

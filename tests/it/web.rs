@@ -2,7 +2,10 @@
 //! redirects inspected), on both backends.
 
 use reqwest::StatusCode;
-use rollcall::store::Store;
+use rollcall::{
+    operator,
+    store::{self, Store},
+};
 use serde_json::json;
 
 use crate::harness::{Backend, Browser, Person, TestApp};
@@ -568,4 +571,52 @@ crate::backend_tests!(
     broken_links_all_look_the_same,
     two_accepts_of_one_link_make_one_membership,
     sign_in_rotates_the_session_and_sign_out_ends_it,
+    the_operator_gives_a_bootstrap_admin_a_password,
 );
+
+/// A bootstrap admin has only an API token until the operator sets a password
+/// (`rollcall user set-password`), under the same policy as the pages.
+async fn the_operator_gives_a_bootstrap_admin_a_password(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "ann@acme.test").await;
+    let browser = Browser::new(&app);
+    browser.sign_in("ann@acme.test", GOOD_PASSWORD).await;
+    assert_eq!(
+        browser.get("/").await.location(),
+        "/login",
+        "no password yet"
+    );
+
+    let weak = operator::set_password(&app.store, "ann@acme.test", "password123").await;
+    assert!(matches!(weak, Err(store::Error::Invalid(_))), "{weak:?}");
+    let nobody = operator::set_password(&app.store, "nobody@acme.test", GOOD_PASSWORD).await;
+    assert!(
+        matches!(nobody, Err(store::Error::NotFound("user"))),
+        "{nobody:?}"
+    );
+
+    operator::set_password(&app.store, "ANN@acme.test", GOOD_PASSWORD)
+        .await
+        .unwrap();
+    browser.sign_in("ann@acme.test", GOOD_PASSWORD).await;
+    assert_eq!(browser.get("/").await.status, StatusCode::OK, "signed in");
+
+    // Setting it again ends that session; the API token is not a session and keeps working.
+    operator::set_password(&app.store, "ann@acme.test", "another-marmalade-gazebo-93")
+        .await
+        .unwrap();
+    assert_eq!(browser.get("/").await.location(), "/login");
+    let r = app
+        .get("/api/v1/orgs/acme/audit?limit=1", &admin.token)
+        .await;
+    assert_eq!(
+        r.body["data"][0]["action"], "user.password_set",
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        r.body["data"][0]["actor"],
+        "operator (rollcall user set-password)"
+    );
+    app.stop().await;
+}
