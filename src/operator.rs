@@ -120,14 +120,11 @@ pub async fn set_password(
     passwords::set(&mut tx, user.id, &crate::accounts::hash(password)).await?;
     credentials::revoke_sessions(&mut tx, user.id).await?;
     for access in members::of_user(&mut tx, user.id).await? {
-        let Some(org) = orgs::by_slug(&mut tx, &access.slug).await? else {
-            continue;
-        };
         audit::record(
             &mut tx,
             &operator("user set-password"),
             audit::Event {
-                org_id: Some(org.id),
+                org_id: Some(access.org_id),
                 action: "user.password_set",
                 target_type: "user",
                 target_id: Some(user.id.to_string()),

@@ -41,6 +41,10 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What a client is told of an internal error; the detail goes to the log only.
+pub const INTERNAL_MESSAGE: &str =
+    "internal error; the server log has the details under this response's x-request-id";
+
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
@@ -79,8 +83,7 @@ impl IntoResponse for Error {
         let message = match &self {
             Error::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                "internal error; the server log has the details under this response's x-request-id"
-                    .to_string()
+                INTERNAL_MESSAGE.to_string()
             }
             other => other.to_string(),
         };

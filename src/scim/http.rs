@@ -11,8 +11,8 @@ use axum::{
 use serde_json::{json, Value};
 
 use crate::{
-    http::{auth::bearer, AppState},
-    store::{self, orgs, scim_tokens, scim_tokens::ScimToken},
+    http::{auth::bearer, error::INTERNAL_MESSAGE, AppState},
+    store::{self, credentials, orgs, scim_tokens, scim_tokens::ScimToken},
 };
 
 pub const CONTENT_TYPE: &str = "application/scim+json";
@@ -91,11 +91,7 @@ impl From<store::Error> for ScimError {
             }
             other => {
                 tracing::error!(detail = %other, "SCIM request failed");
-                ScimError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    None,
-                    "internal error; the server log has the details under this response's x-request-id",
-                )
+                ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, INTERNAL_MESSAGE)
             }
         }
     }
@@ -132,23 +128,35 @@ impl FromRequestParts<AppState> for ScimClient {
             .find(|(name, _)| name == "org")
             .map(|(_, value)| value.as_str())
             .unwrap_or_default();
-        let mut tx = state.store.begin().await?;
+        let mut tx = state.store.read().await?;
         let found = scim_tokens::authenticate(&mut tx, &secret).await?;
-        let org = match found {
-            Some((org_id, _)) => orgs::by_slug(&mut tx, slug)
-                .await?
-                .filter(|org| org.id == org_id),
+        let org = match &found {
+            Some((org_id, _)) => orgs::by_id(&mut tx, *org_id).await?,
             None => None,
         };
-        tx.commit().await?;
+        drop(tx);
         // One answer for a bad token and for a good token used on another org's URL, so a
         // token reveals nothing about which other orgs exist.
-        match (found, org) {
-            (Some((_, token)), Some(org)) => Ok(ScimClient { org, token }),
-            _ => Err(ScimError::unauthorized(
-                "invalid or revoked SCIM token, or a token of another organization",
-            )),
+        let (token, org) = match (found, org) {
+            (Some((_, token)), Some(org)) if org.slug == slug => (token, org),
+            _ => {
+                return Err(ScimError::unauthorized(
+                    "invalid or revoked SCIM token, or a token of another organization",
+                ))
+            }
+        };
+        if credentials::is_stale(token.last_used_at, chrono::Utc::now()) {
+            // Best effort: a failed last-used update must not fail the IdP's request.
+            let touched = async {
+                let mut tx = state.store.begin().await?;
+                scim_tokens::touch(&mut tx, token.id).await?;
+                tx.commit().await
+            };
+            if let Err(err) = touched.await {
+                tracing::warn!(%err, "could not record SCIM token use");
+            }
         }
+        Ok(ScimClient { org, token })
     }
 }
 

@@ -90,6 +90,12 @@ macro_rules! token_select {
 /// How stale `last_used_at` / `last_seen_at` may get before a request writes it again.
 const TOUCH_INTERVAL_SECONDS: i64 = 60;
 
+/// Whether a secret last used at `last` should have its use recorded again now. Recording
+/// every use would make each read request a write.
+pub fn is_stale(last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    last.is_none_or(|t| now - t > Duration::seconds(TOUCH_INTERVAL_SECONDS))
+}
+
 /// A token carrying `method`: the method of the credential that creates it.
 pub async fn create_token(
     tx: &mut Tx,
@@ -261,9 +267,7 @@ pub async fn authenticate(tx: &mut Tx, secret: &str) -> Result<Option<(Authentic
         .fetch_optional(&mut *c)
         .await)?;
     Ok(row.map(|row| {
-        let stale = row
-            .last_touched
-            .is_none_or(|t| now - t > Duration::seconds(TOUCH_INTERVAL_SECONDS));
+        let stale = is_stale(row.last_touched, now);
         let method = Method::parse(&row.method);
         let credential = if is_session {
             Credential::Session {

@@ -467,6 +467,8 @@ pub async fn org_requiring_2fa(tx: &mut Tx, user_id: i64) -> Result<Option<Strin
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrgAccess {
+    #[serde(skip)]
+    pub org_id: i64,
     pub slug: String,
     pub name: String,
     pub is_admin: bool,
@@ -519,6 +521,7 @@ pub async fn of_user(tx: &mut Tx, user_id: i64) -> Result<Vec<OrgAccess>> {
         .into_iter()
         .map(|r| OrgAccess {
             teams: by_org.remove(&r.org_id).unwrap_or_default(),
+            org_id: r.org_id,
             slug: r.slug,
             name: r.name,
             is_admin: r.is_admin,

@@ -1,6 +1,6 @@
 //! SCIM bearer tokens: how an org's identity provider authenticates to its SCIM endpoint.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -88,8 +88,8 @@ pub async fn revoke(tx: &mut Tx, org_id: i64, id: i64) -> Result<ScimToken> {
     Ok(token)
 }
 
-/// The org and token a bearer secret belongs to, if it is a live SCIM token. Records use,
-/// at most once a minute, in the caller's (write) transaction.
+/// The org and token a bearer secret belongs to, if it is a live SCIM token. Only reads;
+/// the caller records use with [`touch`] when [`super::credentials::is_stale`] says so.
 pub async fn authenticate(tx: &mut Tx, secret: &str) -> Result<Option<(i64, ScimToken)>> {
     if !secret.starts_with(PREFIX) {
         return Ok(None);
@@ -108,21 +108,17 @@ pub async fn authenticate(tx: &mut Tx, secret: &str) -> Result<Option<(i64, Scim
         .bind(secrets::hash(secret))
         .fetch_optional(&mut *c)
         .await)?;
-    let Some(row) = row else { return Ok(None) };
-    let now = now();
-    if row
-        .token
-        .last_used_at
-        .is_none_or(|t| now - t > Duration::seconds(60))
-    {
-        on!(tx, c => sqlx::query("UPDATE scim_tokens SET last_used_at = $2 WHERE id = $1")
-            .bind(row.token.id)
-            .bind(now)
-            .execute(&mut *c)
-            .await
-            .map(|r| r.rows_affected()))?;
-    }
-    Ok(Some((row.org_id, row.token)))
+    Ok(row.map(|row| (row.org_id, row.token)))
+}
+
+pub async fn touch(tx: &mut Tx, token_id: i64) -> Result<()> {
+    on!(tx, c => sqlx::query("UPDATE scim_tokens SET last_used_at = $2 WHERE id = $1")
+        .bind(token_id)
+        .bind(now())
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -160,6 +156,7 @@ mod tests {
         let (org_id, found) = authenticate(&mut tx, &secret).await.unwrap().unwrap();
         assert_eq!((org_id, found.id), (acme.id, token.id));
         assert!(found.last_used_at.is_none(), "the row as it was");
+        touch(&mut tx, found.id).await.unwrap();
         let (_, again) = authenticate(&mut tx, &secret).await.unwrap().unwrap();
         assert!(again.last_used_at.is_some(), "use was recorded");
         assert!(authenticate(&mut tx, "rc_scim_not-a-token")
