@@ -10,6 +10,7 @@
 //! and a real login can never disagree.
 
 mod matching;
+pub mod push;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -23,7 +24,7 @@ use crate::store::{
     grants::{self, GroupRef, Match, TeamRef},
     identities,
     invitations::{self, Invitation},
-    members, orgs, teams, users, Store, Tx,
+    members, orgs, scim, teams, users, Store, Tx,
 };
 
 /// An IdP group as the IdP sent it: Entra sends object IDs, Okta sends names; SCIM and the
@@ -102,6 +103,8 @@ pub enum LinkedBy {
     Subject,
     /// An existing account with the same email, in a domain verified for the org.
     VerifiedEmail,
+    /// An account this connection's SCIM push created, found by its email.
+    ScimUser,
     /// No account yet: one is created.
     NewUser,
 }
@@ -196,30 +199,27 @@ async fn by_subject(
         .map(|id| (id, LinkedBy::Subject)))
 }
 
-/// Works out, without writing anything, whether the identity may sign in and what it gets.
-pub async fn decide(tx: &mut Tx, identity: &ExternalIdentity) -> Result<Decision, Error> {
-    let connection = connections::by_id(tx, identity.connection_id)
-        .await?
-        .ok_or(store::Error::NotFound("connection"))?;
-    let org_id = connection.org_id;
-    let email = identity
-        .email
-        .as_deref()
-        .map(users::normalize_email)
-        .transpose()?;
-    let email_domain = email.as_deref().and_then(domains::of_email);
-    let domain_verified = match &email_domain {
-        Some(d) => domains::is_verified(tx, org_id, d).await?,
-        None => false,
-    };
+/// The grants and group mappings of a connection that match an identity.
+struct Matched {
+    grants: Vec<MatchedGrant>,
+    mappings: Vec<MatchedMapping>,
+    /// The teams they give, once each.
+    idp_teams: Vec<TeamRef>,
+}
 
-    let grant_list = grants::list_grants(tx, org_id, connection.id).await?;
-    let mapping_list = grants::list_mappings(tx, org_id, connection.id).await?;
+async fn match_rules(
+    tx: &mut Tx,
+    org_id: i64,
+    connection_id: i64,
+    identity: &ExternalIdentity,
+    email: Option<&str>,
+    domain_verified: bool,
+) -> Result<Matched, Error> {
+    let grant_list = grants::list_grants(tx, org_id, connection_id).await?;
+    let mapping_list = grants::list_mappings(tx, org_id, connection_id).await?;
     let matched_grants: Vec<MatchedGrant> = grant_list
         .into_iter()
-        .filter(|g| {
-            matching::grant_matches(&g.matches, identity, email.as_deref(), domain_verified)
-        })
+        .filter(|g| matching::grant_matches(&g.matches, identity, email, domain_verified))
         .map(|g| MatchedGrant {
             grant_id: g.id,
             matches: g.matches,
@@ -244,6 +244,111 @@ pub async fn decide(tx: &mut Tx, identity: &ExternalIdentity) -> Result<Decision
         .chain(matched_mappings.iter().flat_map(|m| m.teams.iter()))
         .map(|t| (t.id, t.clone()))
         .collect();
+    Ok(Matched {
+        grants: matched_grants,
+        mappings: matched_mappings,
+        idp_teams: idp_teams.into_values().collect(),
+    })
+}
+
+/// Admin by grant: given while a matched grant gives it, taken back when none does (never
+/// from the last admin). Returns the new flag when it changed.
+async fn reconcile_grant_admin(
+    tx: &mut Tx,
+    org_id: i64,
+    user_id: i64,
+    member: &members::Member,
+    grant_admin: bool,
+) -> Result<Option<bool>, Error> {
+    if grant_admin && !member.is_admin {
+        members::set_admin_source(tx, org_id, user_id, Some("grant")).await?;
+        return Ok(Some(true));
+    }
+    if !grant_admin && member.admin_source.as_deref() == Some("grant") {
+        // The last admin stays admin even when the grant that made them one is gone.
+        orgs::lock(tx, org_id).await?;
+        if members::other_active_admins(tx, org_id, user_id).await? > 0 {
+            members::set_admin_source(tx, org_id, user_id, None).await?;
+            return Ok(Some(false));
+        }
+        tracing::warn!(
+            org_id,
+            user_id,
+            "grant no longer gives admin, but this is the last admin: kept"
+        );
+    }
+    Ok(None)
+}
+
+/// Sets the teams this front door manages to exactly `wanted`; teams from other sources
+/// (an admin, an invitation, the other front door) are left alone.
+async fn reconcile_teams(
+    tx: &mut Tx,
+    org_id: i64,
+    user_id: i64,
+    member: &members::Member,
+    wanted: &[TeamRef],
+    via: Via,
+) -> Result<(Vec<TeamRef>, Vec<TeamRef>), Error> {
+    let current: BTreeMap<i64, (String, String)> = member
+        .teams
+        .iter()
+        .map(|t| (t.id, (t.name.clone(), t.source.clone())))
+        .collect();
+    let wanted_ids: BTreeSet<i64> = wanted.iter().map(|t| t.id).collect();
+    let mut added = Vec::new();
+    let mut removed = Vec::new();
+    for team in wanted {
+        if !current.contains_key(&team.id)
+            && teams::add_member(tx, org_id, team.id, user_id, via.source()).await?
+        {
+            added.push(team.clone());
+        }
+    }
+    for (id, (name, source)) in &current {
+        if source == via.source()
+            && !wanted_ids.contains(id)
+            && teams::remove_member(tx, org_id, *id, user_id).await?
+        {
+            removed.push(TeamRef {
+                id: *id,
+                name: name.clone(),
+            });
+        }
+    }
+    Ok((added, removed))
+}
+
+/// Works out, without writing anything, whether the identity may sign in and what it gets.
+pub async fn decide(tx: &mut Tx, identity: &ExternalIdentity) -> Result<Decision, Error> {
+    let connection = connections::by_id(tx, identity.connection_id)
+        .await?
+        .ok_or(store::Error::NotFound("connection"))?;
+    let org_id = connection.org_id;
+    let email = identity
+        .email
+        .as_deref()
+        .map(users::normalize_email)
+        .transpose()?;
+    let email_domain = email.as_deref().and_then(domains::of_email);
+    let domain_verified = match &email_domain {
+        Some(d) => domains::is_verified(tx, org_id, d).await?,
+        None => false,
+    };
+
+    let Matched {
+        grants: matched_grants,
+        mappings: matched_mappings,
+        idp_teams,
+    } = match_rules(
+        tx,
+        org_id,
+        connection.id,
+        identity,
+        email.as_deref(),
+        domain_verified,
+    )
+    .await?;
 
     // Who is this? The subject first; an email only within a verified domain.
     let mut linked = by_subject(tx, connection.id, &identity.subject).await?;
@@ -260,6 +365,11 @@ pub async fn decide(tx: &mut Tx, identity: &ExternalIdentity) -> Result<Decision
             Some(email) => match users::by_email(tx, email).await? {
                 None => {}
                 Some(user) if domain_verified => linked = Some((user.id, LinkedBy::VerifiedEmail)),
+                // The account exists because this same connection pushed it through SCIM:
+                // the IdP that vouches for this sign-in is the one that made the account.
+                Some(user) if scim::created_by_connection(tx, connection.id, user.id).await? => {
+                    linked = Some((user.id, LinkedBy::ScimUser))
+                }
                 Some(user) => {
                     // On PostgreSQL each statement sees the latest commits: a concurrent first
                     // login of this same subject may have committed the user and its link
@@ -344,7 +454,7 @@ pub async fn decide(tx: &mut Tx, identity: &ExternalIdentity) -> Result<Decision
         grant_admin: matched_grants.iter().any(|g| g.is_admin),
         matched_grants,
         matched_mappings,
-        idp_teams: idp_teams.into_values().collect(),
+        idp_teams,
         invitation,
         connection: Some(connection),
     })
@@ -437,59 +547,23 @@ pub async fn apply(
     let accepted = invitation.filter(|_| invitation_accepted.is_some());
 
     // 4. Admin: by an invitation (kept like a manual grant), by a grant (taken back with it).
-    let mut admin_changed_to = None;
-    if accepted.is_some_and(|i| i.is_admin) && member.admin_source.as_deref() != Some("manual") {
+    let admin_changed_to = if accepted.is_some_and(|i| i.is_admin)
+        && member.admin_source.as_deref() != Some("manual")
+    {
         members::set_admin_source(tx, org_id, user_id, Some("manual")).await?;
-        admin_changed_to = (!member.is_admin).then_some(true);
-    } else if decision.grant_admin && !member.is_admin {
-        members::set_admin_source(tx, org_id, user_id, Some("grant")).await?;
-        admin_changed_to = Some(true);
-    } else if !decision.grant_admin && member.admin_source.as_deref() == Some("grant") {
-        // The last admin stays admin even when the grant that made them one is gone.
-        orgs::lock(tx, org_id).await?;
-        if members::other_active_admins(tx, org_id, user_id).await? > 0 {
-            members::set_admin_source(tx, org_id, user_id, None).await?;
-            admin_changed_to = Some(false);
-        } else {
-            tracing::warn!(
-                org_id,
-                user_id,
-                "grant no longer gives admin, but this is the last admin: kept"
-            );
-        }
-    }
+        (!member.is_admin).then_some(true)
+    } else {
+        reconcile_grant_admin(tx, org_id, user_id, &member, decision.grant_admin).await?
+    };
 
-    // 5. Teams: what this front door manages is set to exactly what the IdP data gives now;
-    // teams from other sources (an admin, an invitation, the other front door) are left alone.
-    let current: BTreeMap<i64, (String, String)> = member
-        .teams
-        .iter()
-        .map(|t| (t.id, (t.name.clone(), t.source.clone())))
-        .collect();
+    // 5. Teams: what this front door manages is set to exactly what the IdP data gives now.
+    let (mut teams_added, teams_removed) =
+        reconcile_teams(tx, org_id, user_id, &member, &decision.idp_teams, via).await?;
+    let current: BTreeSet<i64> = member.teams.iter().map(|t| t.id).collect();
     let wanted: BTreeSet<i64> = decision.idp_teams.iter().map(|t| t.id).collect();
-    let mut teams_added = Vec::new();
-    let mut teams_removed = Vec::new();
-    for team in &decision.idp_teams {
-        if !current.contains_key(&team.id)
-            && teams::add_member(tx, org_id, team.id, user_id, via.source()).await?
-        {
-            teams_added.push(team.clone());
-        }
-    }
-    for (id, (name, source)) in &current {
-        if source == via.source()
-            && !wanted.contains(id)
-            && teams::remove_member(tx, org_id, *id, user_id).await?
-        {
-            teams_removed.push(TeamRef {
-                id: *id,
-                name: name.clone(),
-            });
-        }
-    }
     if let Some(inv) = accepted {
         for team in &inv.teams {
-            if !current.contains_key(&team.id)
+            if !current.contains(&team.id)
                 && !wanted.contains(&team.id)
                 && teams::add_member(tx, org_id, team.id, user_id, "invitation").await?
             {

@@ -443,5 +443,94 @@ pub fn parse(input: &str) -> Result<Filter, ParseError> {
     Ok(filter)
 }
 
+/// Whether one element of a multi-valued attribute (`{"type": "work", "value": …}`)
+/// matches a value filter, as PATCH paths like `emails[type eq "work"].value` select them.
+/// Strings compare case-insensitively, except `value` when `value_case_exact` (ids);
+/// booleans also match their string spelling ("True", as Entra sends it).
+pub fn element_matches(
+    filter: &Filter,
+    element: &serde_json::Value,
+    value_case_exact: bool,
+) -> bool {
+    use serde_json::Value as J;
+    let field = |path: &AttrPath| -> Option<&J> {
+        let object = element.as_object()?;
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&path.name))
+            .map(|(_, v)| v)
+    };
+    match filter {
+        Filter::And(a, b) => {
+            element_matches(a, element, value_case_exact)
+                && element_matches(b, element, value_case_exact)
+        }
+        Filter::Or(a, b) => {
+            element_matches(a, element, value_case_exact)
+                || element_matches(b, element, value_case_exact)
+        }
+        Filter::Not(a) => !element_matches(a, element, value_case_exact),
+        Filter::ValuePath { .. } => false,
+        Filter::Present(path) => {
+            field(path).is_some_and(|v| !v.is_null() && v.as_str() != Some(""))
+        }
+        Filter::Compare { path, op, value } => {
+            let actual = field(path);
+            let exact = value_case_exact && path.name.eq_ignore_ascii_case("value");
+            let ordering = match (actual, value) {
+                (None | Some(J::Null), Value::Null) => Some(std::cmp::Ordering::Equal),
+                (None | Some(J::Null), _) | (Some(_), Value::Null) => None,
+                (Some(actual), Value::Bool(b)) => {
+                    crate::scim::patch::as_bool(actual).map(|a| a.cmp(b))
+                }
+                (Some(J::Bool(a)), Value::String(s)) => {
+                    crate::scim::patch::as_bool(&J::String(s.clone())).map(|b| a.cmp(&b))
+                }
+                (Some(J::Number(a)), Value::Number(b)) => a
+                    .as_f64()
+                    .zip(b.as_f64())
+                    .and_then(|(a, b)| a.partial_cmp(&b)),
+                (Some(actual), Value::String(wanted)) => {
+                    let text = match actual {
+                        J::String(s) => s.clone(),
+                        J::Number(n) => n.to_string(),
+                        _ => return false,
+                    };
+                    let (a, w) = if exact {
+                        (text, wanted.clone())
+                    } else {
+                        (text.to_lowercase(), wanted.to_lowercase())
+                    };
+                    return match op {
+                        CompareOp::Co => a.contains(&w),
+                        CompareOp::Sw => a.starts_with(&w),
+                        CompareOp::Ew => a.ends_with(&w),
+                        _ => compare_ordering(*op, a.cmp(&w)),
+                    };
+                }
+                _ => None,
+            };
+            match ordering {
+                Some(o) => compare_ordering(*op, o),
+                None => *op == CompareOp::Ne,
+            }
+        }
+    }
+}
+
+fn compare_ordering(op: CompareOp, ordering: std::cmp::Ordering) -> bool {
+    use std::cmp::Ordering::*;
+    match op {
+        CompareOp::Eq => ordering == Equal,
+        CompareOp::Ne => ordering != Equal,
+        CompareOp::Gt => ordering == Greater,
+        CompareOp::Ge => ordering != Less,
+        CompareOp::Lt => ordering == Less,
+        CompareOp::Le => ordering != Greater,
+        // Substring operators on non-strings match nothing.
+        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => false,
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,20 @@
 //! The SCIM 2.0 front door (RFC 7643/7644) for Okta and Entra ID provisioning.
 //!
-//! So far: token authentication, SCIM error bodies and `/ServiceProviderConfig` (`http`); the
-//! filter language parsed into a syntax tree (`filter`); and PATCH requests in every shape Okta
-//! and Entra send normalised into typed operations (`patch`). The Users and Groups endpoints,
-//! the compilation of filters to SQL and the application of operations build on them.
+//! - `http`: token authentication, error bodies, list requests, ETags, the router;
+//! - `users`, `groups`: the resources, checked against their schemas and kept by
+//!   `store::scim`; what they mean for memberships and teams is `provisioning::push`;
+//! - `discovery`: `/ResourceTypes` and `/Schemas`;
+//! - `filter` parses the filter language, `sql` compiles it through an attribute allow-list
+//!   into bound SQL; `patch` normalises every PATCH shape Okta and Entra send, and
+//!   `document` applies the operations to a User.
 
+pub mod discovery;
+pub mod document;
 pub mod filter;
+pub mod groups;
 pub mod http;
 pub mod patch;
+pub mod sql;
+pub mod users;
 
 pub use http::router;

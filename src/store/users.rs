@@ -119,6 +119,26 @@ pub async fn update_names(tx: &mut Tx, user_id: i64, new: &NewUser) -> Result<()
     Ok(())
 }
 
+/// Changes the sign-in address. Another account with it already is a conflict.
+pub async fn update_email(tx: &mut Tx, user_id: i64, email: &str) -> Result<()> {
+    let normalized = normalize_email(email)?;
+    on!(tx, c => sqlx::query(
+        "UPDATE users SET email = $2, email_normalized = $3, updated_at = $4 WHERE id = $1 AND email <> $2",
+    )
+    .bind(user_id)
+    .bind(email.trim())
+    .bind(&normalized)
+    .bind(now())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(super::on_unique(
+        "uniqueness",
+        format!("another account already uses {normalized}"),
+    ))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

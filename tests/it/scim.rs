@@ -1,11 +1,21 @@
-//! The SCIM endpoint's edge: who may call it, the error shape, and the discovery document.
+//! The SCIM endpoint: who may call it, the error shape, the discovery documents, and
+//! Okta's and Entra's request sequences replayed from `idp-fixtures/scim/`.
+
+use std::collections::HashMap;
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::harness::{Backend, Response, TestApp};
 
-crate::backend_tests!(scim_tokens_open_their_own_org_only);
+crate::backend_tests!(
+    scim_tokens_open_their_own_org_only,
+    okta_sequences_provision_suspend_and_map_groups,
+    entra_sequences_provision_update_and_delete,
+    lists_filter_sort_page_and_project,
+    writes_honour_etags_and_refuse_bad_input,
+    tenants_never_see_each_other,
+);
 
 fn assert_scim_error(r: &Response, status: StatusCode) {
     assert_eq!(r.status, status, "{}", r.body);
@@ -86,16 +96,20 @@ async fn scim_tokens_open_their_own_org_only(backend: Backend) {
             app.config.public_base_url.trim_end_matches('/')
         )
     );
-    // Nothing is advertised that is not served yet.
-    for feature in ["patch", "bulk", "filter", "sort", "etag", "changePassword"] {
+    // What is served is advertised, and nothing more.
+    for feature in ["patch", "filter", "sort", "etag"] {
+        assert_eq!(r.body[feature]["supported"], true, "{feature}");
+    }
+    for feature in ["bulk", "changePassword"] {
         assert_eq!(r.body[feature]["supported"], false, "{feature}");
     }
+    assert_eq!(r.body["filter"]["maxResults"], 1000);
 
     let r = app
         .request(Method::DELETE, config, Some(&secret), None)
         .await;
     assert_scim_error(&r, StatusCode::METHOD_NOT_ALLOWED);
-    let r = app.get("/scim/v2/acme/Users", &secret).await;
+    let r = app.get("/scim/v2/acme/Bulk", &secret).await;
     assert_scim_error(&r, StatusCode::NOT_FOUND);
 
     let r = app.get("/api/v1/orgs/acme/scim-tokens", &admin.token).await;
@@ -105,5 +119,715 @@ async fn scim_tokens_open_their_own_org_only(backend: Backend) {
         .await;
     let r = app.get(config, &secret).await;
     assert_scim_error(&r, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+/// Replays a request sequence from `idp-fixtures/scim/`, checking every answer and keeping
+/// the values later steps refer to as `${name}`.
+async fn replay(
+    app: &TestApp,
+    slug: &str,
+    secret: &str,
+    file: &str,
+    vars: &mut HashMap<String, String>,
+) {
+    let path = format!("{}/idp-fixtures/scim/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let fixture: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    for step in fixture["steps"].as_array().expect("steps") {
+        let name = step["name"].as_str().expect("step name");
+        let substitute = |text: &str| {
+            let mut out = text.to_string();
+            for (k, v) in vars.iter() {
+                out = out.replace(&format!("${{{k}}}"), v);
+            }
+            assert!(
+                !out.contains("${"),
+                "{file}: {name}: unknown variable in {out}"
+            );
+            out
+        };
+        let method = Method::from_bytes(step["method"].as_str().unwrap().as_bytes()).unwrap();
+        let url = format!(
+            "/scim/v2/{slug}{}",
+            substitute(step["path"].as_str().unwrap())
+        );
+        let body = step
+            .get("body")
+            .map(|b| serde_json::from_str(&substitute(&b.to_string())).unwrap());
+        let r = app.request(method, &url, Some(secret), body).await;
+        let expect = &step["expect"];
+        assert_eq!(
+            r.status.as_u16() as u64,
+            expect["status"].as_u64().unwrap(),
+            "{file}: {name}: {}",
+            r.body
+        );
+        if r.status != StatusCode::NO_CONTENT {
+            assert_eq!(
+                r.headers["content-type"], "application/scim+json",
+                "{file}: {name}"
+            );
+        }
+        if let Some(wanted) = expect.get("body") {
+            let wanted: Value = serde_json::from_str(&substitute(&wanted.to_string())).unwrap();
+            if let Err(at) = matches(&wanted, &r.body, String::new()) {
+                panic!(
+                    "{file}: {name}: mismatch at {at}\nwanted {wanted:#}\ngot {:#}",
+                    r.body
+                );
+            }
+        }
+        if let Some(save) = step.get("save").and_then(Value::as_object) {
+            for (var, pointer) in save {
+                let value = r
+                    .body
+                    .pointer(pointer.as_str().unwrap())
+                    .unwrap_or_else(|| panic!("{file}: {name}: no {pointer} in {}", r.body));
+                vars.insert(var.clone(), value.as_str().unwrap().to_string());
+            }
+        }
+    }
+}
+
+/// Partial match: every key `wanted` names, with that value; `"*"` is any present value.
+fn matches(wanted: &Value, got: &Value, at: String) -> Result<(), String> {
+    match (wanted, got) {
+        (Value::String(w), _) if w == "*" => Ok(()),
+        (Value::Object(w), Value::Object(g)) => {
+            for (k, v) in w {
+                let found = g.get(k).ok_or_else(|| format!("{at}/{k} (missing)"))?;
+                matches(v, found, format!("{at}/{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => {
+            for (i, (w, g)) in w.iter().zip(g).enumerate() {
+                matches(w, g, format!("{at}/{i}"))?;
+            }
+            Ok(())
+        }
+        (w, g) if w == g => Ok(()),
+        _ => Err(at),
+    }
+}
+
+/// The member with this email, as the admin API lists them.
+async fn member(app: &TestApp, slug: &str, token: &str, email: &str) -> Option<Value> {
+    let r = app
+        .get(
+            &format!("/api/v1/orgs/{slug}/members?q={}", url_escape(email)),
+            token,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let list = r.body["data"].as_array().cloned().unwrap_or_default();
+    list.into_iter().find(|m| {
+        m["user"]["email"]
+            .as_str()
+            .is_some_and(|e| e.eq_ignore_ascii_case(email))
+    })
+}
+
+fn team_names(member: &Value, source: &str) -> Vec<String> {
+    member["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["source"] == source)
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// An org with a connection, a SCIM token for it, and a team mapped from a group.
+async fn provisioned_org(
+    app: &TestApp,
+    slug: &str,
+    admin: &str,
+    team: &str,
+    group: Value,
+) -> (i64, String) {
+    let (_, secret) = scim_token(app, slug, admin).await;
+    let r = app
+        .get(&format!("/api/v1/orgs/{slug}/scim-tokens"), admin)
+        .await;
+    let connection = r.body[0]["connection_id"].as_i64().unwrap();
+    let team_id = app.create_team(slug, admin, team).await;
+    let r = app
+        .post(
+            &format!("/api/v1/orgs/{slug}/connections/{connection}/group-mappings"),
+            admin,
+            json!({"group": group, "team_ids": [team_id]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    (connection, secret)
+}
+
+async fn okta_sequences_provision_suspend_and_map_groups(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let (_, secret) = provisioned_org(
+        &app,
+        "acme",
+        &admin.token,
+        "Engineering",
+        json!({"name": "engineering"}),
+    )
+    .await;
+    let mut vars = HashMap::new();
+    let email = "test.user@okta.local";
+
+    replay(&app, "acme", &secret, "okta/users.json", &mut vars).await;
+    // The push made one membership, now suspended; the audit names the token.
+    let m = member(&app, "acme", &admin.token, email)
+        .await
+        .expect("member");
+    assert_eq!(m["status"], "suspended");
+    assert_eq!(m["source"], "scim");
+    let r = app.get("/api/v1/orgs/acme/audit", &admin.token).await;
+    let events = r.body["data"].as_array().cloned().unwrap();
+    assert!(
+        events.iter().any(|e| e["action"] == "scim.user.created"
+            && e["actor"] == "SCIM token \"Okta provisioning\""),
+        "{}",
+        r.body
+    );
+
+    replay(&app, "acme", &secret, "okta/reactivate.json", &mut vars).await;
+    let m = member(&app, "acme", &admin.token, email).await.unwrap();
+    assert_eq!(m["status"], "active");
+    // The IdP's account, shared with no other org: its profile follows the push.
+    assert_eq!(m["user"]["family_name"], "Userson");
+
+    // Suspension cuts a live session at once.
+    let user_id = m["user"]["id"].as_i64().unwrap();
+    let session = app.session_for(user_id).await;
+    assert_eq!(app.get("/api/v1/me", &session).await.status, StatusCode::OK);
+    let deactivate = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": {"active": false}}],
+    });
+    let user_path = format!("/scim/v2/acme/Users/{}", vars["user"]);
+    let r = app.patch(&user_path, &secret, deactivate).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        app.get("/api/v1/me", &session).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let reactivate = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": true}],
+    });
+    assert_eq!(
+        app.patch(&user_path, &secret, reactivate).await.status,
+        StatusCode::OK
+    );
+
+    // Group push: the mapped team follows membership at once, as source `scim`.
+    replay(&app, "acme", &secret, "okta/groups.json", &mut vars).await;
+    let m = member(&app, "acme", &admin.token, email).await.unwrap();
+    assert_eq!(team_names(&m, "scim"), vec!["Engineering"]);
+    replay(&app, "acme", &secret, "okta/groups-remove.json", &mut vars).await;
+    let m = member(&app, "acme", &admin.token, email).await.unwrap();
+    assert!(team_names(&m, "scim").is_empty(), "{m}");
+    app.stop().await;
+}
+
+async fn entra_sequences_provision_update_and_delete(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("contoso", "admin@contoso.test").await;
+    // Entra's groups are mapped by object ID, which it sends as the group's externalId.
+    let (_, secret) = provisioned_org(
+        &app,
+        "contoso",
+        &admin.token,
+        "Sales",
+        json!({"id": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159"}),
+    )
+    .await;
+    let mut vars = HashMap::new();
+    replay(
+        &app,
+        "contoso",
+        &secret,
+        "entra/test-connection.json",
+        &mut vars,
+    )
+    .await;
+    replay(&app, "contoso", &secret, "entra/users.json", &mut vars).await;
+    let email = "updatedemail@testuser.com";
+    let m = member(&app, "contoso", &admin.token, email)
+        .await
+        .expect("member, under the patched email");
+    assert_eq!(m["status"], "suspended");
+
+    // A second person, for the group sequence.
+    let r = app
+        .post(
+            "/scim/v2/contoso/Users",
+            &secret,
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": "second@testuser.com",
+                "active": true,
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    vars.insert("other".into(), r.body["id"].as_str().unwrap().to_string());
+    replay(&app, "contoso", &secret, "entra/groups.json", &mut vars).await;
+    let first = member(&app, "contoso", &admin.token, email).await.unwrap();
+    assert_eq!(team_names(&first, "scim"), vec!["Sales"]);
+    let second = member(&app, "contoso", &admin.token, "second@testuser.com")
+        .await
+        .unwrap();
+    assert!(team_names(&second, "scim").is_empty(), "{second}");
+
+    replay(&app, "contoso", &secret, "entra/delete.json", &mut vars).await;
+    assert!(member(&app, "contoso", &admin.token, email).await.is_none());
+    // The group no longer lists the deleted User.
+    let r = app
+        .get(
+            &format!("/scim/v2/contoso/Groups/{}", vars["group"]),
+            &secret,
+        )
+        .await;
+    assert_eq!(r.body["members"], json!([]));
+    app.stop().await;
+}
+
+fn user(name: &str, extra: Value) -> Value {
+    let mut body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": format!("{name}@example.test"),
+        "name": {"givenName": name, "familyName": "Tester"},
+        "emails": [{"value": format!("{name}@example.test"), "type": "work", "primary": true}],
+    });
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    body
+}
+
+async fn lists_filter_sort_page_and_project(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let (_, secret) = scim_token(&app, "acme", &admin.token).await;
+    for (name, extra) in [
+        ("alice", json!({"title": "Engineer", "externalId": "ext-A"})),
+        ("bob", json!({"title": "Manager", "active": false})),
+        (
+            "carol",
+            json!({"emails": [{"value": "carol@example.test", "type": "home"}], "title": "Engineer"}),
+        ),
+        (
+            "dave",
+            json!({"phoneNumbers": [{"value": "+1 555 0100", "type": "work"}]}),
+        ),
+        (
+            "erin",
+            json!({"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": "701", "department": "R&D"}}),
+        ),
+    ] {
+        let r = app
+            .post("/scim/v2/acme/Users", &secret, user(name, extra))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+    let names = |r: &Response| -> Vec<String> {
+        r.body["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                u["userName"]
+                    .as_str()
+                    .unwrap()
+                    .split('@')
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    let list = |query: &str| {
+        let app = &app;
+        let secret = &secret;
+        let query = query.to_string();
+        async move {
+            let r = app
+                .get(&format!("/scim/v2/acme/Users?{query}"), secret)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.body);
+            r
+        }
+    };
+    let enc = |f: &str| url_escape(f);
+
+    for (filter, expected) in [
+        (r#"title eq "engineer""#, vec!["alice", "carol"]),
+        (
+            r#"title eq "Engineer" and not (externalId eq "ext-A")"#,
+            vec!["carol"],
+        ),
+        (r#"externalId eq "ext-a""#, vec![]), // externalId is case-exact
+        (
+            r#"userName sw "B" or userName ew "n@example.test""#,
+            vec!["bob", "erin"],
+        ),
+        (r#"name.givenName co "AR""#, vec!["carol"]),
+        (r#"active eq false"#, vec!["bob"]),
+        (
+            r#"emails[type eq "home" and value co "carol"]"#,
+            vec!["carol"],
+        ),
+        (
+            r#"emails.type eq "work""#,
+            vec!["alice", "bob", "dave", "erin"],
+        ),
+        (r#"phoneNumbers pr"#, vec!["dave"]),
+        (
+            r#"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber eq "701""#,
+            vec!["erin"],
+        ),
+        (
+            r#"meta.lastModified gt "2000-01-01T00:00:00Z" and title pr"#,
+            vec!["alice", "bob", "carol"],
+        ),
+        (r#"meta.created lt "2000-01-01T00:00:00Z""#, vec![]),
+        (r#"displayName eq "x' OR '1'='1""#, vec![]),
+    ] {
+        let r = list(&format!("filter={}", enc(filter))).await;
+        assert_eq!(names(&r), expected, "{filter}");
+        assert_eq!(r.body["totalResults"], expected.len(), "{filter}");
+    }
+
+    // Paging is 1-based and stable; totals count every match.
+    let r = list("startIndex=2&count=2").await;
+    assert_eq!(names(&r), vec!["bob", "carol"]);
+    assert_eq!(r.body["totalResults"], 5);
+    assert_eq!(r.body["startIndex"], 2);
+    assert_eq!(r.body["itemsPerPage"], 2);
+    let r = list("count=0").await;
+    assert_eq!(r.body["totalResults"], 5);
+    assert_eq!(r.body["Resources"], json!([]));
+    let r = list("sortBy=userName&sortOrder=descending&count=3").await;
+    assert_eq!(names(&r), vec!["erin", "dave", "carol"]);
+    let r = list("sortBy=meta.created&sortOrder=descending&count=1").await;
+    assert_eq!(names(&r), vec!["erin"]);
+
+    // Projection: id and schemas always; excluded attributes never.
+    let r = list("attributes=userName,name.givenName&count=1").await;
+    let first = &r.body["Resources"][0];
+    assert_eq!(first["name"], json!({"givenName": "alice"}));
+    assert!(
+        first.get("emails").is_none() && first.get("id").is_some(),
+        "{first}"
+    );
+    let r = list("excludedAttributes=emails,name&count=1").await;
+    let first = &r.body["Resources"][0];
+    assert!(
+        first.get("emails").is_none() && first.get("name").is_none(),
+        "{first}"
+    );
+    assert!(first.get("userName").is_some());
+
+    // POST .search takes the same query in a body.
+    let r = app
+        .post(
+            "/scim/v2/acme/Users/.search",
+            &secret,
+            json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                "filter": "title eq \"Engineer\"",
+                "attributes": ["userName"],
+                "sortBy": "userName",
+                "sortOrder": "descending",
+                "startIndex": 1,
+                "count": 10,
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(names(&r), vec!["carol", "alice"]);
+
+    for (query, scim_type) in [
+        ("filter=userName%20eq", "invalidFilter"),
+        ("filter=password%20eq%20%22x%22", "invalidFilter"),
+        ("filter=title%20gt%20true", "invalidFilter"),
+        ("sortBy=emails", "invalidValue"),
+        ("sortBy=title", "invalidValue"),
+        ("count=ten", "invalidValue"),
+    ] {
+        let r = app
+            .get(&format!("/scim/v2/acme/Users?{query}"), &secret)
+            .await;
+        assert_scim_error(&r, StatusCode::BAD_REQUEST);
+        assert_eq!(r.body["scimType"], scim_type, "{query}");
+    }
+
+    // Groups listed without members never carry them; ResourceTypes and Schemas describe both.
+    let r = app
+        .post(
+            "/scim/v2/acme/Groups",
+            &secret,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Everyone"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = app
+        .get("/scim/v2/acme/Groups?excludedAttributes=members", &secret)
+        .await;
+    assert!(
+        r.body["Resources"][0].get("members").is_none(),
+        "{}",
+        r.body
+    );
+    let r = app.get("/scim/v2/acme/ResourceTypes", &secret).await;
+    assert_eq!(r.body["totalResults"], 2);
+    let r = app
+        .get(
+            "/scim/v2/acme/Schemas/urn:ietf:params:scim:schemas:core:2.0:User",
+            &secret,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let attributes: Vec<&str> = r.body["attributes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        attributes.contains(&"userName") && attributes.contains(&"emails"),
+        "{attributes:?}"
+    );
+    let r = app.get("/scim/v2/acme/Schemas", &secret).await;
+    assert_eq!(r.body["totalResults"], 3);
+    app.stop().await;
+}
+
+fn url_escape(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn writes_honour_etags_and_refuse_bad_input(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let (_, secret) = scim_token(&app, "acme", &admin.token).await;
+    let r = app
+        .post("/scim/v2/acme/Users", &secret, user("alice", json!({})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(r.headers["location"]
+        .to_str()
+        .unwrap()
+        .ends_with(&format!("/Users/{}", r.body["id"].as_str().unwrap())));
+    let path = format!("/scim/v2/acme/Users/{}", r.body["id"].as_str().unwrap());
+    let etag = r.headers["etag"].to_str().unwrap().to_string();
+    assert_eq!(etag, r.body["meta"]["version"]);
+    assert!(etag.starts_with("W/\""));
+
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "title", "value": "Lead"}],
+    });
+    let send = |method: Method, if_match: &str, body: Value| {
+        let client = reqwest::Client::new();
+        let url = app.url(&path);
+        let secret = secret.clone();
+        let if_match = if_match.to_string();
+        async move {
+            client
+                .request(method, url)
+                .bearer_auth(secret)
+                .header("if-match", if_match)
+                .header("content-type", "application/scim+json")
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = send(Method::PATCH, "W/\"999\"", patch.clone()).await;
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    let r = send(Method::PATCH, &etag, patch.clone()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let new_etag = r.headers()["etag"].to_str().unwrap().to_string();
+    assert_ne!(new_etag, etag);
+    // The old version no longer matches; the new one does.
+    let r = send(Method::DELETE, &etag, json!({})).await;
+    assert_eq!(r.status(), StatusCode::PRECONDITION_FAILED);
+    let r = app.get(&path, &secret).await;
+    assert_eq!(r.body["title"], "Lead");
+
+    for (body, scim_type) in [
+        (
+            user("bad", json!({"favouriteColour": "blue"})),
+            "invalidValue",
+        ),
+        (
+            user("bad", json!({"urn:example:extension:1.0:User": {"x": 1}})),
+            "invalidValue",
+        ),
+        (
+            user(
+                "bad",
+                json!({"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"shoeSize": "9"}}),
+            ),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "no-email"}),
+            "invalidValue",
+        ),
+        (
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "userName": "x@example.test"}),
+            "invalidValue",
+        ),
+        (user("bad", json!({"active": "maybe"})), "invalidValue"),
+    ] {
+        let r = app.post("/scim/v2/acme/Users", &secret, body.clone()).await;
+        assert_scim_error(&r, StatusCode::BAD_REQUEST);
+        assert_eq!(r.body["scimType"], scim_type, "{body}");
+    }
+    for (ops, scim_type) in [
+        (
+            json!([{"op": "replace", "path": "shoeSize", "value": "9"}]),
+            "invalidValue",
+        ),
+        (
+            json!([{"op": "replace", "path": "emails[type eq", "value": "x"}]),
+            "invalidPath",
+        ),
+        (
+            json!([{"op": "replace", "path": "id", "value": "12345"}]),
+            "mutability",
+        ),
+        (json!([{"op": "jump", "path": "title"}]), "invalidSyntax"),
+        (
+            json!([{"op": "remove", "path": "userName"}]),
+            "invalidValue",
+        ),
+    ] {
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+        let r = app.patch(&path, &secret, body).await;
+        assert_scim_error(&r, StatusCode::BAD_REQUEST);
+        assert_eq!(r.body["scimType"], scim_type, "{ops}");
+    }
+    // A failed PATCH changed nothing.
+    assert_eq!(
+        app.get(&path, &secret).await.body["meta"]["version"],
+        new_etag
+    );
+
+    let client = reqwest::Client::new();
+    let r = client
+        .post(app.url("/scim/v2/acme/Users"))
+        .bearer_auth(&secret)
+        .header("content-type", "application/scim+json")
+        .body(vec![b' '; 1024 * 1024 + 10])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let r = client
+        .post(app.url("/scim/v2/acme/Users"))
+        .bearer_auth(&secret)
+        .header("content-type", "text/plain")
+        .body("userName=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let r = client
+        .post(app.url("/scim/v2/acme/Users"))
+        .bearer_auth(&secret)
+        .header("content-type", "application/scim+json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["scimType"], "invalidSyntax");
+
+    // Someone else's account in a domain this org has not verified is not taken over.
+    app.add_member("acme", "admin2@elsewhere.test", false).await;
+    let r = app
+        .post(
+            "/scim/v2/acme/Users",
+            &secret,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "admin2@elsewhere.test"}),
+        )
+        .await;
+    assert_scim_error(&r, StatusCode::CONFLICT);
+    assert_eq!(r.body["scimType"], "uniqueness");
+    app.stop().await;
+}
+
+async fn tenants_never_see_each_other(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let a = app.bootstrap("acme", "admin@acme.test").await;
+    let b = app.bootstrap("other", "admin@other.test").await;
+    let (_, secret_a) = scim_token(&app, "acme", &a.token).await;
+    let (_, secret_b) = scim_token(&app, "other", &b.token).await;
+    let r = app
+        .post("/scim/v2/acme/Users", &secret_a, user("alice", json!({})))
+        .await;
+    let alice = r.body["id"].as_str().unwrap().to_string();
+    let r = app
+        .post(
+            "/scim/v2/acme/Groups",
+            &secret_a,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "A", "members": [{"value": alice}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let group = r.body["id"].as_str().unwrap().to_string();
+
+    // Org B's token, on B's URL, with A's ids: not found, and nothing changes.
+    for path in [
+        format!("/scim/v2/other/Users/{alice}"),
+        format!("/scim/v2/other/Groups/{group}"),
+    ] {
+        assert_scim_error(&app.get(&path, &secret_b).await, StatusCode::NOT_FOUND);
+        assert_scim_error(&app.delete(&path, &secret_b).await, StatusCode::NOT_FOUND);
+    }
+    let r = app.get("/scim/v2/other/Users", &secret_b).await;
+    assert_eq!(r.body["totalResults"], 0);
+    // B cannot add A's User to a group of its own.
+    let r = app
+        .post(
+            "/scim/v2/other/Groups",
+            &secret_b,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "B", "members": [{"value": alice}]}),
+        )
+        .await;
+    assert_scim_error(&r, StatusCode::BAD_REQUEST);
+    // And a group of the same name in another org is no conflict.
+    let r = app
+        .post(
+            "/scim/v2/other/Groups",
+            &secret_b,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "A"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(
+        app.get(&format!("/scim/v2/acme/Users/{alice}"), &secret_a)
+            .await
+            .status,
+        StatusCode::OK
+    );
     app.stop().await;
 }

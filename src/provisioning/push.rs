@@ -1,0 +1,148 @@
+//! What an identity provider pushes through SCIM, applied by the provisioning core.
+//!
+//! The SCIM front door keeps the pushed resources (`store::scim`); everything that touches a
+//! membership — creating it, suspending it for `active=false`, removing it, and the teams its
+//! groups map to — happens here, with the same grants and group mappings a sign-in through
+//! the same connection uses. The IdP's push is itself the assignment, so no grant is needed
+//! to let a pushed person in; grants still add their teams and admin flag.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{
+    match_rules, reconcile_grant_admin, reconcile_teams, Error, ExternalIdentity, IdpGroup,
+    MatchedMapping, Via,
+};
+use crate::store::{
+    domains,
+    grants::TeamRef,
+    members::{self, Source, Status},
+    scim, users, Tx,
+};
+
+/// A pushed person as the core needs them.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub org_id: i64,
+    pub connection_id: i64,
+    pub user_id: i64,
+    pub scim_user_id: i64,
+    pub email: Option<String>,
+    /// What the IdP said of `active` when it pushed the User itself; `None` when only a
+    /// group changed. Only a push of the User creates or re-activates a membership, so a
+    /// group change never undoes an admin's removal or suspension.
+    pub active: Option<bool>,
+}
+
+/// What a push changed.
+#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+pub struct PushOutcome {
+    pub user_id: i64,
+    pub membership_created: bool,
+    /// `active` or `suspended`, when it changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_changed_to: Option<Status>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_changed_to: Option<bool>,
+    pub teams_added: Vec<TeamRef>,
+    pub teams_removed: Vec<TeamRef>,
+    pub matched_mappings: Vec<MatchedMapping>,
+}
+
+impl PushOutcome {
+    pub fn changed(&self) -> bool {
+        self.membership_created
+            || self.status_changed_to.is_some()
+            || self.admin_changed_to.is_some()
+            || !self.teams_added.is_empty()
+            || !self.teams_removed.is_empty()
+    }
+}
+
+/// Makes the membership match the push: present, active or suspended as the IdP says, and
+/// with exactly the `scim` teams its groups and the connection's grants give.
+pub async fn sync(tx: &mut Tx, pushed: &Pushed) -> Result<PushOutcome, Error> {
+    let groups = scim::groups_of_users(tx, &[pushed.scim_user_id])
+        .await?
+        .into_iter()
+        .map(|g| IdpGroup {
+            // Entra's externalId is the group's object ID, as its tokens carry it.
+            id: g.external_id,
+            name: Some(g.display_name),
+        })
+        .collect();
+    let email = pushed
+        .email
+        .as_deref()
+        .map(users::normalize_email)
+        .transpose()?;
+    let domain_verified = match email.as_deref().and_then(domains::of_email) {
+        Some(domain) => domains::is_verified(tx, pushed.org_id, &domain).await?,
+        None => false,
+    };
+    let identity = ExternalIdentity {
+        connection_id: pushed.connection_id,
+        subject: format!("scim:{}", pushed.scim_user_id),
+        email: email.clone(),
+        groups,
+        ..Default::default()
+    };
+    let matched = match_rules(
+        tx,
+        pushed.org_id,
+        pushed.connection_id,
+        &identity,
+        email.as_deref(),
+        domain_verified,
+    )
+    .await?;
+
+    let (org_id, user_id) = (pushed.org_id, pushed.user_id);
+    let mut membership_created = false;
+    if pushed.active.is_some() {
+        membership_created = members::insert_if_absent(tx, org_id, user_id, Source::Scim).await?;
+    }
+    let Some(mut member) = members::get(tx, org_id, user_id).await? else {
+        return Ok(PushOutcome {
+            user_id,
+            ..Default::default()
+        });
+    };
+    let mut status_changed_to = None;
+    let wanted = pushed.active.map(|active| {
+        if active {
+            Status::Active
+        } else {
+            Status::Suspended
+        }
+    });
+    if let Some(wanted) = wanted.filter(|w| member.status != w.as_str()) {
+        // Suspension revokes the person's sessions and tokens when no other org is left.
+        let (_, after) = members::set_status(tx, org_id, user_id, wanted).await?;
+        member = after;
+        status_changed_to = Some(wanted);
+    }
+    let grant_admin = matched.grants.iter().any(|g| g.is_admin);
+    let admin_changed_to = reconcile_grant_admin(tx, org_id, user_id, &member, grant_admin).await?;
+    let (teams_added, teams_removed) =
+        reconcile_teams(tx, org_id, user_id, &member, &matched.idp_teams, Via::Scim).await?;
+    Ok(PushOutcome {
+        user_id,
+        membership_created,
+        status_changed_to,
+        admin_changed_to,
+        teams_added,
+        teams_removed,
+        matched_mappings: matched.mappings,
+    })
+}
+
+/// The IdP deleted the User: the membership goes (with its teams), at once. The global user
+/// stays; it may belong to other orgs. A membership an admin already removed is no error.
+pub async fn remove(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<bool, Error> {
+    if members::get(tx, org_id, user_id).await?.is_none() {
+        return Ok(false);
+    }
+    members::remove(tx, org_id, user_id).await?;
+    Ok(true)
+}

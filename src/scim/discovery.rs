@@ -1,0 +1,349 @@
+//! `/ResourceTypes` and `/Schemas` (RFC 7643 §6, §7): what rollcall accepts, exactly. The
+//! attribute lists are the ones the User and Group parsers accept, so an IdP that reads
+//! them never maps an attribute rollcall would refuse.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::Response,
+};
+use serde_json::{json, Value};
+
+use super::{
+    http::{base_url, list_response, scim_json, ScimClient, ScimError},
+    sql::{ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA},
+};
+use crate::http::AppState;
+
+const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
+const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
+
+fn resource_types_list(base: &str) -> Vec<Value> {
+    vec![
+        json!({
+            "schemas": [RESOURCE_TYPE_SCHEMA],
+            "id": "User",
+            "name": "User",
+            "endpoint": "/Users",
+            "description": "A person's membership of the organization",
+            "schema": USER_SCHEMA,
+            "schemaExtensions": [{"schema": ENTERPRISE_SCHEMA, "required": false}],
+            "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/User")},
+        }),
+        json!({
+            "schemas": [RESOURCE_TYPE_SCHEMA],
+            "id": "Group",
+            "name": "Group",
+            "endpoint": "/Groups",
+            "description": "An identity-provider group; group mappings turn it into teams",
+            "schema": GROUP_SCHEMA,
+            "meta": {"resourceType": "ResourceType", "location": format!("{base}/ResourceTypes/Group")},
+        }),
+    ]
+}
+
+pub async fn resource_types(State(state): State<AppState>, client: ScimClient) -> Response {
+    let list = resource_types_list(&base_url(&state, &client));
+    list_response(list.len() as i64, 1, list)
+}
+
+pub async fn resource_type(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, ScimError> {
+    resource_types_list(&base_url(&state, &client))
+        .into_iter()
+        .find(|r| {
+            r["id"]
+                .as_str()
+                .is_some_and(|i| i.eq_ignore_ascii_case(&id))
+        })
+        .map(|r| scim_json(StatusCode::OK, r))
+        .ok_or_else(|| ScimError::not_found("ResourceType", &id))
+}
+
+/// One attribute definition. `flags`: (multiValued, required, caseExact).
+fn attr(
+    name: &str,
+    kind: &str,
+    flags: (bool, bool, bool),
+    mutability: &str,
+    uniqueness: &str,
+) -> Value {
+    json!({
+        "name": name,
+        "type": kind,
+        "multiValued": flags.0,
+        "required": flags.1,
+        "caseExact": flags.2,
+        "mutability": mutability,
+        "returned": if name == "password" { "never" } else { "default" },
+        "uniqueness": uniqueness,
+    })
+}
+
+fn string(name: &str) -> Value {
+    attr(name, "string", (false, false, false), "readWrite", "none")
+}
+
+fn complex(name: &str, multi: bool, subs: Vec<Value>) -> Value {
+    let mut a = attr(name, "complex", (multi, false, false), "readWrite", "none");
+    a["subAttributes"] = Value::Array(subs);
+    a
+}
+
+fn multi_valued(name: &str) -> Value {
+    complex(
+        name,
+        true,
+        vec![
+            string("value"),
+            string("display"),
+            string("type"),
+            attr(
+                "primary",
+                "boolean",
+                (false, false, false),
+                "readWrite",
+                "none",
+            ),
+        ],
+    )
+}
+
+fn user_schema() -> Value {
+    let mut attributes = vec![
+        attr(
+            "userName",
+            "string",
+            (false, true, false),
+            "readWrite",
+            "server",
+        ),
+        complex(
+            "name",
+            false,
+            [
+                "formatted",
+                "familyName",
+                "givenName",
+                "middleName",
+                "honorificPrefix",
+                "honorificSuffix",
+            ]
+            .into_iter()
+            .map(string)
+            .collect(),
+        ),
+    ];
+    for name in [
+        "displayName",
+        "nickName",
+        "title",
+        "userType",
+        "preferredLanguage",
+        "locale",
+        "timezone",
+    ] {
+        attributes.push(string(name));
+    }
+    attributes.push(attr(
+        "profileUrl",
+        "reference",
+        (false, false, false),
+        "readWrite",
+        "none",
+    ));
+    attributes.push(attr(
+        "active",
+        "boolean",
+        (false, false, false),
+        "readWrite",
+        "none",
+    ));
+    attributes.push(attr(
+        "password",
+        "string",
+        (false, false, false),
+        "writeOnly",
+        "none",
+    ));
+    for name in [
+        "emails",
+        "phoneNumbers",
+        "ims",
+        "photos",
+        "entitlements",
+        "roles",
+        "x509Certificates",
+    ] {
+        attributes.push(multi_valued(name));
+    }
+    attributes.push(complex(
+        "addresses",
+        true,
+        [
+            "formatted",
+            "streetAddress",
+            "locality",
+            "region",
+            "postalCode",
+            "country",
+            "type",
+        ]
+        .into_iter()
+        .map(string)
+        .chain([attr(
+            "primary",
+            "boolean",
+            (false, false, false),
+            "readWrite",
+            "none",
+        )])
+        .collect(),
+    ));
+    let mut groups = complex(
+        "groups",
+        true,
+        vec![
+            attr("value", "string", (false, false, true), "readOnly", "none"),
+            attr(
+                "$ref",
+                "reference",
+                (false, false, true),
+                "readOnly",
+                "none",
+            ),
+            attr(
+                "display",
+                "string",
+                (false, false, false),
+                "readOnly",
+                "none",
+            ),
+            attr("type", "string", (false, false, false), "readOnly", "none"),
+        ],
+    );
+    groups["mutability"] = "readOnly".into();
+    attributes.push(groups);
+    schema_document(USER_SCHEMA, "User", "User Account", attributes)
+}
+
+fn enterprise_schema() -> Value {
+    let mut attributes: Vec<Value> = [
+        "employeeNumber",
+        "costCenter",
+        "organization",
+        "division",
+        "department",
+    ]
+    .into_iter()
+    .map(string)
+    .collect();
+    attributes.push(complex(
+        "manager",
+        false,
+        vec![
+            string("value"),
+            attr(
+                "$ref",
+                "reference",
+                (false, false, false),
+                "readWrite",
+                "none",
+            ),
+            attr(
+                "displayName",
+                "string",
+                (false, false, false),
+                "readOnly",
+                "none",
+            ),
+        ],
+    ));
+    schema_document(
+        ENTERPRISE_SCHEMA,
+        "EnterpriseUser",
+        "Enterprise User",
+        attributes,
+    )
+}
+
+fn group_schema() -> Value {
+    let attributes = vec![
+        attr(
+            "displayName",
+            "string",
+            (false, true, false),
+            "readWrite",
+            "server",
+        ),
+        complex(
+            "members",
+            true,
+            vec![
+                attr("value", "string", (false, false, true), "immutable", "none"),
+                attr(
+                    "$ref",
+                    "reference",
+                    (false, false, true),
+                    "immutable",
+                    "none",
+                ),
+                attr(
+                    "display",
+                    "string",
+                    (false, false, false),
+                    "readOnly",
+                    "none",
+                ),
+                attr("type", "string", (false, false, false), "immutable", "none"),
+            ],
+        ),
+    ];
+    schema_document(GROUP_SCHEMA, "Group", "Group", attributes)
+}
+
+fn schema_document(id: &str, name: &str, description: &str, attributes: Vec<Value>) -> Value {
+    json!({
+        "schemas": [SCHEMA_SCHEMA],
+        "id": id,
+        "name": name,
+        "description": description,
+        "attributes": attributes,
+    })
+}
+
+fn all_schemas(base: &str) -> Vec<Value> {
+    [user_schema(), enterprise_schema(), group_schema()]
+        .into_iter()
+        .map(|mut s| {
+            let id = s["id"].as_str().unwrap_or_default().to_string();
+            s["meta"] =
+                json!({"resourceType": "Schema", "location": format!("{base}/Schemas/{id}")});
+            s
+        })
+        .collect()
+}
+
+pub async fn schemas(State(state): State<AppState>, client: ScimClient) -> Response {
+    let list = all_schemas(&base_url(&state, &client));
+    list_response(list.len() as i64, 1, list)
+}
+
+pub async fn schema(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, ScimError> {
+    all_schemas(&base_url(&state, &client))
+        .into_iter()
+        .find(|s| {
+            s["id"]
+                .as_str()
+                .is_some_and(|i| i.eq_ignore_ascii_case(&id))
+        })
+        .map(|s| scim_json(StatusCode::OK, s))
+        .ok_or_else(|| ScimError::not_found("Schema", &id))
+}

@@ -1,0 +1,589 @@
+//! `/Groups`: an IdP group of the org. Its members' teams follow the connection's group
+//! mappings at once (team source `scim`), through `provisioning::push`.
+//!
+//! Members are rows, never a list rewritten whole: adding or removing one member of a
+//! group of 50,000 writes one row and re-evaluates one person's teams, and lists that
+//! exclude `members` never read them.
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde_json::{json, Map, Value};
+
+use super::{
+    filter::{CompareOp, Filter, Value as FilterValue},
+    http::{
+        base_url, check_if_match, etag, list_response, meta, parse_id, project, resource_response,
+        ListRequest, ScimBody, ScimClient, ScimError,
+    },
+    patch::{self, Op},
+    sql::{Resource, GROUP_SCHEMA},
+};
+use crate::{
+    http::AppState,
+    provisioning::push::{self, PushOutcome, Pushed},
+    store::{
+        audit,
+        scim::{self as stored, ScimGroup},
+        users, Tx,
+    },
+};
+
+fn invalid(detail: impl Into<String>) -> ScimError {
+    ScimError::bad("invalidValue", detail)
+}
+
+struct Parsed {
+    display_name: String,
+    external_id: Option<String>,
+    members: Vec<i64>,
+}
+
+fn member_id(value: &str) -> Result<i64, ScimError> {
+    value.parse::<i64>().map_err(|_| {
+        invalid(format!(
+            "member {value:?} is not a User of this organization"
+        ))
+    })
+}
+
+fn parse(body: &Value) -> Result<Parsed, ScimError> {
+    let object = body
+        .as_object()
+        .ok_or_else(|| ScimError::bad("invalidSyntax", "a Group is a JSON object"))?;
+    let mut display_name = None;
+    let mut external_id = None;
+    let mut members = Vec::new();
+    for (key, value) in object {
+        match key.to_ascii_lowercase().as_str() {
+            // Entra lists a Microsoft schema beside the core one, with no attributes of it:
+            // a declaration is harmless; attributes of an unknown schema are refused below.
+            "schemas" => {
+                let ok = value.as_array().is_some_and(|list| {
+                    list.iter().any(|s| {
+                        s.as_str()
+                            .is_some_and(|s| s.eq_ignore_ascii_case(GROUP_SCHEMA))
+                    })
+                });
+                if !ok {
+                    return Err(invalid(format!("schemas must list {GROUP_SCHEMA:?}")));
+                }
+            }
+            "id" | "meta" => {}
+            "displayname" => {
+                display_name = value
+                    .as_str()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            }
+            "externalid" => match value {
+                Value::Null => {}
+                Value::String(s) => external_id = Some(s.clone()).filter(|s| !s.is_empty()),
+                _ => return Err(invalid("externalId must be a string")),
+            },
+            "members" => {
+                if !value.is_null() {
+                    for id in patch::member_ids(value)? {
+                        members.push(member_id(&id)?);
+                    }
+                }
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "attribute {key:?} is not in the Group schema"
+                )))
+            }
+        }
+    }
+    let display_name = display_name.ok_or_else(|| invalid("displayName is required"))?;
+    if display_name.chars().count() > 256 {
+        return Err(invalid("displayName is longer than 256 characters"));
+    }
+    Ok(Parsed {
+        display_name,
+        external_id,
+        members,
+    })
+}
+
+fn render(base: &str, group: &ScimGroup, members: Option<&[stored::GroupMember]>) -> Value {
+    let mut body = Map::new();
+    body.insert("schemas".into(), json!([GROUP_SCHEMA]));
+    body.insert("id".into(), Value::String(group.id.to_string()));
+    body.insert(
+        "displayName".into(),
+        Value::String(group.display_name.clone()),
+    );
+    if let Some(external_id) = &group.external_id {
+        body.insert("externalId".into(), Value::String(external_id.clone()));
+    }
+    if let Some(members) = members {
+        let list: Vec<Value> = members
+            .iter()
+            .filter(|m| m.group_id == group.id)
+            .map(|m| {
+                json!({
+                    "value": m.scim_user_id.to_string(),
+                    "display": m.user_name,
+                    "$ref": format!("{base}/Users/{}", m.scim_user_id),
+                    "type": "User",
+                })
+            })
+            .collect();
+        body.insert("members".into(), Value::Array(list));
+    }
+    body.insert(
+        "meta".into(),
+        meta(
+            "Group",
+            format!("{base}/Groups/{}", group.id),
+            group.created_at,
+            group.updated_at,
+            group.version,
+        ),
+    );
+    Value::Object(body)
+}
+
+async fn load(tx: &mut Tx, client: &ScimClient, id: &str) -> Result<ScimGroup, ScimError> {
+    let numeric = parse_id("Group", id)?;
+    stored::get_group(tx, client.org.id, numeric)
+        .await?
+        .ok_or_else(|| ScimError::not_found("Group", id))
+}
+
+/// Re-applies the teams of people whose groups changed. Returns what changed, per User.
+async fn sync(
+    tx: &mut Tx,
+    org_id: i64,
+    scim_user_ids: &BTreeSet<i64>,
+) -> Result<Vec<(i64, PushOutcome)>, ScimError> {
+    let mut changed = Vec::new();
+    for id in scim_user_ids {
+        let Some(user) = stored::get_user(tx, org_id, *id).await? else {
+            continue;
+        };
+        let email = users::get(tx, user.user_id).await?.map(|u| u.email);
+        let outcome = push::sync(
+            tx,
+            &Pushed {
+                org_id,
+                connection_id: user.connection_id,
+                user_id: user.user_id,
+                scim_user_id: user.id,
+                email,
+                active: None,
+            },
+        )
+        .await?;
+        if outcome.changed() {
+            changed.push((*id, outcome));
+        }
+    }
+    Ok(changed)
+}
+
+fn sync_summary(changes: &[(i64, PushOutcome)]) -> Value {
+    Value::Array(
+        changes
+            .iter()
+            .map(|(id, outcome)| json!({"scim_user_id": id, "changes": outcome}))
+            .collect(),
+    )
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let mut tx = state.store.read().await?;
+    let request = ListRequest::from_query(&query, Resource::Group, stored::dialect(&tx))?;
+    respond_list(&state, &client, &mut tx, request).await
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    client: ScimClient,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let mut tx = state.store.read().await?;
+    let request = ListRequest::from_search(&body, Resource::Group, stored::dialect(&tx))?;
+    respond_list(&state, &client, &mut tx, request).await
+}
+
+async fn respond_list(
+    state: &AppState,
+    client: &ScimClient,
+    tx: &mut Tx,
+    request: ListRequest,
+) -> Result<Response, ScimError> {
+    let page = stored::list_groups(tx, client.org.id, &request.store_query()).await?;
+    // Entra asks with excludedAttributes=members: then no member is read at all.
+    let members = if request.returns("members") {
+        let ids: Vec<i64> = page.rows.iter().map(|g| g.id).collect();
+        Some(stored::members(tx, &ids).await?)
+    } else {
+        None
+    };
+    let base = base_url(state, client);
+    let resources = page
+        .rows
+        .iter()
+        .map(|g| {
+            project(
+                render(&base, g, members.as_deref()),
+                &request.attributes,
+                &request.excluded,
+            )
+        })
+        .collect();
+    Ok(list_response(page.total, request.start_index, resources))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let mut tx = state.store.read().await?;
+    let group = load(&mut tx, &client, &id).await?;
+    let query: HashMap<String, String> = query
+        .into_iter()
+        .filter(|(k, _)| {
+            k.eq_ignore_ascii_case("attributes") || k.eq_ignore_ascii_case("excludedAttributes")
+        })
+        .collect();
+    let request = ListRequest::from_query(&query, Resource::Group, stored::dialect(&tx))?;
+    let members = if request.returns("members") {
+        Some(stored::members(&mut tx, &[group.id]).await?)
+    } else {
+        None
+    };
+    let body = render(&base_url(&state, &client), &group, members.as_deref());
+    Ok(resource_response(
+        StatusCode::OK,
+        project(body, &request.attributes, &request.excluded),
+        group.version,
+    ))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    client: ScimClient,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let parsed = parse(&body)?;
+    let org_id = client.org.id;
+    let mut tx = state.store.begin().await?;
+    let group = stored::insert_group(
+        &mut tx,
+        org_id,
+        client.token.connection_id,
+        &parsed.display_name,
+        parsed.external_id.as_deref(),
+    )
+    .await?;
+    let mut added = BTreeSet::new();
+    for member in &parsed.members {
+        if stored::add_member(&mut tx, org_id, group.id, *member).await? {
+            added.insert(*member);
+        }
+    }
+    let changes = sync(&mut tx, org_id, &added).await?;
+    let members = stored::members(&mut tx, &[group.id]).await?;
+    let body = render(&base_url(&state, &client), &group, Some(&members));
+    audit::record(
+        &mut tx,
+        &client.actor(),
+        audit::Event::new(org_id, "scim.group.created", "scim_group", group.id)
+            .after(&json!({"group": body, "memberships": sync_summary(&changes)})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(resource_response(StatusCode::CREATED, body, group.version))
+}
+
+/// Sets the group's members to exactly `wanted`: only the difference is written.
+async fn replace_members(
+    tx: &mut Tx,
+    org_id: i64,
+    group_id: i64,
+    wanted: &BTreeSet<i64>,
+    touched: &mut BTreeSet<i64>,
+) -> Result<(), ScimError> {
+    let current: BTreeSet<i64> = stored::member_ids(tx, group_id)
+        .await?
+        .into_iter()
+        .collect();
+    for id in current.difference(wanted) {
+        if stored::remove_member(tx, group_id, *id).await? {
+            touched.insert(*id);
+        }
+    }
+    for id in wanted.difference(&current) {
+        if stored::add_member(tx, org_id, group_id, *id).await? {
+            touched.insert(*id);
+        }
+    }
+    Ok(())
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let parsed = parse(&body)?;
+    let org_id = client.org.id;
+    let mut tx = state.store.begin().await?;
+    let before = load(&mut tx, &client, &id).await?;
+    check_if_match(&headers, before.version)?;
+    let mut touched = BTreeSet::new();
+    let wanted: BTreeSet<i64> = parsed.members.iter().copied().collect();
+    replace_members(&mut tx, org_id, before.id, &wanted, &mut touched).await?;
+    let after = stored::update_group(
+        &mut tx,
+        org_id,
+        before.id,
+        &parsed.display_name,
+        parsed.external_id.as_deref(),
+    )
+    .await?;
+    let changes = sync(&mut tx, org_id, &touched).await?;
+    let members = stored::members(&mut tx, &[after.id]).await?;
+    let base = base_url(&state, &client);
+    let body = render(&base, &after, Some(&members));
+    audit::record(
+        &mut tx,
+        &client.actor(),
+        audit::Event::new(org_id, "scim.group.replaced", "scim_group", after.id)
+            .before(&render(&base, &before, None))
+            .after(&json!({"group": render(&base, &after, None), "members_changed": touched, "memberships": sync_summary(&changes)})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(resource_response(StatusCode::OK, body, after.version))
+}
+
+/// `members[value eq "id"]`: the one member such a path names.
+fn named_member(filter: &Filter) -> Option<&str> {
+    match filter {
+        Filter::Compare {
+            path,
+            op: CompareOp::Eq,
+            value: FilterValue::String(id),
+        } if path.name.eq_ignore_ascii_case("value") && path.sub.is_none() => Some(id),
+        _ => None,
+    }
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let operations = patch::parse_request(&body)?;
+    let org_id = client.org.id;
+    let mut tx = state.store.begin().await?;
+    let before = load(&mut tx, &client, &id).await?;
+    check_if_match(&headers, before.version)?;
+    let mut display_name = before.display_name.clone();
+    let mut external_id = before.external_id.clone();
+    let mut touched = BTreeSet::new();
+    for operation in &operations {
+        let Some(path) = &operation.path else {
+            return Err(ScimError::bad("noTarget", "an operation without a path"));
+        };
+        if path
+            .attr
+            .uri
+            .as_deref()
+            .is_some_and(|u| !u.eq_ignore_ascii_case(GROUP_SCHEMA))
+        {
+            return Err(ScimError::bad(
+                "invalidPath",
+                format!("Groups have no attribute {}", path.attr),
+            ));
+        }
+        let value = operation.value.as_ref();
+        let text = || -> Result<String, ScimError> {
+            value
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| invalid(format!("{} takes a string", path.attr.name)))
+        };
+        match (path.attr.name.to_ascii_lowercase().as_str(), operation.op) {
+            ("members", op) if path.attr.sub.is_none() || path.filter.is_some() => {
+                match (&path.filter, op, value) {
+                    (Some(filter), Op::Remove, _) => {
+                        let ids: Vec<i64> = match named_member(filter) {
+                            // One named member: no need to read the others.
+                            Some(id) => id.parse::<i64>().into_iter().collect(),
+                            None => {
+                                return Err(ScimError::bad(
+                                    "invalidFilter",
+                                    "members are selected by value eq \"id\"",
+                                ))
+                            }
+                        };
+                        for id in ids {
+                            if stored::remove_member(&mut tx, before.id, id).await? {
+                                touched.insert(id);
+                            }
+                        }
+                    }
+                    (Some(_), _, _) => {
+                        return Err(ScimError::bad(
+                            "invalidPath",
+                            "a member filter is only for remove; add members with path \"members\"",
+                        ))
+                    }
+                    (None, Op::Add, Some(value)) => {
+                        for id in patch::member_ids(value)? {
+                            let id = member_id(&id)?;
+                            if stored::add_member(&mut tx, org_id, before.id, id).await? {
+                                touched.insert(id);
+                            }
+                        }
+                    }
+                    // Entra's removal of listed members: only those go.
+                    (None, Op::Remove, Some(value)) => {
+                        for id in patch::member_ids(value)? {
+                            let Ok(id) = id.parse::<i64>() else { continue };
+                            if stored::remove_member(&mut tx, before.id, id).await? {
+                                touched.insert(id);
+                            }
+                        }
+                    }
+                    (None, Op::Remove, None) => {
+                        replace_members(&mut tx, org_id, before.id, &BTreeSet::new(), &mut touched)
+                            .await?
+                    }
+                    // Okta's "push now" on an empty group: `replace members []`.
+                    (None, Op::Replace, Some(value)) => {
+                        let mut wanted = BTreeSet::new();
+                        for id in patch::member_ids(value)? {
+                            wanted.insert(member_id(&id)?);
+                        }
+                        replace_members(&mut tx, org_id, before.id, &wanted, &mut touched).await?
+                    }
+                    (None, _, None) => return Err(invalid("members: a value is needed")),
+                }
+            }
+            ("displayname", Op::Add | Op::Replace) if path.attr.sub.is_none() => {
+                let name = text()?;
+                if name.trim().is_empty() {
+                    return Err(invalid("displayName cannot be empty"));
+                }
+                display_name = name;
+            }
+            ("displayname", Op::Remove) => {
+                return Err(ScimError::bad("mutability", "displayName is required"))
+            }
+            ("externalid", Op::Add | Op::Replace) => external_id = Some(text()?),
+            ("externalid", Op::Remove) => external_id = None,
+            // Okta repeats the id in a path-less replace right after creating a group.
+            ("id", Op::Add | Op::Replace) if text().ok() == Some(before.id.to_string()) => {}
+            ("id" | "meta", _) => {
+                return Err(ScimError::bad(
+                    "mutability",
+                    format!("{} is read-only", path.attr.name),
+                ))
+            }
+            _ => {
+                return Err(ScimError::bad(
+                    "invalidPath",
+                    format!("Groups have no attribute {} to change", path.attr),
+                ))
+            }
+        }
+    }
+    let renamed = display_name != before.display_name || external_id != before.external_id;
+    let after = if renamed {
+        stored::update_group(
+            &mut tx,
+            org_id,
+            before.id,
+            &display_name,
+            external_id.as_deref(),
+        )
+        .await?
+    } else {
+        if !touched.is_empty() {
+            stored::touch_group(&mut tx, org_id, before.id).await?;
+        }
+        load(&mut tx, &client, &id).await?
+    };
+    // A rename changes what name-based mappings match, for every member.
+    let affected: BTreeSet<i64> = if renamed {
+        touched
+            .iter()
+            .copied()
+            .chain(stored::member_ids(&mut tx, after.id).await?)
+            .collect()
+    } else {
+        touched.clone()
+    };
+    let changes = sync(&mut tx, org_id, &affected).await?;
+    let base = base_url(&state, &client);
+    audit::record(
+        &mut tx,
+        &client.actor(),
+        audit::Event::new(org_id, "scim.group.patched", "scim_group", after.id)
+            .before(&render(&base, &before, None))
+            .after(&json!({
+                "group": render(&base, &after, None),
+                "members_changed": touched,
+                "memberships": sync_summary(&changes),
+            })),
+    )
+    .await?;
+    tx.commit().await?;
+    // 204 rather than the whole group: a 50,000-member list is not sent back for each
+    // one-member change (RFC 7644 §3.5.2 allows either).
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(tag) = HeaderValue::from_str(&etag(after.version)) {
+        response.headers_mut().insert(header::ETAG, tag);
+    }
+    Ok(response)
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let org_id = client.org.id;
+    let mut tx = state.store.begin().await?;
+    let before = load(&mut tx, &client, &id).await?;
+    check_if_match(&headers, before.version)?;
+    let former: BTreeSet<i64> = stored::member_ids(&mut tx, before.id)
+        .await?
+        .into_iter()
+        .collect();
+    stored::delete_group(&mut tx, org_id, before.id).await?;
+    let changes = sync(&mut tx, org_id, &former).await?;
+    let base = base_url(&state, &client);
+    audit::record(
+        &mut tx,
+        &client.actor(),
+        audit::Event::new(org_id, "scim.group.deleted", "scim_group", before.id)
+            .before(&render(&base, &before, None))
+            .after(&json!({"memberships": sync_summary(&changes)})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

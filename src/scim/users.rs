@@ -1,0 +1,712 @@
+//! `/Users`: a SCIM User is a person's membership of the org, backed by the global user.
+//!
+//! The handlers are thin: the resource is checked against the User schema here, kept by
+//! `store::scim`, and what it means for the membership (creation, `active=false`,
+//! deletion, teams from groups) is done by `provisioning::push`.
+
+use std::collections::HashMap;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+use serde_json::{json, Map, Value};
+
+use super::{
+    document,
+    http::{
+        base_url, check_if_match, list_response, meta, parse_id, project, resource_response,
+        ScimBody, ScimClient, ScimError,
+    },
+    patch::{self, as_bool},
+    sql::{Resource, ENTERPRISE_SCHEMA, USER_SCHEMA},
+};
+use crate::{
+    http::AppState,
+    provisioning::push::{self, Pushed},
+    store::{
+        audit, domains,
+        scim::{self as stored, ScimUser, UserFields},
+        users, Tx,
+    },
+};
+
+const SIMPLE: &[&str] = &[
+    "externalId",
+    "userName",
+    "displayName",
+    "nickName",
+    "profileUrl",
+    "title",
+    "userType",
+    "preferredLanguage",
+    "locale",
+    "timezone",
+];
+const NAME: &[&str] = &[
+    "formatted",
+    "familyName",
+    "givenName",
+    "middleName",
+    "honorificPrefix",
+    "honorificSuffix",
+];
+const MULTI: &[&str] = &[
+    "emails",
+    "phoneNumbers",
+    "ims",
+    "photos",
+    "addresses",
+    "entitlements",
+    "roles",
+    "x509Certificates",
+];
+const ENTERPRISE: &[&str] = &[
+    "employeeNumber",
+    "costCenter",
+    "organization",
+    "division",
+    "department",
+    "manager",
+];
+/// Sub-attributes an element of a multi-valued attribute may have.
+const ELEMENT: &[&str] = &[
+    "value",
+    "display",
+    "type",
+    "primary",
+    "$ref",
+    // addresses
+    "formatted",
+    "streetAddress",
+    "locality",
+    "region",
+    "postalCode",
+    "country",
+];
+
+fn canonical(list: &[&'static str], name: &str) -> Option<&'static str> {
+    list.iter().copied().find(|n| n.eq_ignore_ascii_case(name))
+}
+
+fn invalid(detail: impl Into<String>) -> ScimError {
+    ScimError::bad("invalidValue", detail)
+}
+
+fn string(key: &str, value: &Value) -> Result<Option<String>, ScimError> {
+    match value {
+        Value::Null => Ok(None),
+        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::String(s) => Ok(Some(s.clone())),
+        // Numbers arrive for employeeNumber and the like; kept as text.
+        Value::Number(n) => Ok(Some(n.to_string())),
+        _ => Err(invalid(format!("{key} must be a string"))),
+    }
+}
+
+/// A User resource checked against the schema.
+pub struct Parsed {
+    pub fields: UserFields,
+    /// The address rollcall's account is keyed by.
+    pub email: String,
+}
+
+/// Checks a User (POST, PUT, or a patched document) against the schema, in the canonical
+/// spelling of every attribute. Read-only attributes (`id`, `meta`, `groups`) are ignored;
+/// attributes the schema does not have are refused, never dropped silently.
+pub fn parse(body: &Value) -> Result<Parsed, ScimError> {
+    let object = body
+        .as_object()
+        .ok_or_else(|| ScimError::bad("invalidSyntax", "a User is a JSON object"))?;
+    let mut document = Map::new();
+    let mut active = true;
+    for (key, value) in object {
+        let lower = key.to_ascii_lowercase();
+        match lower.as_str() {
+            // Declaring another schema is harmless; sending attributes of one rollcall does
+            // not know is refused below, never dropped silently.
+            "schemas" => {
+                let ok = value.as_array().is_some_and(|list| {
+                    list.iter().any(|s| {
+                        s.as_str()
+                            .is_some_and(|s| s.eq_ignore_ascii_case(USER_SCHEMA))
+                    })
+                });
+                if !ok {
+                    return Err(invalid(format!("schemas must list {USER_SCHEMA:?}")));
+                }
+            }
+            // Read-only, or write-only and never kept: people sign in through SSO, so an
+            // IdP's password for them would only be a liability here.
+            "id" | "meta" | "groups" | "password" => {}
+            "active" => {
+                active = match value {
+                    Value::Null => true,
+                    v => as_bool(v).ok_or_else(|| invalid("active must be a boolean"))?,
+                }
+            }
+            "name" => {
+                let Value::Object(name) = value else {
+                    if value.is_null() {
+                        continue;
+                    }
+                    return Err(invalid("name must be an object"));
+                };
+                let mut out = Map::new();
+                for (k, v) in name {
+                    let sub = canonical(NAME, k)
+                        .ok_or_else(|| invalid(format!("name.{k} is not in the User schema")))?;
+                    if let Some(s) = string(&format!("name.{sub}"), v)? {
+                        out.insert(sub.into(), Value::String(s));
+                    }
+                }
+                if !out.is_empty() {
+                    document.insert("name".into(), Value::Object(out));
+                }
+            }
+            _ if canonical(SIMPLE, key).is_some() => {
+                let attr = canonical(SIMPLE, key).unwrap_or_default();
+                if let Some(s) = string(attr, value)? {
+                    document.insert(attr.into(), Value::String(s));
+                }
+            }
+            _ if canonical(MULTI, key).is_some() => {
+                let attr = canonical(MULTI, key).unwrap_or_default();
+                let items = multi(attr, value)?;
+                if !items.is_empty() {
+                    document.insert(attr.into(), Value::Array(items));
+                }
+            }
+            _ if key.eq_ignore_ascii_case(ENTERPRISE_SCHEMA) => {
+                let extension = enterprise(value)?;
+                if !extension.is_empty() {
+                    document.insert(ENTERPRISE_SCHEMA.into(), Value::Object(extension));
+                }
+            }
+            _ if key.contains(':') => {
+                return Err(invalid(format!(
+                    "the schema extension or attribute {key:?} is not supported"
+                )))
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "attribute {key:?} is not in the User schema"
+                )))
+            }
+        }
+    }
+    let user_name = document
+        .get("userName")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| invalid("userName is required"))?;
+    if user_name.chars().count() > 256 {
+        return Err(invalid("userName is longer than 256 characters"));
+    }
+    let email = primary_email(&document)
+        .or_else(|| users::normalize_email(&user_name).ok())
+        .ok_or_else(|| {
+            invalid("rollcall needs an email address: send emails, or a userName that is one")
+        })?;
+    let email = users::normalize_email(&email)
+        .map_err(|e| invalid(e.to_string()))
+        .map(|_| email.trim().to_string())?;
+    document.insert("active".into(), Value::Bool(active));
+    let text = |k: &str| document.get(k).and_then(Value::as_str).map(str::to_string);
+    let name = |k: &str| {
+        document
+            .get("name")
+            .and_then(|n| n.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    Ok(Parsed {
+        fields: UserFields {
+            user_name,
+            external_id: text("externalId"),
+            display_name: text("displayName"),
+            given_name: name("givenName"),
+            family_name: name("familyName"),
+            active,
+            attributes: Value::Object(document),
+        },
+        email,
+    })
+}
+
+fn multi(attr: &str, value: &Value) -> Result<Vec<Value>, ScimError> {
+    let items = match value {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        _ => return Err(invalid(format!("{attr} must be an array"))),
+    };
+    let mut out = Vec::with_capacity(items.len());
+    let mut primaries = 0;
+    for item in items {
+        let Value::Object(fields) = item else {
+            return Err(invalid(format!("each of {attr} must be an object")));
+        };
+        let mut element = Map::new();
+        for (k, v) in fields {
+            let sub = canonical(ELEMENT, k)
+                .ok_or_else(|| invalid(format!("{attr}.{k} is not in the User schema")))?;
+            if sub == "primary" {
+                let primary = as_bool(v)
+                    .ok_or_else(|| invalid(format!("{attr}.primary must be a boolean")))?;
+                primaries += usize::from(primary);
+                element.insert(sub.into(), Value::Bool(primary));
+            } else if let Some(s) = string(&format!("{attr}.{sub}"), v)? {
+                element.insert(sub.into(), Value::String(s));
+            }
+        }
+        out.push(Value::Object(element));
+    }
+    if primaries > 1 {
+        return Err(invalid(format!("at most one of {attr} may be primary")));
+    }
+    Ok(out)
+}
+
+fn enterprise(value: &Value) -> Result<Map<String, Value>, ScimError> {
+    let Value::Object(fields) = value else {
+        if value.is_null() {
+            return Ok(Map::new());
+        }
+        return Err(invalid(format!("{ENTERPRISE_SCHEMA} must be an object")));
+    };
+    let mut out = Map::new();
+    for (k, v) in fields {
+        let attr = canonical(ENTERPRISE, k)
+            .ok_or_else(|| invalid(format!("{k:?} is not in the enterprise User extension")))?;
+        if attr == "manager" {
+            // Entra sends the manager's id as a bare string in PATCH; RFC 7643 an object.
+            let manager = match v {
+                Value::Null => continue,
+                Value::String(id) if id.is_empty() => continue,
+                Value::String(id) => json!({"value": id}),
+                Value::Object(m) => {
+                    let mut kept = Map::new();
+                    for (mk, mv) in m {
+                        let sub =
+                            canonical(&["value", "$ref", "displayName"], mk).ok_or_else(|| {
+                                invalid(format!("manager.{mk} is not in the enterprise extension"))
+                            })?;
+                        if let Some(s) = string(&format!("manager.{sub}"), mv)? {
+                            kept.insert(sub.into(), Value::String(s));
+                        }
+                    }
+                    if kept.is_empty() {
+                        continue;
+                    }
+                    Value::Object(kept)
+                }
+                _ => return Err(invalid("manager must be an object")),
+            };
+            out.insert(attr.into(), manager);
+        } else if let Some(s) = string(attr, v)? {
+            out.insert(attr.into(), Value::String(s));
+        }
+    }
+    Ok(out)
+}
+
+/// The primary email, else the work one, else the first.
+fn primary_email(document: &Map<String, Value>) -> Option<String> {
+    let emails = document.get("emails")?.as_array()?;
+    let value = |e: &&Value| e.get("value").and_then(Value::as_str).map(str::to_string);
+    emails
+        .iter()
+        .find(|e| e.get("primary") == Some(&Value::Bool(true)))
+        .and_then(|e| value(&e))
+        .or_else(|| {
+            emails
+                .iter()
+                .find(|e| {
+                    e.get("type")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| t.eq_ignore_ascii_case("work"))
+                })
+                .and_then(|e| value(&e))
+        })
+        .or_else(|| emails.first().and_then(|e| value(&e)))
+}
+
+/// The resource as the IdP reads it back.
+pub fn render(base: &str, user: &ScimUser, groups: &[stored::UserGroup]) -> Value {
+    let mut document = match &user.attributes.0 {
+        Value::Object(o) => o.clone(),
+        _ => Map::new(),
+    };
+    let mut schemas = vec![Value::String(USER_SCHEMA.into())];
+    if document.contains_key(ENTERPRISE_SCHEMA) {
+        schemas.push(Value::String(ENTERPRISE_SCHEMA.into()));
+    }
+    document.insert("schemas".into(), Value::Array(schemas));
+    document.insert("id".into(), Value::String(user.id.to_string()));
+    document.insert("userName".into(), Value::String(user.user_name.clone()));
+    document.insert("active".into(), Value::Bool(user.active));
+    let groups: Vec<Value> = groups
+        .iter()
+        .filter(|g| g.scim_user_id == user.id)
+        .map(|g| {
+            json!({
+                "value": g.group_id.to_string(),
+                "display": g.display_name,
+                "$ref": format!("{base}/Groups/{}", g.group_id),
+                "type": "direct",
+            })
+        })
+        .collect();
+    if !groups.is_empty() {
+        document.insert("groups".into(), Value::Array(groups));
+    }
+    document.insert(
+        "meta".into(),
+        meta(
+            "User",
+            format!("{base}/Users/{}", user.id),
+            user.created_at,
+            user.updated_at,
+            user.version,
+        ),
+    );
+    Value::Object(document)
+}
+
+async fn load(tx: &mut Tx, client: &ScimClient, id: &str) -> Result<ScimUser, ScimError> {
+    let numeric = parse_id("User", id)?;
+    stored::get_user(tx, client.org.id, numeric)
+        .await?
+        .ok_or_else(|| ScimError::not_found("User", id))
+}
+
+async fn rendered(tx: &mut Tx, base: &str, user: &ScimUser) -> Result<Value, ScimError> {
+    let groups = stored::groups_of_users(tx, &[user.id]).await?;
+    Ok(render(base, user, &groups))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let mut tx = state.store.read().await?;
+    let request =
+        super::http::ListRequest::from_query(&query, Resource::User, stored::dialect(&tx))?;
+    respond_list(&state, &client, &mut tx, request).await
+}
+
+pub async fn search(
+    State(state): State<AppState>,
+    client: ScimClient,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let mut tx = state.store.read().await?;
+    let request =
+        super::http::ListRequest::from_search(&body, Resource::User, stored::dialect(&tx))?;
+    respond_list(&state, &client, &mut tx, request).await
+}
+
+async fn respond_list(
+    state: &AppState,
+    client: &ScimClient,
+    tx: &mut Tx,
+    request: super::http::ListRequest,
+) -> Result<Response, ScimError> {
+    let page = stored::list_users(tx, client.org.id, &request.store_query()).await?;
+    let groups = if request.returns("groups") {
+        let ids: Vec<i64> = page.rows.iter().map(|u| u.id).collect();
+        stored::groups_of_users(tx, &ids).await?
+    } else {
+        Vec::new()
+    };
+    let base = base_url(state, client);
+    let resources = page
+        .rows
+        .iter()
+        .map(|u| {
+            project(
+                render(&base, u, &groups),
+                &request.attributes,
+                &request.excluded,
+            )
+        })
+        .collect();
+    Ok(list_response(page.total, request.start_index, resources))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let mut tx = state.store.read().await?;
+    let user = load(&mut tx, &client, &id).await?;
+    let request = super::http::ListRequest::from_query(
+        &query
+            .into_iter()
+            .filter(|(k, _)| {
+                k.eq_ignore_ascii_case("attributes") || k.eq_ignore_ascii_case("excludedAttributes")
+            })
+            .collect(),
+        Resource::User,
+        stored::dialect(&tx),
+    )?;
+    let body = rendered(&mut tx, &base_url(&state, &client), &user).await?;
+    Ok(resource_response(
+        StatusCode::OK,
+        project(body, &request.attributes, &request.excluded),
+        user.version,
+    ))
+}
+
+/// Finds or creates the global user for a pushed email. An existing account is taken only
+/// when its domain is verified for the org, the rule SSO sign-ins follow too: otherwise any
+/// org's IdP could push a stranger's address and claim their account.
+async fn account_for(tx: &mut Tx, org_id: i64, parsed: &Parsed) -> Result<(i64, bool), ScimError> {
+    let new = users::NewUser {
+        email: parsed.email.clone(),
+        display_name: parsed.fields.display_name.clone(),
+        given_name: parsed.fields.given_name.clone(),
+        family_name: parsed.fields.family_name.clone(),
+    };
+    if let Some(user) = users::insert_if_absent(tx, &new).await? {
+        return Ok((user.id, true));
+    }
+    let existing = users::by_email(tx, &parsed.email).await?.ok_or_else(|| {
+        ScimError::new(
+            StatusCode::CONFLICT,
+            None,
+            "the account changed concurrently; retry",
+        )
+    })?;
+    let verified = match domains::of_email(&users::normalize_email(&parsed.email)?) {
+        Some(domain) => domains::is_verified(tx, org_id, &domain).await?,
+        None => false,
+    };
+    if !verified {
+        return Err(ScimError::new(
+            StatusCode::CONFLICT,
+            Some("uniqueness"),
+            format!(
+                "an account for {} already exists, and its domain is not verified for this organization, so it cannot be linked",
+                parsed.email
+            ),
+        ));
+    }
+    Ok((existing.id, false))
+}
+
+/// Global profile updates from one org's IdP apply only to people no other org shares, and
+/// only to accounts this IdP's push created, so no org rewrites a shared identity.
+async fn update_profile(
+    tx: &mut Tx,
+    org_id: i64,
+    user: &ScimUser,
+    parsed: &Parsed,
+) -> Result<(), ScimError> {
+    if !user.created_user || stored::shared_with_other_orgs(tx, org_id, user.user_id).await? {
+        return Ok(());
+    }
+    users::update_names(
+        tx,
+        user.user_id,
+        &users::NewUser {
+            email: parsed.email.clone(),
+            display_name: parsed.fields.display_name.clone(),
+            given_name: parsed.fields.given_name.clone(),
+            family_name: parsed.fields.family_name.clone(),
+        },
+    )
+    .await?;
+    users::update_email(tx, user.user_id, &parsed.email).await?;
+    Ok(())
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    client: ScimClient,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let parsed = parse(&body)?;
+    let org_id = client.org.id;
+    let mut tx = state.store.begin().await?;
+    let (user_id, created_user) = account_for(&mut tx, org_id, &parsed).await?;
+    let user = stored::insert_user(
+        &mut tx,
+        org_id,
+        client.token.connection_id,
+        user_id,
+        created_user,
+        &parsed.fields,
+    )
+    .await?;
+    let outcome = push::sync(
+        &mut tx,
+        &Pushed {
+            org_id,
+            connection_id: client.token.connection_id,
+            user_id,
+            scim_user_id: user.id,
+            email: Some(parsed.email.clone()),
+            active: Some(user.active),
+        },
+    )
+    .await?;
+    let base = base_url(&state, &client);
+    let body = rendered(&mut tx, &base, &user).await?;
+    audit::record(
+        &mut tx,
+        &client.actor(),
+        audit::Event::new(org_id, "scim.user.created", "scim_user", user.id)
+            .after(&json!({"user": body, "membership": outcome})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(resource_response(StatusCode::CREATED, body, user.version))
+}
+
+/// Writes a checked User over the stored one and lets the core follow.
+async fn write(
+    state: &AppState,
+    client: &ScimClient,
+    tx: &mut Tx,
+    before: &ScimUser,
+    parsed: Parsed,
+    action: &str,
+) -> Result<(ScimUser, Value), ScimError> {
+    let org_id = client.org.id;
+    update_profile(tx, org_id, before, &parsed).await?;
+    let after = stored::update_user(tx, org_id, before.id, &parsed.fields).await?;
+    let outcome = push::sync(
+        tx,
+        &Pushed {
+            org_id,
+            connection_id: before.connection_id,
+            user_id: before.user_id,
+            scim_user_id: before.id,
+            email: Some(parsed.email.clone()),
+            active: Some(after.active),
+        },
+    )
+    .await?;
+    let base = base_url(state, client);
+    let before_body = rendered(tx, &base, before).await?;
+    let body = rendered(tx, &base, &after).await?;
+    audit::record(
+        tx,
+        &client.actor(),
+        audit::Event::new(org_id, action, "scim_user", after.id)
+            .before(&before_body)
+            .after(&json!({"user": body, "membership": outcome})),
+    )
+    .await?;
+    Ok((after, body))
+}
+
+pub async fn replace(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let parsed = parse(&body)?;
+    let mut tx = state.store.begin().await?;
+    let before = load(&mut tx, &client, &id).await?;
+    check_if_match(&headers, before.version)?;
+    let (after, body) = write(
+        &state,
+        &client,
+        &mut tx,
+        &before,
+        parsed,
+        "scim.user.replaced",
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(resource_response(StatusCode::OK, body, after.version))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let operations = patch::parse_request(&body)?;
+    let mut tx = state.store.begin().await?;
+    let before = load(&mut tx, &client, &id).await?;
+    check_if_match(&headers, before.version)?;
+    let mut document = match &before.attributes.0 {
+        Value::Object(o) => o.clone(),
+        _ => Map::new(),
+    };
+    for operation in &operations {
+        if let Some(path) = &operation.path {
+            let name = path.attr.name.to_ascii_lowercase();
+            if path.attr.uri.is_none() && matches!(name.as_str(), "id" | "meta" | "groups") {
+                // Okta sends its copy of the id back; an unchanged id is no change.
+                let same = name == "id"
+                    && operation.value.as_ref().and_then(Value::as_str)
+                        == Some(before.id.to_string().as_str());
+                if !same {
+                    return Err(ScimError::bad(
+                        "mutability",
+                        format!("{} is read-only", path.attr.name),
+                    ));
+                }
+            }
+        }
+    }
+    let operations: Vec<_> = operations
+        .into_iter()
+        .filter(|o| {
+            !o.path
+                .as_ref()
+                .is_some_and(|p| p.attr.uri.is_none() && p.attr.name.eq_ignore_ascii_case("id"))
+        })
+        .collect();
+    document::apply(&mut document, &operations, USER_SCHEMA)?;
+    let parsed = parse(&Value::Object(document))?;
+    let (after, body) = write(
+        &state,
+        &client,
+        &mut tx,
+        &before,
+        parsed,
+        "scim.user.patched",
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(resource_response(StatusCode::OK, body, after.version))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ScimError> {
+    let org_id = client.org.id;
+    let mut tx = state.store.begin().await?;
+    let before = load(&mut tx, &client, &id).await?;
+    check_if_match(&headers, before.version)?;
+    let base = base_url(&state, &client);
+    let before_body = rendered(&mut tx, &base, &before).await?;
+    let removed = push::remove(&mut tx, org_id, before.user_id).await?;
+    stored::delete_user(&mut tx, org_id, before.id).await?;
+    audit::record(
+        &mut tx,
+        &client.actor(),
+        audit::Event::new(org_id, "scim.user.deleted", "scim_user", before.id)
+            .before(&before_body)
+            .after(&json!({"membership_removed": removed})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,516 @@
+//! SCIM Users and Groups as stored: what an identity provider pushed, scoped by org.
+//!
+//! Every statement names the org, so an id of another org is simply not found. Group
+//! members are one row each: adding or removing one member of a large group writes one row.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::types::Json;
+
+use super::{now, on, on_unique, Error, Result, Tx};
+use crate::scim::sql::{Bind, Dialect, Sql};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScimUser {
+    pub id: i64,
+    pub org_id: i64,
+    pub connection_id: i64,
+    pub user_id: i64,
+    pub created_user: bool,
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub active: bool,
+    pub attributes: Json<Value>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The columns a SCIM User is written from; `attributes` is the whole resource as kept.
+#[derive(Debug, Clone)]
+pub struct UserFields {
+    pub user_name: String,
+    pub external_id: Option<String>,
+    pub display_name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub active: bool,
+    pub attributes: Value,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ScimGroup {
+    pub id: i64,
+    pub org_id: i64,
+    pub connection_id: i64,
+    pub display_name: String,
+    pub external_id: Option<String>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A member as a group lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GroupMember {
+    pub group_id: i64,
+    pub scim_user_id: i64,
+    pub user_name: String,
+}
+
+/// A group as a user lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserGroup {
+    pub scim_user_id: i64,
+    pub group_id: i64,
+    pub display_name: String,
+    pub external_id: Option<String>,
+}
+
+const USER_COLUMNS: &str = "r.id, r.org_id, r.connection_id, r.user_id, r.created_user, r.user_name, \
+     r.external_id, r.display_name, r.given_name, r.family_name, r.active, r.attributes, r.version, \
+     r.created_at, r.updated_at";
+const GROUP_COLUMNS: &str =
+    "r.id, r.org_id, r.connection_id, r.display_name, r.external_id, r.version, \
+     r.created_at, r.updated_at";
+
+const USER_NAME_TAKEN: &str = "a User with this userName already exists in this organization";
+
+pub fn dialect(tx: &Tx) -> Dialect {
+    match tx {
+        Tx::Sqlite(_) => Dialect::Sqlite,
+        Tx::Postgres(_) => Dialect::Postgres,
+    }
+}
+
+/// Binds compiled-filter parameters in order.
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut q = $query;
+        for bind in $binds {
+            q = match bind {
+                Bind::Str(s) => q.bind(s.clone()),
+                Bind::Int(n) => q.bind(*n),
+                Bind::Bool(b) => q.bind(*b),
+                Bind::Time(t) => q.bind(*t),
+            };
+        }
+        q
+    }};
+}
+
+pub async fn insert_user(
+    tx: &mut Tx,
+    org_id: i64,
+    connection_id: i64,
+    user_id: i64,
+    created_user: bool,
+    fields: &UserFields,
+) -> Result<ScimUser> {
+    let now = now();
+    let id: i64 = on!(tx, c => sqlx::query_scalar(
+        "INSERT INTO scim_users (org_id, connection_id, user_id, created_user, user_name, user_name_normalized, \
+         external_id, display_name, given_name, family_name, active, attributes, version, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13) RETURNING id",
+    )
+    .bind(org_id)
+    .bind(connection_id)
+    .bind(user_id)
+    .bind(created_user)
+    .bind(&fields.user_name)
+    .bind(fields.user_name.to_lowercase())
+    .bind(&fields.external_id)
+    .bind(&fields.display_name)
+    .bind(&fields.given_name)
+    .bind(&fields.family_name)
+    .bind(fields.active)
+    .bind(Json(&fields.attributes))
+    .bind(now)
+    .fetch_one(&mut *c)
+    .await)
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db)
+            if db.is_unique_violation()
+                && db.constraint().is_some_and(|c| c.contains("user_key")) =>
+        {
+            Error::conflict(
+                "uniqueness",
+                "this person is already a SCIM User of this organization under another userName",
+            )
+        }
+        _ => on_unique("uniqueness", USER_NAME_TAKEN)(e),
+    })?;
+    get_user(tx, org_id, id)
+        .await?
+        .ok_or(Error::NotFound("User"))
+}
+
+pub async fn get_user(tx: &mut Tx, org_id: i64, id: i64) -> Result<Option<ScimUser>> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM scim_users r WHERE r.org_id = $1 AND r.id = $2");
+    Ok(on!(tx, c => sqlx::query_as::<_, ScimUser>(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await)?)
+}
+
+/// Writes new fields and bumps the version. `expected`: the version an If-Match named.
+pub async fn update_user(
+    tx: &mut Tx,
+    org_id: i64,
+    id: i64,
+    fields: &UserFields,
+) -> Result<ScimUser> {
+    let n = on!(tx, c => sqlx::query(
+        "UPDATE scim_users SET user_name = $3, user_name_normalized = $4, external_id = $5, display_name = $6, \
+         given_name = $7, family_name = $8, active = $9, attributes = $10, version = version + 1, updated_at = $11 \
+         WHERE org_id = $1 AND id = $2",
+    )
+    .bind(org_id)
+    .bind(id)
+    .bind(&fields.user_name)
+    .bind(fields.user_name.to_lowercase())
+    .bind(&fields.external_id)
+    .bind(&fields.display_name)
+    .bind(&fields.given_name)
+    .bind(&fields.family_name)
+    .bind(fields.active)
+    .bind(Json(&fields.attributes))
+    .bind(now())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(on_unique("uniqueness", USER_NAME_TAKEN))?;
+    if n == 0 {
+        return Err(Error::NotFound("User"));
+    }
+    get_user(tx, org_id, id)
+        .await?
+        .ok_or(Error::NotFound("User"))
+}
+
+pub async fn delete_user(tx: &mut Tx, org_id: i64, id: i64) -> Result<()> {
+    let n = on!(tx, c => sqlx::query("DELETE FROM scim_users WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if n == 0 {
+        return Err(Error::NotFound("User"));
+    }
+    Ok(())
+}
+
+/// Whether `connection_id`'s SCIM push created this global user: then its SSO sign-ins may
+/// link to the account by email even outside a verified domain.
+pub async fn created_by_connection(tx: &mut Tx, connection_id: i64, user_id: i64) -> Result<bool> {
+    let n: i64 = on!(tx, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM scim_users WHERE connection_id = $1 AND user_id = $2 AND created_user",
+    )
+    .bind(connection_id)
+    .bind(user_id)
+    .fetch_one(&mut *c)
+    .await)?;
+    Ok(n > 0)
+}
+
+/// Whether the global user belongs to any org other than `org_id`.
+pub async fn shared_with_other_orgs(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<bool> {
+    let n: i64 = on!(tx, c => sqlx::query_scalar(
+        "SELECT COUNT(*) FROM memberships WHERE user_id = $1 AND org_id <> $2",
+    )
+    .bind(user_id)
+    .bind(org_id)
+    .fetch_one(&mut *c)
+    .await)?;
+    Ok(n > 0)
+}
+
+/// One page of a list: the rows and the count of all matches.
+pub struct Page<T> {
+    pub total: i64,
+    pub rows: Vec<T>,
+}
+
+/// How a list is ordered and cut.
+pub struct ListQuery<'a> {
+    pub filter: Option<&'a Sql>,
+    /// An allow-listed column (see `scim::sql::sort_column`).
+    pub sort_column: Option<&'static str>,
+    pub descending: bool,
+    /// 0-based.
+    pub offset: i64,
+    pub limit: i64,
+}
+
+async fn list<T>(
+    tx: &mut Tx,
+    table: &str,
+    columns: &str,
+    org_id: i64,
+    query: &ListQuery<'_>,
+) -> Result<Page<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + Send
+        + Unpin,
+{
+    let empty = Sql::default();
+    let filter = query.filter.unwrap_or(&empty);
+    // The filter's placeholders start at $1; the org comes after them.
+    let org_param = filter.binds.len() + 1;
+    let mut where_clause = format!("r.org_id = ${org_param}");
+    if !filter.text.is_empty() {
+        where_clause.push_str(&format!(" AND ({})", filter.text));
+    }
+    let count_sql = format!("SELECT COUNT(*) FROM {table} r WHERE {where_clause}");
+    let total: i64 = on!(tx, c => bind_all!(sqlx::query_scalar(&count_sql), &filter.binds)
+        .bind(org_id)
+        .fetch_one(&mut *c)
+        .await)?;
+    if query.limit == 0 {
+        return Ok(Page {
+            total,
+            rows: Vec::new(),
+        });
+    }
+    // Stable order: the sort column, then the id, so pages never repeat or skip a row.
+    let direction = if query.descending { "DESC" } else { "ASC" };
+    let order = match query.sort_column {
+        Some(column) => format!("r.{column} {direction}, r.id {direction}"),
+        None => "r.id ASC".to_string(),
+    };
+    let rows_sql = format!(
+        "SELECT {columns} FROM {table} r WHERE {where_clause} ORDER BY {order} LIMIT {} OFFSET {}",
+        query.limit.max(0),
+        query.offset.max(0)
+    );
+    let rows = on!(tx, c => bind_all!(sqlx::query_as::<_, T>(&rows_sql), &filter.binds)
+        .bind(org_id)
+        .fetch_all(&mut *c)
+        .await)?;
+    Ok(Page { total, rows })
+}
+
+pub async fn list_users(tx: &mut Tx, org_id: i64, query: &ListQuery<'_>) -> Result<Page<ScimUser>> {
+    list(tx, "scim_users", USER_COLUMNS, org_id, query).await
+}
+
+pub async fn list_groups(
+    tx: &mut Tx,
+    org_id: i64,
+    query: &ListQuery<'_>,
+) -> Result<Page<ScimGroup>> {
+    list(tx, "scim_groups", GROUP_COLUMNS, org_id, query).await
+}
+
+/// The groups of these users (of one org), for the users' read-only `groups` attribute.
+pub async fn groups_of_users(tx: &mut Tx, scim_user_ids: &[i64]) -> Result<Vec<UserGroup>> {
+    if scim_user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from(
+        "SELECT gm.scim_user_id, g.id AS group_id, g.display_name, g.external_id \
+         FROM scim_group_members gm JOIN scim_groups g ON g.id = gm.group_id WHERE gm.scim_user_id IN (",
+    );
+    for i in 0..scim_user_ids.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("${}", i + 1));
+    }
+    sql.push_str(") ORDER BY gm.scim_user_id, g.id");
+    Ok(on!(tx, c => {
+        let mut q = sqlx::query_as::<_, UserGroup>(&sql);
+        for id in scim_user_ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(&mut *c).await
+    })?)
+}
+
+pub async fn insert_group(
+    tx: &mut Tx,
+    org_id: i64,
+    connection_id: i64,
+    display_name: &str,
+    external_id: Option<&str>,
+) -> Result<ScimGroup> {
+    let now = now();
+    let id: i64 = on!(tx, c => sqlx::query_scalar(
+        "INSERT INTO scim_groups (org_id, connection_id, display_name, display_name_normalized, external_id, \
+         version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $6) RETURNING id",
+    )
+    .bind(org_id)
+    .bind(connection_id)
+    .bind(display_name)
+    .bind(display_name.to_lowercase())
+    .bind(external_id)
+    .bind(now)
+    .fetch_one(&mut *c)
+    .await)
+    .map_err(on_unique("uniqueness", "a Group with this displayName already exists in this organization"))?;
+    get_group(tx, org_id, id)
+        .await?
+        .ok_or(Error::NotFound("Group"))
+}
+
+pub async fn get_group(tx: &mut Tx, org_id: i64, id: i64) -> Result<Option<ScimGroup>> {
+    let sql =
+        format!("SELECT {GROUP_COLUMNS} FROM scim_groups r WHERE r.org_id = $1 AND r.id = $2");
+    Ok(on!(tx, c => sqlx::query_as::<_, ScimGroup>(&sql)
+        .bind(org_id)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await)?)
+}
+
+/// Sets name and externalId and bumps the version (member changes bump it too).
+pub async fn update_group(
+    tx: &mut Tx,
+    org_id: i64,
+    id: i64,
+    display_name: &str,
+    external_id: Option<&str>,
+) -> Result<ScimGroup> {
+    let n = on!(tx, c => sqlx::query(
+        "UPDATE scim_groups SET display_name = $3, display_name_normalized = $4, external_id = $5, \
+         version = version + 1, updated_at = $6 WHERE org_id = $1 AND id = $2",
+    )
+    .bind(org_id)
+    .bind(id)
+    .bind(display_name)
+    .bind(display_name.to_lowercase())
+    .bind(external_id)
+    .bind(now())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(on_unique(
+        "uniqueness",
+        "a Group with this displayName already exists in this organization",
+    ))?;
+    if n == 0 {
+        return Err(Error::NotFound("Group"));
+    }
+    get_group(tx, org_id, id)
+        .await?
+        .ok_or(Error::NotFound("Group"))
+}
+
+pub async fn delete_group(tx: &mut Tx, org_id: i64, id: i64) -> Result<()> {
+    let n = on!(tx, c => sqlx::query("DELETE FROM scim_groups WHERE org_id = $1 AND id = $2")
+        .bind(org_id)
+        .bind(id)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if n == 0 {
+        return Err(Error::NotFound("Group"));
+    }
+    Ok(())
+}
+
+/// The group's members, in id order. Only read when a response includes `members`.
+pub async fn members(tx: &mut Tx, group_ids: &[i64]) -> Result<Vec<GroupMember>> {
+    if group_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = String::from(
+        "SELECT gm.group_id, gm.scim_user_id, u.user_name FROM scim_group_members gm \
+         JOIN scim_users u ON u.id = gm.scim_user_id WHERE gm.group_id IN (",
+    );
+    for i in 0..group_ids.len() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("${}", i + 1));
+    }
+    sql.push_str(") ORDER BY gm.group_id, gm.scim_user_id");
+    Ok(on!(tx, c => {
+        let mut q = sqlx::query_as::<_, GroupMember>(&sql);
+        for id in group_ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(&mut *c).await
+    })?)
+}
+
+pub async fn member_ids(tx: &mut Tx, group_id: i64) -> Result<Vec<i64>> {
+    Ok(on!(tx, c => sqlx::query_scalar(
+        "SELECT scim_user_id FROM scim_group_members WHERE group_id = $1 ORDER BY scim_user_id",
+    )
+    .bind(group_id)
+    .fetch_all(&mut *c)
+    .await)?)
+}
+
+/// Adds a User of the same org to the group. Returns whether a row was added; a User id of
+/// another org (or none) is [`Error::Invalid`].
+pub async fn add_member(
+    tx: &mut Tx,
+    org_id: i64,
+    group_id: i64,
+    scim_user_id: i64,
+) -> Result<bool> {
+    let n = on!(tx, c => sqlx::query(
+        "INSERT INTO scim_group_members (group_id, scim_user_id, created_at) \
+         SELECT $2, u.id, $4 FROM scim_users u WHERE u.org_id = $1 AND u.id = $3 \
+         ON CONFLICT (group_id, scim_user_id) DO NOTHING",
+    )
+    .bind(org_id)
+    .bind(group_id)
+    .bind(scim_user_id)
+    .bind(now())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    if n == 0 && get_user(tx, org_id, scim_user_id).await?.is_none() {
+        return Err(Error::Invalid(format!(
+            "member {scim_user_id} is not a User of this organization"
+        )));
+    }
+    Ok(n == 1)
+}
+
+pub async fn remove_member(tx: &mut Tx, group_id: i64, scim_user_id: i64) -> Result<bool> {
+    let n = on!(tx, c => sqlx::query(
+        "DELETE FROM scim_group_members WHERE group_id = $1 AND scim_user_id = $2",
+    )
+    .bind(group_id)
+    .bind(scim_user_id)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Marks the group changed (member changes) without rewriting anything else.
+pub async fn touch_group(tx: &mut Tx, org_id: i64, group_id: i64) -> Result<()> {
+    on!(tx, c => sqlx::query(
+        "UPDATE scim_groups SET version = version + 1, updated_at = $3 WHERE org_id = $1 AND id = $2",
+    )
+    .bind(org_id)
+    .bind(group_id)
+    .bind(now())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The SCIM user row of a global user in an org, if the IdP pushed them.
+pub async fn user_of(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<Option<ScimUser>> {
+    let sql =
+        format!("SELECT {USER_COLUMNS} FROM scim_users r WHERE r.org_id = $1 AND r.user_id = $2");
+    Ok(on!(tx, c => sqlx::query_as::<_, ScimUser>(&sql)
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_optional(&mut *c)
+        .await)?)
+}
