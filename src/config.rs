@@ -26,6 +26,7 @@ pub struct Config {
     pub invitations: InvitationConfig,
     pub secrets: SecretsConfig,
     pub oidc: OidcConfig,
+    pub scim: ScimConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -167,6 +168,23 @@ impl Default for OidcConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct ScimConfig {
+    /// Requests one SCIM token may make per minute, counted in the database so every
+    /// instance agrees; beyond it, 429 with `Retry-After`. 0 turns the limit off. Entra's
+    /// gallery asks for at least 25 requests a second per tenant.
+    pub requests_per_minute: i64,
+}
+
+impl Default for ScimConfig {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: 6000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct InvitationConfig {
     /// How long an invitation link works.
     pub ttl_days: i64,
@@ -206,6 +224,7 @@ impl Default for Config {
             invitations: InvitationConfig::default(),
             secrets: SecretsConfig::default(),
             oidc: OidcConfig::default(),
+            scim: ScimConfig::default(),
         }
     }
 }

@@ -483,3 +483,222 @@ async fn domain_grants_require_a_verified_domain() {
         "not_granted"
     );
 }
+
+impl World {
+    /// A SCIM User pushed by `connection_id`, as the SCIM front door stores one, synced.
+    async fn push(
+        &self,
+        connection_id: i64,
+        email: &str,
+        created: bool,
+        active: bool,
+    ) -> (scim::ScimUser, push::PushOutcome) {
+        let mut tx = self.store.begin().await.unwrap();
+        let user = match users::insert_if_absent(
+            &mut tx,
+            &users::NewUser {
+                email: email.into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        {
+            Some(u) => u,
+            None => users::by_email(&mut tx, email).await.unwrap().unwrap(),
+        };
+        let fields = scim::UserFields {
+            user_name: email.into(),
+            external_id: None,
+            display_name: None,
+            given_name: None,
+            family_name: None,
+            active,
+            attributes: serde_json::json!({"userName": email}),
+        };
+        let row = scim::insert_user(
+            &mut tx,
+            self.org_id,
+            connection_id,
+            user.id,
+            created,
+            &fields,
+        )
+        .await
+        .unwrap();
+        let outcome = push::sync(
+            &mut tx,
+            &push::Pushed {
+                org_id: self.org_id,
+                connection_id,
+                user_id: user.id,
+                scim_user_id: row.id,
+                email: Some(email.into()),
+                active: Some(active),
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        (row, outcome)
+    }
+}
+
+#[tokio::test]
+async fn a_pushed_account_is_linked_at_first_sign_in_through_the_same_connection_only() {
+    let w = world().await;
+    // No grant: the IdP's push is the assignment.
+    let (pushed, outcome) = w
+        .push(w.connection_id, "new.hire@gmail.test", true, true)
+        .await;
+    assert!(outcome.membership_created);
+    assert_eq!(w.member(pushed.user_id).await.source, "scim");
+
+    // Another connection of the org claiming the same unverified address is refused.
+    let mut tx = w.store.begin().await.unwrap();
+    let other = connections::create(
+        &mut tx,
+        w.org_id,
+        Kind::Oidc,
+        "Other IdP",
+        true,
+        serde_json::json!({}),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut stranger = w.person("someone", "new.hire@gmail.test", &[]);
+    stranger.connection_id = other.id;
+    let r = refused(w.login(&stranger).await);
+    assert_eq!(r.code, "email_unverified_link");
+
+    // The connection that pushed the account may sign its person in, and then knows them by
+    // subject.
+    let out = w
+        .login(&w.person("okta-00u1", "New.Hire@gmail.test", &[]))
+        .await
+        .unwrap();
+    assert_eq!(out.user_id, pushed.user_id);
+    assert_eq!(out.linked_by, LinkedBy::ScimUser);
+    assert_eq!(out.allowed_by, AllowedBy::ExistingMember);
+    let again = w
+        .login(&w.person("okta-00u1", "new.hire@gmail.test", &[]))
+        .await
+        .unwrap();
+    assert_eq!(again.linked_by, LinkedBy::Subject);
+}
+
+#[tokio::test]
+async fn a_push_that_did_not_create_the_account_does_not_open_it_to_email_linking() {
+    let w = world().await;
+    let (pushed, _) = w
+        .push(w.connection_id, "shared@gmail.test", false, true)
+        .await;
+    let r = refused(
+        w.login(&w.person("okta-00u2", "shared@gmail.test", &[]))
+            .await,
+    );
+    assert_eq!(r.code, "email_unverified_link");
+    assert_eq!(w.member(pushed.user_id).await.status, "active");
+}
+
+#[tokio::test]
+async fn pushed_groups_map_to_scim_teams_and_leave_sso_and_manual_teams_alone() {
+    let w = world().await;
+    w.map("Engineering", &[w.eng]).await;
+    w.grant(Match::Everyone, &[], false).await;
+    let (pushed, _) = w.push(w.connection_id, "dev@acme.com", true, true).await;
+    // An SSO sign-in brings its own team; an admin adds one by hand.
+    w.map("Ops", &[w.ops]).await;
+    w.login(&w.person("okta-dev", "dev@acme.com", &["Ops"]))
+        .await
+        .unwrap();
+    let mut tx = w.store.begin().await.unwrap();
+    teams::add_member(&mut tx, w.org_id, w.manual, pushed.user_id, "manual")
+        .await
+        .unwrap();
+    let group = scim::insert_group(&mut tx, w.org_id, w.connection_id, "engineering", None)
+        .await
+        .unwrap();
+    scim::add_member(&mut tx, w.org_id, group.id, pushed.id)
+        .await
+        .unwrap();
+    let synced = push::sync(
+        &mut tx,
+        &push::Pushed {
+            org_id: w.org_id,
+            connection_id: w.connection_id,
+            user_id: pushed.user_id,
+            scim_user_id: pushed.id,
+            email: Some("dev@acme.com".into()),
+            active: None,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(synced.teams_added.len(), 1);
+    let sources = |m: members::Member| -> Vec<(i64, String)> {
+        let mut v: Vec<_> = m.teams.into_iter().map(|t| (t.id, t.source)).collect();
+        v.sort();
+        v
+    };
+    let mut want = vec![
+        (w.eng, "scim".to_string()),
+        (w.ops, "sso".to_string()),
+        (w.manual, "manual".to_string()),
+    ];
+    want.sort();
+    assert_eq!(sources(w.member(pushed.user_id).await), want);
+
+    // Leaving the group takes away only the scim team.
+    let mut tx = w.store.begin().await.unwrap();
+    scim::remove_member(&mut tx, group.id, pushed.id)
+        .await
+        .unwrap();
+    push::sync(
+        &mut tx,
+        &push::Pushed {
+            org_id: w.org_id,
+            connection_id: w.connection_id,
+            user_id: pushed.user_id,
+            scim_user_id: pushed.id,
+            email: Some("dev@acme.com".into()),
+            active: None,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut want = vec![(w.ops, "sso".to_string()), (w.manual, "manual".to_string())];
+    want.sort();
+    assert_eq!(sources(w.member(pushed.user_id).await), want);
+}
+
+#[tokio::test]
+async fn a_group_change_never_undoes_an_admins_removal() {
+    let w = world().await;
+    let (pushed, _) = w.push(w.connection_id, "gone@acme.com", true, true).await;
+    let mut tx = w.store.begin().await.unwrap();
+    members::remove(&mut tx, w.org_id, pushed.user_id)
+        .await
+        .unwrap();
+    let outcome = push::sync(
+        &mut tx,
+        &push::Pushed {
+            org_id: w.org_id,
+            connection_id: w.connection_id,
+            user_id: pushed.user_id,
+            scim_user_id: pushed.id,
+            email: None,
+            active: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(!outcome.changed());
+    assert!(members::get(&mut tx, w.org_id, pushed.user_id)
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -27,8 +27,13 @@ use crate::{
     store::{self, audit, credentials, orgs, scim_tokens, scim_tokens::ScimToken},
 };
 
-/// Larger request bodies are refused with 413 before they are parsed.
+/// Larger request bodies are refused with 413 before they are parsed: SCIM's own cap, or
+/// the server's (`http.max_body_bytes`) when that is lower.
 pub const MAX_PAYLOAD: usize = 1024 * 1024;
+
+pub fn max_payload(state: &AppState) -> usize {
+    MAX_PAYLOAD.min(state.config.http.max_body_bytes)
+}
 /// The page size when `count` is absent, and the largest honoured (Okta asks for 100).
 pub const DEFAULT_PAGE: i64 = 100;
 pub const MAX_PAGE: i64 = 1000;
@@ -57,6 +62,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/scim/v2/{org}/Schemas/{id}",
             get(super::discovery::schema).fallback(method_not_allowed),
+        )
+        .route(
+            "/scim/v2/{org}/Bulk",
+            post(super::bulk::bulk).fallback(method_not_allowed),
         )
         .route(
             "/scim/v2/{org}/Users",
@@ -105,6 +114,8 @@ pub struct ScimError {
     pub status: StatusCode,
     pub scim_type: Option<&'static str>,
     pub detail: String,
+    /// Seconds for `Retry-After` on a 429.
+    pub retry_after: Option<i64>,
 }
 
 impl ScimError {
@@ -117,6 +128,18 @@ impl ScimError {
             status,
             scim_type,
             detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    fn rate_limited(seconds: i64) -> Self {
+        ScimError {
+            retry_after: Some(seconds),
+            ..ScimError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                None,
+                format!("too many requests with this token; retry in {seconds} s"),
+            )
         }
     }
 
@@ -166,6 +189,12 @@ impl IntoResponse for ScimError {
             body["scimType"] = scim_type.into();
         }
         let mut response = scim_json(self.status, body);
+        if let Some(seconds) = self.retry_after {
+            // An integer, which Okta honours (it waits minutes otherwise).
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -259,6 +288,18 @@ impl FromRequestParts<AppState> for ScimClient {
                 ))
             }
         };
+        let limit = state.config.scim.requests_per_minute;
+        if limit > 0 {
+            // Counted per token in the database, so instances behind a load balancer agree.
+            let mut tx = state.store.begin().await?;
+            let verdict =
+                store::limits::hit(&mut tx, &format!("scim:{}", token.id), limit, 1).await?;
+            tx.commit().await?;
+            if let Err(until) = verdict {
+                let seconds = (until - Utc::now()).num_seconds().max(1);
+                return Err(ScimError::rate_limited(seconds));
+            }
+        }
         if credentials::is_stale(token.last_used_at, chrono::Utc::now()) {
             // Best effort: a failed last-used update must not fail the IdP's request.
             let touched = async {
@@ -295,7 +336,7 @@ async fn no_such_resource(_client: ScimClient) -> ScimError {
     ScimError::new(
         StatusCode::NOT_FOUND,
         None,
-        "no such SCIM resource: rollcall serves Users, Groups, ServiceProviderConfig, ResourceTypes and Schemas (Bulk is not supported)",
+        "no such SCIM resource: rollcall serves Users, Groups, Bulk, ServiceProviderConfig, ResourceTypes and Schemas",
     )
 }
 
@@ -313,7 +354,11 @@ async fn service_provider_config(State(state): State<AppState>, client: ScimClie
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
             "documentationUri": "https://github.com/rollcall/rollcall/blob/main/docs/scim.md",
             "patch": {"supported": true},
-            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "bulk": {
+                "supported": true,
+                "maxOperations": super::bulk::MAX_OPERATIONS,
+                "maxPayloadSize": max_payload(&state),
+            },
             "filter": {"supported": true, "maxResults": MAX_PAGE},
             "changePassword": {"supported": false},
             "sort": {"supported": true},
@@ -330,13 +375,14 @@ async fn service_provider_config(State(state): State<AppState>, client: ScimClie
 }
 
 /// A SCIM request body: `application/scim+json` or `application/json`, at most
-/// [`MAX_PAYLOAD`] bytes (413 beyond), a JSON object (400 `invalidSyntax` otherwise).
+/// [`max_payload`] bytes (413 beyond), a JSON object (400 `invalidSyntax` otherwise).
 pub struct ScimBody(pub Value);
 
-impl<S: Send + Sync> FromRequest<S> for ScimBody {
+impl FromRequest<AppState> for ScimBody {
     type Rejection = ScimError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, ScimError> {
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ScimError> {
+        let max = max_payload(state);
         let content_type = request
             .headers()
             .get(header::CONTENT_TYPE)
@@ -362,21 +408,20 @@ impl<S: Send + Sync> FromRequest<S> for ScimBody {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok())
-            .is_some_and(|n| n > MAX_PAYLOAD);
+            .is_some_and(|n| n > max);
         let payload_too_large = || {
             ScimError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 None,
-                format!("request bodies are limited to {MAX_PAYLOAD} bytes"),
+                format!("request bodies are limited to {max} bytes"),
             )
         };
         if too_large {
             return Err(payload_too_large());
         }
-        let body = axum::body::to_bytes(request.into_body(), MAX_PAYLOAD)
+        let body = axum::body::to_bytes(request.into_body(), max)
             .await
             .map_err(|_| payload_too_large())?;
-        let _ = state;
         parse_json(&body).map(ScimBody)
     }
 }

@@ -178,6 +178,11 @@ pub struct Person {
 
 impl TestApp {
     pub async fn spawn(backend: &Backend) -> TestApp {
+        TestApp::spawn_with(backend, |_| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with the configuration adjusted first.
+    pub async fn spawn_with(backend: &Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
         rollcall::install_crypto_provider();
         let db = TestDb::new(backend).await;
         let store = Store::connect(&db.url).await.expect("connect store");
@@ -222,6 +227,8 @@ impl TestApp {
             },
             ..Config::default()
         };
+        let mut config = config;
+        adjust(&mut config);
         let state = AppState::new(store.clone(), config.clone()).expect("app state");
         let (tx, rx) = oneshot::channel::<()>();
         let server = tokio::spawn(http::serve(listener, state, async {

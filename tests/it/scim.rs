@@ -15,6 +15,8 @@ crate::backend_tests!(
     lists_filter_sort_page_and_project,
     writes_honour_etags_and_refuse_bad_input,
     tenants_never_see_each_other,
+    a_busy_token_is_told_when_to_retry,
+    bulk_links_operations_by_bulk_id,
 );
 
 fn assert_scim_error(r: &Response, status: StatusCode) {
@@ -97,19 +99,22 @@ async fn scim_tokens_open_their_own_org_only(backend: Backend) {
         )
     );
     // What is served is advertised, and nothing more.
-    for feature in ["patch", "filter", "sort", "etag"] {
+    for feature in ["patch", "bulk", "filter", "sort", "etag"] {
         assert_eq!(r.body[feature]["supported"], true, "{feature}");
     }
-    for feature in ["bulk", "changePassword"] {
-        assert_eq!(r.body[feature]["supported"], false, "{feature}");
-    }
+    assert_eq!(r.body["changePassword"]["supported"], false);
     assert_eq!(r.body["filter"]["maxResults"], 1000);
+    assert_eq!(r.body["bulk"]["maxOperations"], 1000);
+    // The server's own body limit (16 KiB in tests) caps what a bulk request may carry.
+    assert_eq!(r.body["bulk"]["maxPayloadSize"], 16 * 1024);
 
     let r = app
         .request(Method::DELETE, config, Some(&secret), None)
         .await;
     assert_scim_error(&r, StatusCode::METHOD_NOT_ALLOWED);
     let r = app.get("/scim/v2/acme/Bulk", &secret).await;
+    assert_scim_error(&r, StatusCode::METHOD_NOT_ALLOWED);
+    let r = app.get("/scim/v2/acme/Widgets", &secret).await;
     assert_scim_error(&r, StatusCode::NOT_FOUND);
 
     let r = app.get("/api/v1/orgs/acme/scim-tokens", &admin.token).await;
@@ -829,5 +834,136 @@ async fn tenants_never_see_each_other(backend: Backend) {
             .status,
         StatusCode::OK
     );
+    app.stop().await;
+}
+
+async fn a_busy_token_is_told_when_to_retry(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, |c| c.scim.requests_per_minute = 3).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let (_, secret) = scim_token(&app, "acme", &admin.token).await;
+    // Three a minute: within seven requests one is refused, even if a minute turns over.
+    let mut refused = None;
+    for _ in 0..7 {
+        let r = app.get("/scim/v2/acme/Users", &secret).await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(r);
+            break;
+        }
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    let r = refused.expect("a 429 within seven requests");
+    assert_scim_error(&r, StatusCode::TOO_MANY_REQUESTS);
+    let seconds: i64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&seconds), "{seconds}");
+    // Another org's token has its own allowance.
+    let other = app.bootstrap("other", "admin@other.test").await;
+    let (_, other_secret) = scim_token(&app, "other", &other.token).await;
+    assert_eq!(
+        app.get("/scim/v2/other/Users", &other_secret).await.status,
+        StatusCode::OK
+    );
+    app.stop().await;
+}
+
+async fn bulk_links_operations_by_bulk_id(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let (_, secret) = provisioned_org(
+        &app,
+        "acme",
+        &admin.token,
+        "Engineering",
+        json!({"name": "Engineering"}),
+    )
+    .await;
+    let bulk = |operations: Value, fail_on_errors: Option<u64>| {
+        let mut body = json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+            "Operations": operations,
+        });
+        if let Some(n) = fail_on_errors {
+            body["failOnErrors"] = n.into();
+        }
+        body
+    };
+    // The group comes first and refers forward to a user made later in the same request.
+    let r = app
+        .post(
+            "/scim/v2/acme/Bulk",
+            &secret,
+            bulk(
+                json!([
+                    {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                        "displayName": "Engineering",
+                        "members": [{"type": "User", "value": "bulkId:u"}],
+                    }},
+                    {"method": "POST", "path": "/Users", "bulkId": "u", "data": user("ada", json!({}))},
+                    {"method": "POST", "path": "/Users", "bulkId": "bad", "data": {"userName": 5}},
+                    {"method": "PATCH", "path": "/Users/bulkId:u", "data": {
+                        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "replace", "path": "title", "value": "Analyst"}],
+                    }},
+                    {"method": "DELETE", "path": "/Users/bulkId:nobody"},
+                ]),
+                None,
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["schemas"],
+        json!(["urn:ietf:params:scim:api:messages:2.0:BulkResponse"])
+    );
+    let ops = r.body["Operations"].as_array().unwrap();
+    let statuses: Vec<&str> = ops.iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(
+        statuses,
+        vec!["201", "201", "400", "200", "409"],
+        "{}",
+        r.body
+    );
+    assert_eq!(ops[2]["response"]["scimType"], "invalidValue");
+    assert_eq!(ops[2]["bulkId"], "bad");
+    assert!(ops[0]["location"].as_str().unwrap().contains("/Groups/"));
+    assert!(ops[1]["version"].as_str().unwrap().starts_with("W/"));
+    let m = member(&app, "acme", &admin.token, "ada@example.test")
+        .await
+        .unwrap();
+    assert_eq!(team_names(&m, "scim"), vec!["Engineering"]);
+    let r = app
+        .get(
+            "/scim/v2/acme/Users?filter=title%20eq%20%22Analyst%22",
+            &secret,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 1);
+
+    // failOnErrors stops at the first failure: what came after it is not run.
+    let r = app
+        .post(
+            "/scim/v2/acme/Bulk",
+            &secret,
+            bulk(
+                json!([
+                    {"method": "POST", "path": "/Users", "bulkId": "dup", "data": user("ada", json!({}))},
+                    {"method": "POST", "path": "/Users", "bulkId": "new", "data": user("bea", json!({}))},
+                ]),
+                Some(1),
+            ),
+        )
+        .await;
+    let ops = r.body["Operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 1, "{}", r.body);
+    assert_eq!(ops[0]["status"], "409");
+    assert_eq!(ops[0]["response"]["scimType"], "uniqueness");
+    assert!(member(&app, "acme", &admin.token, "bea@example.test")
+        .await
+        .is_none());
+
+    let r = app
+        .post("/scim/v2/acme/Bulk", &secret, json!({"Operations": []}))
+        .await;
+    assert_scim_error(&r, StatusCode::BAD_REQUEST);
     app.stop().await;
 }
