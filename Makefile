@@ -15,10 +15,12 @@ run: deps
 	cargo run --locked -- serve
 
 ## The whole test suite: SQLite always, PostgreSQL too when ROLLCALL_TEST_POSTGRES_URL is set,
-## e.g. postgres://postgres@127.0.0.1:5432/test (each test makes and drops its own schema).
+## e.g. postgres://postgres@127.0.0.1:5432/test (each test makes and drops its own schema);
+## then scim2-tester against a running rollcall (scripts/scim-conformance.sh).
 test: deps-test
 	@[ -n "$$ROLLCALL_TEST_POSTGRES_URL" ] || echo "make test: ROLLCALL_TEST_POSTGRES_URL is not set, so the postgres:: tests pass without running (CI sets it)."
 	cargo test --locked --all-targets
+	./scripts/scim-conformance.sh
 
 ## Formatting and lints, as CI checks them.
 check: deps

@@ -6,9 +6,10 @@
 set -euo pipefail
 
 packages=(build-essential pkg-config libxml2-dev libxmlsec1-dev libxmlsec1-openssl libclang-dev ca-certificates curl)
-# `deps.sh --test` adds what only the test suite needs: a real browser for the UI tests.
+# `deps.sh --test` adds what only the test suite needs: a real browser for the UI tests,
+# and Python with venv for the SCIM conformance run (scim2-tester, from PyPI).
 if [ "${1:-}" = "--test" ]; then
-    packages+=(chromium chromium-driver)
+    packages+=(chromium chromium-driver python3 python3-venv)
 fi
 
 missing=()

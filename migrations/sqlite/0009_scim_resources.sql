@@ -7,7 +7,9 @@ CREATE TABLE scim_users (
     id                   INTEGER PRIMARY KEY AUTOINCREMENT,
     org_id               INTEGER NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
     connection_id        INTEGER NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
-    user_id              INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    -- NULL while the IdP has sent no email address: rollcall's accounts are keyed by
+    -- one, so such a User is kept as pushed and becomes a member once an address arrives.
+    user_id              INTEGER REFERENCES users(id) ON DELETE CASCADE,
     -- Whether this push created the global user. Only then may a sign-in through the same
     -- connection link to it by email outside a verified domain.
     created_user         BOOLEAN NOT NULL,

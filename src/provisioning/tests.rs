@@ -520,7 +520,7 @@ impl World {
             &mut tx,
             self.org_id,
             connection_id,
-            user.id,
+            Some(user.id),
             created,
             &fields,
         )
@@ -552,7 +552,7 @@ async fn a_pushed_account_is_linked_at_first_sign_in_through_the_same_connection
         .push(w.connection_id, "new.hire@gmail.test", true, true)
         .await;
     assert!(outcome.membership_created);
-    assert_eq!(w.member(pushed.user_id).await.source, "scim");
+    assert_eq!(w.member(pushed.user_id.unwrap()).await.source, "scim");
 
     // Another connection of the org claiming the same unverified address is refused.
     let mut tx = w.store.begin().await.unwrap();
@@ -578,7 +578,7 @@ async fn a_pushed_account_is_linked_at_first_sign_in_through_the_same_connection
         .login(&w.person("okta-00u1", "New.Hire@gmail.test", &[]))
         .await
         .unwrap();
-    assert_eq!(out.user_id, pushed.user_id);
+    assert_eq!(out.user_id, pushed.user_id.unwrap());
     assert_eq!(out.linked_by, LinkedBy::ScimUser);
     assert_eq!(out.allowed_by, AllowedBy::ExistingMember);
     let again = w
@@ -599,7 +599,7 @@ async fn a_push_that_did_not_create_the_account_does_not_open_it_to_email_linkin
             .await,
     );
     assert_eq!(r.code, "email_unverified_link");
-    assert_eq!(w.member(pushed.user_id).await.status, "active");
+    assert_eq!(w.member(pushed.user_id.unwrap()).await.status, "active");
 }
 
 #[tokio::test]
@@ -614,9 +614,15 @@ async fn pushed_groups_map_to_scim_teams_and_leave_sso_and_manual_teams_alone() 
         .await
         .unwrap();
     let mut tx = w.store.begin().await.unwrap();
-    teams::add_member(&mut tx, w.org_id, w.manual, pushed.user_id, "manual")
-        .await
-        .unwrap();
+    teams::add_member(
+        &mut tx,
+        w.org_id,
+        w.manual,
+        pushed.user_id.unwrap(),
+        "manual",
+    )
+    .await
+    .unwrap();
     let group = scim::insert_group(&mut tx, w.org_id, w.connection_id, "engineering", None)
         .await
         .unwrap();
@@ -628,7 +634,7 @@ async fn pushed_groups_map_to_scim_teams_and_leave_sso_and_manual_teams_alone() 
         &push::Pushed {
             org_id: w.org_id,
             connection_id: w.connection_id,
-            user_id: pushed.user_id,
+            user_id: pushed.user_id.unwrap(),
             scim_user_id: pushed.id,
             email: Some("dev@acme.com".into()),
             active: None,
@@ -649,7 +655,7 @@ async fn pushed_groups_map_to_scim_teams_and_leave_sso_and_manual_teams_alone() 
         (w.manual, "manual".to_string()),
     ];
     want.sort();
-    assert_eq!(sources(w.member(pushed.user_id).await), want);
+    assert_eq!(sources(w.member(pushed.user_id.unwrap()).await), want);
 
     // Leaving the group takes away only the scim team.
     let mut tx = w.store.begin().await.unwrap();
@@ -661,7 +667,7 @@ async fn pushed_groups_map_to_scim_teams_and_leave_sso_and_manual_teams_alone() 
         &push::Pushed {
             org_id: w.org_id,
             connection_id: w.connection_id,
-            user_id: pushed.user_id,
+            user_id: pushed.user_id.unwrap(),
             scim_user_id: pushed.id,
             email: Some("dev@acme.com".into()),
             active: None,
@@ -672,7 +678,7 @@ async fn pushed_groups_map_to_scim_teams_and_leave_sso_and_manual_teams_alone() 
     tx.commit().await.unwrap();
     let mut want = vec![(w.ops, "sso".to_string()), (w.manual, "manual".to_string())];
     want.sort();
-    assert_eq!(sources(w.member(pushed.user_id).await), want);
+    assert_eq!(sources(w.member(pushed.user_id.unwrap()).await), want);
 }
 
 #[tokio::test]
@@ -680,7 +686,7 @@ async fn a_group_change_never_undoes_an_admins_removal() {
     let w = world().await;
     let (pushed, _) = w.push(w.connection_id, "gone@acme.com", true, true).await;
     let mut tx = w.store.begin().await.unwrap();
-    members::remove(&mut tx, w.org_id, pushed.user_id)
+    members::remove(&mut tx, w.org_id, pushed.user_id.unwrap())
         .await
         .unwrap();
     let outcome = push::sync(
@@ -688,7 +694,7 @@ async fn a_group_change_never_undoes_an_admins_removal() {
         &push::Pushed {
             org_id: w.org_id,
             connection_id: w.connection_id,
-            user_id: pushed.user_id,
+            user_id: pushed.user_id.unwrap(),
             scim_user_id: pushed.id,
             email: None,
             active: None,
@@ -697,7 +703,7 @@ async fn a_group_change_never_undoes_an_admins_removal() {
     .await
     .unwrap();
     assert!(!outcome.changed());
-    assert!(members::get(&mut tx, w.org_id, pushed.user_id)
+    assert!(members::get(&mut tx, w.org_id, pushed.user_id.unwrap())
         .await
         .unwrap()
         .is_none());

@@ -257,7 +257,7 @@ pub async fn bulk(
                     op.index,
                     json!({
                         "method": op.method.as_str(),
-                        "bulkId": op.bulk_id,
+                        "bulkId": op.bulk_id.unwrap_or_default(),
                         "status": "409",
                         "response": op_error(
                             StatusCode::CONFLICT,

@@ -83,6 +83,14 @@ fn attr(
     })
 }
 
+/// A reference attribute, with what it may point at: scim2-tester (and IdPs) fill
+/// `members.value` with a real User's id only when the schema says it refers to Users.
+fn reference(name: &str, mutability: &str, types: &[&str]) -> Value {
+    let mut a = attr(name, "reference", (false, false, true), mutability, "none");
+    a["referenceTypes"] = json!(types);
+    a
+}
+
 fn string(name: &str) -> Value {
     attr(name, "string", (false, false, false), "readWrite", "none")
 }
@@ -148,13 +156,7 @@ fn user_schema() -> Value {
     ] {
         attributes.push(string(name));
     }
-    attributes.push(attr(
-        "profileUrl",
-        "reference",
-        (false, false, false),
-        "readWrite",
-        "none",
-    ));
+    attributes.push(reference("profileUrl", "readWrite", &["external"]));
     attributes.push(attr(
         "active",
         "boolean",
@@ -208,13 +210,7 @@ fn user_schema() -> Value {
         true,
         vec![
             attr("value", "string", (false, false, true), "readOnly", "none"),
-            attr(
-                "$ref",
-                "reference",
-                (false, false, true),
-                "readOnly",
-                "none",
-            ),
+            reference("$ref", "readOnly", &["Group"]),
             attr(
                 "display",
                 "string",
@@ -246,13 +242,7 @@ fn enterprise_schema() -> Value {
         false,
         vec![
             string("value"),
-            attr(
-                "$ref",
-                "reference",
-                (false, false, false),
-                "readWrite",
-                "none",
-            ),
+            reference("$ref", "readWrite", &["User"]),
             attr(
                 "displayName",
                 "string",
@@ -284,13 +274,7 @@ fn group_schema() -> Value {
             true,
             vec![
                 attr("value", "string", (false, false, true), "immutable", "none"),
-                attr(
-                    "$ref",
-                    "reference",
-                    (false, false, true),
-                    "immutable",
-                    "none",
-                ),
+                reference("$ref", "immutable", &["User"]),
                 attr(
                     "display",
                     "string",
@@ -298,7 +282,12 @@ fn group_schema() -> Value {
                     "readOnly",
                     "none",
                 ),
-                attr("type", "string", (false, false, false), "immutable", "none"),
+                // Only Users are members here, so the type is the server's to say.
+                {
+                    let mut t = attr("type", "string", (false, false, false), "readOnly", "none");
+                    t["canonicalValues"] = json!(["User"]);
+                    t
+                },
             ],
         ),
     ];

@@ -63,6 +63,18 @@ pub fn apply(
             .path
             .as_ref()
             .ok_or_else(|| refuse("noTarget", "an operation without a path"))?;
+        // A whole extension (`urn:…:enterprise:2.0:User`): parsed as attribute `User` of
+        // URI `urn:…:enterprise:2.0`, but it names the extension's object itself.
+        if let (Some(uri), None, None) = (&path.attr.uri, &path.attr.sub, &path.filter) {
+            if path.attr.name.starts_with(|c: char| c.is_ascii_uppercase())
+                && !uri.eq_ignore_ascii_case(core_schema)
+            {
+                let full = format!("{uri}:{}", path.attr.name);
+                let key = key_of(document, &full);
+                apply_at(document, &key, operation.op, operation.value.as_ref())?;
+                continue;
+            }
+        }
         let object = container(document, path, core_schema)?;
         let key = key_of(object, &path.attr.name);
         match (&path.filter, &path.attr.sub) {
@@ -371,6 +383,23 @@ mod tests {
         .unwrap();
         assert_eq!(out["phoneNumbers"], json!([{"value": "1"}, {"value": "2"}]));
         assert_eq!(out["name"], json!({"givenName": "A", "familyName": "B"}));
+    }
+
+    #[test]
+    fn a_whole_extension_can_be_removed_or_replaced() {
+        let urn = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+        let out = patched(
+            json!({"userName": "a", urn: {"department": "Sales"}}),
+            json!([{"op": "remove", "path": urn}]),
+        )
+        .unwrap();
+        assert_eq!(out, json!({"userName": "a"}));
+        let out = patched(
+            json!({"userName": "a"}),
+            json!([{"op": "add", "path": urn, "value": {"division": "EMEA"}}]),
+        )
+        .unwrap();
+        assert_eq!(out[urn], json!({"division": "EMEA"}));
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub fn router() -> Router<AppState> {
             get(super::discovery::schema).fallback(method_not_allowed),
         )
         .route(
+            "/scim/v2/{org}/.search",
+            post(super::search::search).fallback(method_not_allowed),
+        )
+        .route(
             "/scim/v2/{org}/Bulk",
             post(super::bulk::bulk).fallback(method_not_allowed),
         )

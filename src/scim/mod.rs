@@ -4,7 +4,7 @@
 //! - `users`, `groups`: the resources, checked against their schemas and kept by
 //!   `store::scim`; what they mean for memberships and teams is `provisioning::push`;
 //! - `bulk`: `/Bulk`, each operation sent through the same router;
-//! - `discovery`: `/ResourceTypes` and `/Schemas`;
+//! - `discovery`: `/ResourceTypes` and `/Schemas`; `search`: the root `/.search`;
 //! - `filter` parses the filter language, `sql` compiles it through an attribute allow-list
 //!   into bound SQL; `patch` normalises every PATCH shape Okta and Entra send, and
 //!   `document` applies the operations to a User.
@@ -16,6 +16,7 @@ pub mod filter;
 pub mod groups;
 pub mod http;
 pub mod patch;
+pub mod search;
 pub mod sql;
 pub mod users;
 

@@ -99,17 +99,24 @@ fn string(key: &str, value: &Value) -> Result<Option<String>, ScimError> {
         Value::Null => Ok(None),
         Value::String(s) if s.trim().is_empty() => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
-        // Numbers arrive for employeeNumber and the like; kept as text.
-        Value::Number(n) => Ok(Some(n.to_string())),
         _ => Err(invalid(format!("{key} must be a string"))),
+    }
+}
+
+/// Numbers arrive for employeeNumber and the like; kept as text.
+fn string_or_number(key: &str, value: &Value) -> Result<Option<String>, ScimError> {
+    match value {
+        Value::Number(n) => Ok(Some(n.to_string())),
+        other => string(key, other),
     }
 }
 
 /// A User resource checked against the schema.
 pub struct Parsed {
     pub fields: UserFields,
-    /// The address rollcall's account is keyed by.
-    pub email: String,
+    /// The address rollcall's account is keyed by; without one the User is kept as pushed
+    /// and no one is made a member until an address arrives.
+    pub email: Option<String>,
 }
 
 /// Checks a User (POST, PUT, or a patched document) against the schema, in the canonical
@@ -204,15 +211,23 @@ pub fn parse(body: &Value) -> Result<Parsed, ScimError> {
     if user_name.chars().count() > 256 {
         return Err(invalid("userName is longer than 256 characters"));
     }
-    let email = primary_email(&document)
-        .or_else(|| users::normalize_email(&user_name).ok())
-        .ok_or_else(|| {
-            invalid("rollcall needs an email address: send emails, or a userName that is one")
-        })?;
-    let email = users::normalize_email(&email)
-        .map_err(|e| invalid(e.to_string()))
-        .map(|_| email.trim().to_string())?;
-    document.insert("active".into(), Value::Bool(active));
+    let email = match primary_email(&document) {
+        Some(email) => Some(
+            users::normalize_email(&email)
+                .map_err(|e| invalid(format!("emails: {e}")))
+                .map(|_| email.trim().to_string())?,
+        ),
+        None => users::normalize_email(&user_name)
+            .ok()
+            .map(|_| user_name.trim().to_string()),
+    };
+    // Only an `active` the IdP sent is kept in the resource; a User without one is active.
+    if object
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("active") && !v.is_null())
+    {
+        document.insert("active".into(), Value::Bool(active));
+    }
     let text = |k: &str| document.get(k).and_then(Value::as_str).map(str::to_string);
     let name = |k: &str| {
         document
@@ -277,6 +292,10 @@ fn enterprise(value: &Value) -> Result<Map<String, Value>, ScimError> {
     };
     let mut out = Map::new();
     for (k, v) in fields {
+        // Some clients repeat the extension's schema inside its object.
+        if k.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
         let attr = canonical(ENTERPRISE, k)
             .ok_or_else(|| invalid(format!("{k:?} is not in the enterprise User extension")))?;
         if attr == "manager" {
@@ -304,7 +323,7 @@ fn enterprise(value: &Value) -> Result<Map<String, Value>, ScimError> {
                 _ => return Err(invalid("manager must be an object")),
             };
             out.insert(attr.into(), manager);
-        } else if let Some(s) = string(attr, v)? {
+        } else if let Some(s) = string_or_number(attr, v)? {
             out.insert(attr.into(), Value::String(s));
         }
     }
@@ -345,7 +364,9 @@ pub fn render(base: &str, user: &ScimUser, groups: &[stored::UserGroup]) -> Valu
     document.insert("schemas".into(), Value::Array(schemas));
     document.insert("id".into(), Value::String(user.id.to_string()));
     document.insert("userName".into(), Value::String(user.user_name.clone()));
-    document.insert("active".into(), Value::Bool(user.active));
+    if document.contains_key("active") || !user.active {
+        document.insert("active".into(), Value::Bool(user.active));
+    }
     let groups: Vec<Value> = groups
         .iter()
         .filter(|g| g.scim_user_id == user.id)
@@ -465,9 +486,14 @@ pub async fn get(
 /// Finds or creates the global user for a pushed email. An existing account is taken only
 /// when its domain is verified for the org, the rule SSO sign-ins follow too: otherwise any
 /// org's IdP could push a stranger's address and claim their account.
-async fn account_for(tx: &mut Tx, org_id: i64, parsed: &Parsed) -> Result<(i64, bool), ScimError> {
+async fn account_for(
+    tx: &mut Tx,
+    org_id: i64,
+    parsed: &Parsed,
+    email: &str,
+) -> Result<(i64, bool), ScimError> {
     let new = users::NewUser {
-        email: parsed.email.clone(),
+        email: email.to_string(),
         display_name: parsed.fields.display_name.clone(),
         given_name: parsed.fields.given_name.clone(),
         family_name: parsed.fields.family_name.clone(),
@@ -475,14 +501,14 @@ async fn account_for(tx: &mut Tx, org_id: i64, parsed: &Parsed) -> Result<(i64, 
     if let Some(user) = users::insert_if_absent(tx, &new).await? {
         return Ok((user.id, true));
     }
-    let existing = users::by_email(tx, &parsed.email).await?.ok_or_else(|| {
+    let existing = users::by_email(tx, email).await?.ok_or_else(|| {
         ScimError::new(
             StatusCode::CONFLICT,
             None,
             "the account changed concurrently; retry",
         )
     })?;
-    let verified = match domains::of_email(&users::normalize_email(&parsed.email)?) {
+    let verified = match domains::of_email(&users::normalize_email(email)?) {
         Some(domain) => domains::is_verified(tx, org_id, &domain).await?,
         None => false,
     };
@@ -491,8 +517,7 @@ async fn account_for(tx: &mut Tx, org_id: i64, parsed: &Parsed) -> Result<(i64, 
             StatusCode::CONFLICT,
             Some("uniqueness"),
             format!(
-                "an account for {} already exists, and its domain is not verified for this organization, so it cannot be linked",
-                parsed.email
+                "an account for {email} already exists, and its domain is not verified for this organization, so it cannot be linked",
             ),
         ));
     }
@@ -507,21 +532,24 @@ async fn update_profile(
     user: &ScimUser,
     parsed: &Parsed,
 ) -> Result<(), ScimError> {
-    if !user.created_user || stored::shared_with_other_orgs(tx, org_id, user.user_id).await? {
+    let (Some(user_id), Some(email)) = (user.user_id, &parsed.email) else {
+        return Ok(());
+    };
+    if !user.created_user || stored::shared_with_other_orgs(tx, org_id, user_id).await? {
         return Ok(());
     }
     users::update_names(
         tx,
-        user.user_id,
+        user_id,
         &users::NewUser {
-            email: parsed.email.clone(),
+            email: email.clone(),
             display_name: parsed.fields.display_name.clone(),
             given_name: parsed.fields.given_name.clone(),
             family_name: parsed.fields.family_name.clone(),
         },
     )
     .await?;
-    users::update_email(tx, user.user_id, &parsed.email).await?;
+    users::update_email(tx, user_id, email).await?;
     Ok(())
 }
 
@@ -533,7 +561,13 @@ pub async fn create(
     let parsed = parse(&body)?;
     let org_id = client.org.id;
     let mut tx = state.store.begin().await?;
-    let (user_id, created_user) = account_for(&mut tx, org_id, &parsed).await?;
+    let (user_id, created_user) = match &parsed.email {
+        Some(email) => {
+            let (id, created) = account_for(&mut tx, org_id, &parsed, email).await?;
+            (Some(id), created)
+        }
+        None => (None, false),
+    };
     let user = stored::insert_user(
         &mut tx,
         org_id,
@@ -543,18 +577,7 @@ pub async fn create(
         &parsed.fields,
     )
     .await?;
-    let outcome = push::sync(
-        &mut tx,
-        &Pushed {
-            org_id,
-            connection_id: client.token.connection_id,
-            user_id,
-            scim_user_id: user.id,
-            email: Some(parsed.email.clone()),
-            active: Some(user.active),
-        },
-    )
-    .await?;
+    let outcome = sync_member(&mut tx, &user, parsed.email.clone()).await?;
     let base = base_url(&state, &client);
     let body = rendered(&mut tx, &base, &user).await?;
     audit::record(
@@ -568,6 +591,31 @@ pub async fn create(
     Ok(resource_response(StatusCode::CREATED, body, user.version))
 }
 
+/// Lets the core make the membership follow the User, when the User is someone yet.
+async fn sync_member(
+    tx: &mut Tx,
+    user: &ScimUser,
+    email: Option<String>,
+) -> Result<Option<push::PushOutcome>, ScimError> {
+    let Some(user_id) = user.user_id else {
+        return Ok(None);
+    };
+    Ok(Some(
+        push::sync(
+            tx,
+            &Pushed {
+                org_id: user.org_id,
+                connection_id: user.connection_id,
+                user_id,
+                scim_user_id: user.id,
+                email,
+                active: Some(user.active),
+            },
+        )
+        .await?,
+    ))
+}
+
 /// Writes a checked User over the stored one and lets the core follow.
 async fn write(
     state: &AppState,
@@ -578,20 +626,15 @@ async fn write(
     action: &str,
 ) -> Result<(ScimUser, Value), ScimError> {
     let org_id = client.org.id;
-    update_profile(tx, org_id, before, &parsed).await?;
+    if let (None, Some(email)) = (before.user_id, &parsed.email) {
+        // The first address for a User pushed without one: now it is someone.
+        let (user_id, created) = account_for(tx, org_id, &parsed, email).await?;
+        stored::link_user(tx, org_id, before.id, user_id, created).await?;
+    } else {
+        update_profile(tx, org_id, before, &parsed).await?;
+    }
     let after = stored::update_user(tx, org_id, before.id, &parsed.fields).await?;
-    let outcome = push::sync(
-        tx,
-        &Pushed {
-            org_id,
-            connection_id: before.connection_id,
-            user_id: before.user_id,
-            scim_user_id: before.id,
-            email: Some(parsed.email.clone()),
-            active: Some(after.active),
-        },
-    )
-    .await?;
+    let outcome = sync_member(tx, &after, parsed.email.clone()).await?;
     let base = base_url(state, client);
     let before_body = rendered(tx, &base, before).await?;
     let body = rendered(tx, &base, &after).await?;
@@ -697,7 +740,10 @@ pub async fn delete(
     check_if_match(&headers, before.version)?;
     let base = base_url(&state, &client);
     let before_body = rendered(&mut tx, &base, &before).await?;
-    let removed = push::remove(&mut tx, org_id, before.user_id).await?;
+    let removed = match before.user_id {
+        Some(user_id) => push::remove(&mut tx, org_id, user_id).await?,
+        None => false,
+    };
     stored::delete_user(&mut tx, org_id, before.id).await?;
     audit::record(
         &mut tx,

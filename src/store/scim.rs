@@ -15,7 +15,8 @@ pub struct ScimUser {
     pub id: i64,
     pub org_id: i64,
     pub connection_id: i64,
-    pub user_id: i64,
+    /// The person; `None` while the IdP has sent no email address.
+    pub user_id: Option<i64>,
     pub created_user: bool,
     pub user_name: String,
     pub external_id: Option<String>,
@@ -58,7 +59,6 @@ pub struct ScimGroup {
 pub struct GroupMember {
     pub group_id: i64,
     pub scim_user_id: i64,
-    pub user_name: String,
 }
 
 /// A group as a user lists it.
@@ -106,7 +106,7 @@ pub async fn insert_user(
     tx: &mut Tx,
     org_id: i64,
     connection_id: i64,
-    user_id: i64,
+    user_id: Option<i64>,
     created_user: bool,
     fields: &UserFields,
 ) -> Result<ScimUser> {
@@ -190,6 +190,34 @@ pub async fn update_user(
     get_user(tx, org_id, id)
         .await?
         .ok_or(Error::NotFound("User"))
+}
+
+/// Links a User pushed without an email to the account found or made once one arrived.
+pub async fn link_user(
+    tx: &mut Tx,
+    org_id: i64,
+    id: i64,
+    user_id: i64,
+    created_user: bool,
+) -> Result<()> {
+    on!(tx, c => sqlx::query(
+        "UPDATE scim_users SET user_id = $3, created_user = $4 WHERE org_id = $1 AND id = $2 AND user_id IS NULL",
+    )
+    .bind(org_id)
+    .bind(id)
+    .bind(user_id)
+    .bind(created_user)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))
+    .map_err(|e| match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => Error::conflict(
+            "uniqueness",
+            "this person is already a SCIM User of this organization under another userName",
+        ),
+        _ => Error::Database(e),
+    })?;
+    Ok(())
 }
 
 pub async fn delete_user(tx: &mut Tx, org_id: i64, id: i64) -> Result<()> {
@@ -422,8 +450,7 @@ pub async fn members(tx: &mut Tx, group_ids: &[i64]) -> Result<Vec<GroupMember>>
         return Ok(Vec::new());
     }
     let mut sql = String::from(
-        "SELECT gm.group_id, gm.scim_user_id, u.user_name FROM scim_group_members gm \
-         JOIN scim_users u ON u.id = gm.scim_user_id WHERE gm.group_id IN (",
+        "SELECT gm.group_id, gm.scim_user_id FROM scim_group_members gm WHERE gm.group_id IN (",
     );
     for i in 0..group_ids.len() {
         if i > 0 {

@@ -692,10 +692,6 @@ async fn writes_honour_etags_and_refuse_bad_input(backend: Backend) {
             "invalidValue",
         ),
         (
-            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "no-email"}),
-            "invalidValue",
-        ),
-        (
             json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "userName": "x@example.test"}),
             "invalidValue",
         ),
@@ -765,6 +761,33 @@ async fn writes_honour_etags_and_refuse_bad_input(backend: Backend) {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["scimType"], "invalidSyntax");
+
+    // A User without any email address is kept, but is no one yet: no membership until an
+    // address arrives.
+    let r = app
+        .post(
+            "/scim/v2/acme/Users",
+            &secret,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "jdoe"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let jdoe = format!("/scim/v2/acme/Users/{}", r.body["id"].as_str().unwrap());
+    assert!(member(&app, "acme", &admin.token, "jdoe@example.test")
+        .await
+        .is_none());
+    let add_email = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "add", "path": "emails", "value": [{"value": "jdoe@example.test", "type": "work"}]}],
+    });
+    assert_eq!(
+        app.patch(&jdoe, &secret, add_email).await.status,
+        StatusCode::OK
+    );
+    let m = member(&app, "acme", &admin.token, "jdoe@example.test")
+        .await
+        .expect("a member once an address arrived");
+    assert_eq!(m["source"], "scim");
 
     // Someone else's account in a domain this org has not verified is not taken over.
     app.add_member("acme", "admin2@elsewhere.test", false).await;
