@@ -30,6 +30,8 @@ CREATE TABLE scim_users (
     CONSTRAINT scim_users_user_name_key UNIQUE (org_id, user_name_normalized),
     CONSTRAINT scim_users_user_key UNIQUE (org_id, user_id)
 );
+-- Lists page in id order within an org; without this an org's Users would be sorted whole.
+CREATE INDEX scim_users_org_idx ON scim_users(org_id, id);
 CREATE INDEX scim_users_external_id_idx ON scim_users(org_id, external_id);
 CREATE INDEX scim_users_user_idx ON scim_users(user_id);
 
@@ -45,6 +47,7 @@ CREATE TABLE scim_groups (
     updated_at              TEXT NOT NULL,
     CONSTRAINT scim_groups_display_name_key UNIQUE (org_id, display_name_normalized)
 );
+CREATE INDEX scim_groups_org_idx ON scim_groups(org_id, id);
 CREATE INDEX scim_groups_external_id_idx ON scim_groups(org_id, external_id);
 
 -- One row per member, so adding or removing one member of a large group is one row.

@@ -14,7 +14,7 @@ use super::{
 };
 use crate::{
     oidc,
-    provisioning::{self, Decision, ExternalIdentity, IdpGroup},
+    provisioning::{self, push, Decision, ExternalIdentity, IdpGroup},
     store::{
         audit::Event,
         connections::{self, Connection, Kind},
@@ -318,10 +318,14 @@ async fn create_mapping(
     connections::require(&mut tx, org.id, id).await?;
     let mapping =
         grants::create_mapping(&mut tx, org.id, id, &input.group, &input.team_ids).await?;
+    // People the IdP already pushed into the group get its teams now.
+    let resynced = push::resync_group(&mut tx, org.id, id, &mapping.group).await?;
     principal
         .record(
             &mut tx,
-            Event::new(org.id, "mapping.created", "mapping", mapping.id).after(&mapping),
+            Event::new(org.id, "mapping.created", "mapping", mapping.id).after(
+                &serde_json::json!({"mapping": mapping, "pushed_members_changed": resynced}),
+            ),
         )
         .await?;
     tx.commit().await?;
@@ -339,10 +343,13 @@ async fn delete_mapping(
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let mapping = grants::delete_mapping(&mut tx, org.id, id, mapping_id).await?;
+    let resynced = push::resync_group(&mut tx, org.id, id, &mapping.group).await?;
     principal
         .record(
             &mut tx,
-            Event::new(org.id, "mapping.deleted", "mapping", mapping_id).before(&mapping),
+            Event::new(org.id, "mapping.deleted", "mapping", mapping_id)
+                .before(&mapping)
+                .after(&serde_json::json!({"pushed_members_changed": resynced})),
         )
         .await?;
     tx.commit().await?;

@@ -124,3 +124,15 @@ pub async fn not_found() -> Error {
 pub async fn method_not_allowed() -> Error {
     Error::MethodNotAllowed
 }
+
+impl From<crate::provisioning::Error> for Error {
+    fn from(err: crate::provisioning::Error) -> Self {
+        match err {
+            crate::provisioning::Error::Store(e) => e.into(),
+            crate::provisioning::Error::Refused(r) => Error::Conflict {
+                code: r.code,
+                message: r.message,
+            },
+        }
+    }
+}

@@ -10,12 +10,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    match_rules, reconcile_grant_admin, reconcile_teams, Error, ExternalIdentity, IdpGroup,
-    MatchedMapping, Via,
+    match_rules, matching, reconcile_grant_admin, reconcile_teams, Error, ExternalIdentity,
+    IdpGroup, MatchedMapping, Via,
 };
 use crate::store::{
     domains,
-    grants::TeamRef,
+    grants::{self, TeamRef},
     members::{self, Source, Status},
     scim, users, Tx,
 };
@@ -135,6 +135,77 @@ pub async fn sync(tx: &mut Tx, pushed: &Pushed) -> Result<PushOutcome, Error> {
         teams_removed,
         matched_mappings: matched.mappings,
     })
+}
+
+/// Whether membership of any of these groups can change anyone's teams or admin flag: some
+/// group mapping or group grant of the connection names one of them. When none does,
+/// a change to the group's members needs no one's teams re-evaluated, which keeps
+/// renaming or deleting a large unmapped group cheap.
+pub async fn groups_matter(
+    tx: &mut Tx,
+    org_id: i64,
+    connection_id: i64,
+    groups: &[IdpGroup],
+) -> Result<bool, Error> {
+    let mappings = grants::list_mappings(tx, org_id, connection_id).await?;
+    if mappings
+        .iter()
+        .any(|m| matching::group_matches(&m.group, groups).is_some())
+    {
+        return Ok(true);
+    }
+    let grants = grants::list_grants(tx, org_id, connection_id).await?;
+    Ok(grants.iter().any(|g| match &g.matches {
+        grants::Match::Group { id, name } => matching::group_matches(
+            &grants::GroupRef {
+                id: id.clone(),
+                name: name.clone(),
+            },
+            groups,
+        )
+        .is_some(),
+        _ => false,
+    }))
+}
+
+/// Re-applies the teams of the pushed members of the group a mapping names, after the
+/// mapping was made or removed: mappings apply to what the IdP pushed at once, not at each
+/// person's next push or sign-in. Returns how many people's teams or admin flag changed.
+pub async fn resync_group(
+    tx: &mut Tx,
+    org_id: i64,
+    connection_id: i64,
+    group: &grants::GroupRef,
+) -> Result<usize, Error> {
+    let people = scim::members_of_named_groups(
+        tx,
+        org_id,
+        connection_id,
+        group.id.as_deref(),
+        group.name.as_deref(),
+    )
+    .await?;
+    let mut changed = 0;
+    for person in people {
+        let Some(user_id) = person.user_id else {
+            continue;
+        };
+        let email = users::get(tx, user_id).await?.map(|u| u.email);
+        let outcome = sync(
+            tx,
+            &Pushed {
+                org_id,
+                connection_id,
+                user_id,
+                scim_user_id: person.id,
+                email,
+                active: None,
+            },
+        )
+        .await?;
+        changed += usize::from(outcome.changed());
+    }
+    Ok(changed)
 }
 
 /// The IdP deleted the User: the membership goes (with its teams), at once. The global user

@@ -25,7 +25,10 @@ use super::{
 };
 use crate::{
     http::AppState,
-    provisioning::push::{self, PushOutcome, Pushed},
+    provisioning::{
+        push::{self, PushOutcome, Pushed},
+        IdpGroup,
+    },
     store::{
         audit,
         scim::{self as stored, ScimGroup},
@@ -158,13 +161,47 @@ async fn load(tx: &mut Tx, client: &ScimClient, id: &str) -> Result<ScimGroup, S
         .ok_or_else(|| ScimError::not_found("Group", id))
 }
 
-/// Re-applies the teams of people whose groups changed. Returns what changed, per User.
+/// Whose teams a change may have moved: the members added or removed, and every member
+/// when the group's name or externalId changed (mappings match on those).
+async fn affected(
+    tx: &mut Tx,
+    before: &ScimGroup,
+    after: &ScimGroup,
+    touched: &BTreeSet<i64>,
+) -> Result<BTreeSet<i64>, ScimError> {
+    let renamed =
+        before.display_name != after.display_name || before.external_id != after.external_id;
+    let mut ids = touched.clone();
+    if renamed {
+        ids.extend(stored::member_ids(tx, after.id).await?);
+    }
+    Ok(ids)
+}
+
+fn as_idp_group(group: &ScimGroup) -> IdpGroup {
+    IdpGroup {
+        id: group.external_id.clone(),
+        name: Some(group.display_name.clone()),
+    }
+}
+
+/// Re-applies the teams of people whose membership of `groups` (the group as it was and
+/// as it is) changed. Returns what changed, per User. Nothing to do when no mapping or
+/// grant of the connection names the group.
 async fn sync(
     tx: &mut Tx,
     org_id: i64,
+    groups: &[&ScimGroup],
     scim_user_ids: &BTreeSet<i64>,
 ) -> Result<Vec<(i64, PushOutcome)>, ScimError> {
     let mut changed = Vec::new();
+    let Some(connection_id) = groups.first().map(|g| g.connection_id) else {
+        return Ok(changed);
+    };
+    let named: Vec<IdpGroup> = groups.iter().map(|g| as_idp_group(g)).collect();
+    if scim_user_ids.is_empty() || !push::groups_matter(tx, org_id, connection_id, &named).await? {
+        return Ok(changed);
+    }
     for id in scim_user_ids {
         let Some(user) = stored::get_user(tx, org_id, *id).await? else {
             continue;
@@ -301,7 +338,7 @@ pub async fn create(
             added.insert(*member);
         }
     }
-    let changes = sync(&mut tx, org_id, &added).await?;
+    let changes = sync(&mut tx, org_id, &[&group], &added).await?;
     let members = stored::members(&mut tx, &[group.id]).await?;
     let body = render(&base_url(&state, &client), &group, Some(&members));
     audit::record(
@@ -363,7 +400,8 @@ pub async fn replace(
         parsed.external_id.as_deref(),
     )
     .await?;
-    let changes = sync(&mut tx, org_id, &touched).await?;
+    let affected = affected(&mut tx, &before, &after, &touched).await?;
+    let changes = sync(&mut tx, org_id, &[&before, &after], &affected).await?;
     let members = stored::members(&mut tx, &[after.id]).await?;
     let base = base_url(&state, &client);
     let body = render(&base, &after, Some(&members));
@@ -530,17 +568,8 @@ pub async fn patch(
         }
         load(&mut tx, &client, &id).await?
     };
-    // A rename changes what name-based mappings match, for every member.
-    let affected: BTreeSet<i64> = if renamed {
-        touched
-            .iter()
-            .copied()
-            .chain(stored::member_ids(&mut tx, after.id).await?)
-            .collect()
-    } else {
-        touched.clone()
-    };
-    let changes = sync(&mut tx, org_id, &affected).await?;
+    let affected = affected(&mut tx, &before, &after, &touched).await?;
+    let changes = sync(&mut tx, org_id, &[&before, &after], &affected).await?;
     let base = base_url(&state, &client);
     audit::record(
         &mut tx,
@@ -579,7 +608,7 @@ pub async fn delete(
         .into_iter()
         .collect();
     stored::delete_group(&mut tx, org_id, before.id).await?;
-    let changes = sync(&mut tx, org_id, &former).await?;
+    let changes = sync(&mut tx, org_id, &[&before], &former).await?;
     let base = base_url(&state, &client);
     audit::record(
         &mut tx,

@@ -279,19 +279,18 @@ impl Compiler {
         Ok(match filter {
             Filter::And(a, b) => format!("({} AND {})", self.filter(a)?, self.filter(b)?),
             Filter::Or(a, b) => format!("({} OR {})", self.filter(a)?, self.filter(b)?),
-            Filter::Not(a) => format!("(NOT {})", self.filter(a)?),
+            // SQL's NULL would make `not (externalId eq "x")` false for a User without an
+            // externalId; SCIM's logic has two values. Only NOT tells NULL from FALSE (AND,
+            // OR and WHERE treat them alike), so only NOT's operand is made two-valued; a
+            // COALESCE around every comparison would keep the indexes from being used.
+            Filter::Not(a) => format!("(NOT COALESCE({}, FALSE))", self.filter(a)?),
             Filter::Present(path) => {
                 let target = self.target(path)?;
-                format!("COALESCE({}, FALSE)", self.present(target, path)?)
+                self.present(target, path)?
             }
-            // SQL's NULL would make `not (externalId eq "x")` false for a User without an
-            // externalId; SCIM's logic has two values, so every comparison gets one.
             Filter::Compare { path, op, value } => {
                 let target = self.target(path)?;
-                format!(
-                    "COALESCE({}, FALSE)",
-                    self.compare_target(target, path, *op, value)?
-                )
+                self.compare_target(target, path, *op, value)?
             }
             Filter::ValuePath { path, filter } => {
                 let target = self.target(path)?;
@@ -412,22 +411,19 @@ impl Compiler {
         Ok(match filter {
             Filter::And(a, b) => format!("({} AND {})", self.element(a)?, self.element(b)?),
             Filter::Or(a, b) => format!("({} OR {})", self.element(a)?, self.element(b)?),
-            Filter::Not(a) => format!("(NOT {})", self.element(a)?),
+            Filter::Not(a) => format!("(NOT COALESCE({}, FALSE))", self.element(a)?),
             Filter::ValuePath { path, .. } => {
                 return Err(err(format!("{path}: value filters do not nest")))
             }
             Filter::Present(path) => {
                 let (sub, _) = self.element_sub(path)?;
                 let e = self.json_scalar("e.value", &[sub.to_string()]);
-                format!("COALESCE(({e} IS NOT NULL AND {e} <> ''), FALSE)")
+                format!("({e} IS NOT NULL AND {e} <> '')")
             }
             Filter::Compare { path, op, value } => {
                 let (sub, kind) = self.element_sub(path)?;
                 let e = self.json_scalar("e.value", &[sub.to_string()]);
-                format!(
-                    "COALESCE({}, FALSE)",
-                    self.compare(&e, kind, *op, value, true)?
-                )
+                self.compare(&e, kind, *op, value, true)?
             }
         })
     }
@@ -681,14 +677,14 @@ mod tests {
     #[test]
     fn user_name_uses_the_lowered_column_and_binds_the_value() {
         let sql = sqlite(r#"userName eq "Alice@Example.com""#);
-        assert_eq!(sql.text, "COALESCE(r.user_name_normalized = $1, FALSE)");
+        assert_eq!(sql.text, "r.user_name_normalized = $1");
         assert_eq!(sql.binds, vec![Bind::Str("alice@example.com".into())]);
     }
 
     #[test]
     fn external_id_is_case_exact() {
         let sql = sqlite(r#"externalId eq "AbC""#);
-        assert_eq!(sql.text, "COALESCE(r.external_id = $1, FALSE)");
+        assert_eq!(sql.text, "r.external_id = $1");
         assert_eq!(sql.binds, vec![Bind::Str("AbC".into())]);
     }
 
@@ -708,6 +704,12 @@ mod tests {
         .unwrap();
         assert!(pg.text.contains("jsonb_array_elements"), "{}", pg.text);
         assert_eq!(pg.binds[0], Bind::Str("{\"emails\"}".into()));
+    }
+
+    #[test]
+    fn only_a_negation_makes_its_operand_two_valued() {
+        let sql = sqlite(r#"not (externalId eq "x")"#);
+        assert_eq!(sql.text, "(NOT COALESCE(r.external_id = $1, FALSE))");
     }
 
     #[test]

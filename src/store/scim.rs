@@ -541,3 +541,28 @@ pub async fn user_of(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<Option<Sc
         .fetch_optional(&mut *c)
         .await)?)
 }
+
+/// The pushed people in the connection's groups that `id` (an externalId, exactly) or `name`
+/// (a displayName, ignoring case) names: whose teams a new or removed mapping moves.
+pub async fn members_of_named_groups(
+    tx: &mut Tx,
+    org_id: i64,
+    connection_id: i64,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> Result<Vec<ScimUser>> {
+    let sql = format!(
+        "SELECT DISTINCT {USER_COLUMNS} FROM scim_users r \
+         JOIN scim_group_members gm ON gm.scim_user_id = r.id \
+         JOIN scim_groups g ON g.id = gm.group_id \
+         WHERE g.org_id = $1 AND g.connection_id = $2 \
+         AND (g.external_id = $3 OR g.display_name_normalized = $4) ORDER BY r.id"
+    );
+    Ok(on!(tx, c => sqlx::query_as::<_, ScimUser>(&sql)
+        .bind(org_id)
+        .bind(connection_id)
+        .bind(id)
+        .bind(name.map(str::to_lowercase))
+        .fetch_all(&mut *c)
+        .await)?)
+}

@@ -17,6 +17,7 @@ crate::backend_tests!(
     tenants_never_see_each_other,
     a_busy_token_is_told_when_to_retry,
     bulk_links_operations_by_bulk_id,
+    mappings_made_later_apply_to_pushed_groups_at_once,
 );
 
 fn assert_scim_error(r: &Response, status: StatusCode) {
@@ -988,5 +989,78 @@ async fn bulk_links_operations_by_bulk_id(backend: Backend) {
         .post("/scim/v2/acme/Bulk", &secret, json!({"Operations": []}))
         .await;
     assert_scim_error(&r, StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
+
+async fn mappings_made_later_apply_to_pushed_groups_at_once(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let (_, secret) = scim_token(&app, "acme", &admin.token).await;
+    let r = app.get("/api/v1/orgs/acme/scim-tokens", &admin.token).await;
+    let connection = r.body[0]["connection_id"].as_i64().unwrap();
+    let r = app
+        .post("/scim/v2/acme/Users", &secret, user("ada", json!({})))
+        .await;
+    let ada = r.body["id"].as_str().unwrap().to_string();
+    let r = app
+        .post(
+            "/scim/v2/acme/Groups",
+            &secret,
+            json!({
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Designers",
+                "externalId": "5f2c1a9e-entra-object-id",
+                "members": [{"value": ada}],
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let group = r.body["id"].as_str().unwrap().to_string();
+    let m = member(&app, "acme", &admin.token, "ada@example.test")
+        .await
+        .unwrap();
+    assert!(team_names(&m, "scim").is_empty());
+
+    // A mapping made afterwards (by the group's object ID, as for Entra) applies at once.
+    let team = app.create_team("acme", &admin.token, "Design").await;
+    let mappings = format!("/api/v1/orgs/acme/connections/{connection}/group-mappings");
+    let r = app
+        .post(
+            &mappings,
+            &admin.token,
+            json!({"group": {"id": "5f2c1a9e-entra-object-id"}, "team_ids": [team]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let mapping = r.body["id"].as_i64().unwrap();
+    let m = member(&app, "acme", &admin.token, "ada@example.test")
+        .await
+        .unwrap();
+    assert_eq!(team_names(&m, "scim"), vec!["Design"]);
+
+    // Renaming the group keeps a mapping by object ID matching.
+    let r = app
+        .patch(
+            &format!("/scim/v2/acme/Groups/{group}"),
+            &secret,
+            json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                "Operations": [{"op": "replace", "path": "displayName", "value": "Product Design"}],
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let m = member(&app, "acme", &admin.token, "ada@example.test")
+        .await
+        .unwrap();
+    assert_eq!(team_names(&m, "scim"), vec!["Design"]);
+
+    // Removing the mapping takes the team away at once.
+    app.delete(&format!("{mappings}/{mapping}"), &admin.token)
+        .await;
+    let m = member(&app, "acme", &admin.token, "ada@example.test")
+        .await
+        .unwrap();
+    assert!(team_names(&m, "scim").is_empty(), "{m}");
     app.stop().await;
 }
