@@ -544,6 +544,23 @@ impl World {
     }
 }
 
+/// What the SCIM front door does when one of the person's groups changed.
+async fn group_changed(tx: &mut Tx, w: &World, pushed: &scim::ScimUser) -> push::PushOutcome {
+    push::sync(
+        tx,
+        &push::Pushed {
+            org_id: w.org_id,
+            connection_id: w.connection_id,
+            user_id: pushed.user_id.unwrap(),
+            scim_user_id: pushed.id,
+            email: None,
+            active: None,
+        },
+    )
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_pushed_account_is_linked_at_first_sign_in_through_the_same_connection_only() {
     let w = world().await;
@@ -629,19 +646,7 @@ async fn pushed_groups_map_to_scim_teams_and_leave_sso_and_manual_teams_alone() 
     scim::add_member(&mut tx, w.org_id, group.id, pushed.id)
         .await
         .unwrap();
-    let synced = push::sync(
-        &mut tx,
-        &push::Pushed {
-            org_id: w.org_id,
-            connection_id: w.connection_id,
-            user_id: pushed.user_id.unwrap(),
-            scim_user_id: pushed.id,
-            email: Some("dev@acme.com".into()),
-            active: None,
-        },
-    )
-    .await
-    .unwrap();
+    let synced = group_changed(&mut tx, &w, &pushed).await;
     tx.commit().await.unwrap();
     assert_eq!(synced.teams_added.len(), 1);
     let sources = |m: members::Member| -> Vec<(i64, String)> {
@@ -662,19 +667,7 @@ async fn pushed_groups_map_to_scim_teams_and_leave_sso_and_manual_teams_alone() 
     scim::remove_member(&mut tx, group.id, pushed.id)
         .await
         .unwrap();
-    push::sync(
-        &mut tx,
-        &push::Pushed {
-            org_id: w.org_id,
-            connection_id: w.connection_id,
-            user_id: pushed.user_id.unwrap(),
-            scim_user_id: pushed.id,
-            email: Some("dev@acme.com".into()),
-            active: None,
-        },
-    )
-    .await
-    .unwrap();
+    group_changed(&mut tx, &w, &pushed).await;
     tx.commit().await.unwrap();
     let mut want = vec![(w.ops, "sso".to_string()), (w.manual, "manual".to_string())];
     want.sort();
@@ -689,19 +682,7 @@ async fn a_group_change_never_undoes_an_admins_removal() {
     members::remove(&mut tx, w.org_id, pushed.user_id.unwrap())
         .await
         .unwrap();
-    let outcome = push::sync(
-        &mut tx,
-        &push::Pushed {
-            org_id: w.org_id,
-            connection_id: w.connection_id,
-            user_id: pushed.user_id.unwrap(),
-            scim_user_id: pushed.id,
-            email: None,
-            active: None,
-        },
-    )
-    .await
-    .unwrap();
+    let outcome = group_changed(&mut tx, &w, &pushed).await;
     assert!(!outcome.changed());
     assert!(members::get(&mut tx, w.org_id, pushed.user_id.unwrap())
         .await

@@ -11,7 +11,10 @@ use serde_json::{json, Value};
 
 use super::{
     http::{base_url, list_response, scim_json, ScimClient, ScimError},
-    sql::{ENTERPRISE_SCHEMA, GROUP_SCHEMA, USER_SCHEMA},
+    sql::{
+        ENTERPRISE_SCALARS, ENTERPRISE_SCHEMA, GROUP_SCHEMA, NAME_SUBS, USER_JSON_SCALARS,
+        USER_MULTI, USER_SCHEMA,
+    },
 };
 use crate::http::AppState;
 
@@ -52,15 +55,19 @@ pub async fn resource_type(
     client: ScimClient,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, ScimError> {
-    resource_types_list(&base_url(&state, &client))
-        .into_iter()
-        .find(|r| {
-            r["id"]
-                .as_str()
-                .is_some_and(|i| i.eq_ignore_ascii_case(&id))
-        })
+    by_id(
+        resource_types_list(&base_url(&state, &client)),
+        "ResourceType",
+        &id,
+    )
+}
+
+/// The document of `list` whose `id` is `id` (ignoring case), or 404.
+fn by_id(list: Vec<Value>, what: &str, id: &str) -> Result<Response, ScimError> {
+    list.into_iter()
+        .find(|r| r["id"].as_str().is_some_and(|i| i.eq_ignore_ascii_case(id)))
         .map(|r| scim_json(StatusCode::OK, r))
-        .ok_or_else(|| ScimError::not_found("ResourceType", &id))
+        .ok_or_else(|| ScimError::not_found(what, id))
 }
 
 /// One attribute definition. `flags`: (multiValued, required, caseExact).
@@ -132,31 +139,17 @@ fn user_schema() -> Value {
         complex(
             "name",
             false,
-            [
-                "formatted",
-                "familyName",
-                "givenName",
-                "middleName",
-                "honorificPrefix",
-                "honorificSuffix",
-            ]
-            .into_iter()
-            .map(string)
-            .collect(),
+            NAME_SUBS.iter().copied().map(string).collect(),
         ),
     ];
-    for name in [
-        "displayName",
-        "nickName",
-        "title",
-        "userType",
-        "preferredLanguage",
-        "locale",
-        "timezone",
-    ] {
-        attributes.push(string(name));
+    attributes.push(string("displayName"));
+    for &name in USER_JSON_SCALARS {
+        attributes.push(if name == "profileUrl" {
+            reference(name, "readWrite", &["external"])
+        } else {
+            string(name)
+        });
     }
-    attributes.push(reference("profileUrl", "readWrite", &["external"]));
     attributes.push(attr(
         "active",
         "boolean",
@@ -171,15 +164,7 @@ fn user_schema() -> Value {
         "writeOnly",
         "none",
     ));
-    for name in [
-        "emails",
-        "phoneNumbers",
-        "ims",
-        "photos",
-        "entitlements",
-        "roles",
-        "x509Certificates",
-    ] {
+    for &name in USER_MULTI.iter().filter(|n| **n != "addresses") {
         attributes.push(multi_valued(name));
     }
     attributes.push(complex(
@@ -227,16 +212,7 @@ fn user_schema() -> Value {
 }
 
 fn enterprise_schema() -> Value {
-    let mut attributes: Vec<Value> = [
-        "employeeNumber",
-        "costCenter",
-        "organization",
-        "division",
-        "department",
-    ]
-    .into_iter()
-    .map(string)
-    .collect();
+    let mut attributes: Vec<Value> = ENTERPRISE_SCALARS.iter().copied().map(string).collect();
     attributes.push(complex(
         "manager",
         false,
@@ -326,13 +302,5 @@ pub async fn schema(
     client: ScimClient,
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, ScimError> {
-    all_schemas(&base_url(&state, &client))
-        .into_iter()
-        .find(|s| {
-            s["id"]
-                .as_str()
-                .is_some_and(|i| i.eq_ignore_ascii_case(&id))
-        })
-        .map(|s| scim_json(StatusCode::OK, s))
-        .ok_or_else(|| ScimError::not_found("Schema", &id))
+    by_id(all_schemas(&base_url(&state, &client)), "Schema", &id)
 }

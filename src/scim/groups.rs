@@ -54,6 +54,25 @@ fn member_id(value: &str) -> Result<i64, ScimError> {
     })
 }
 
+/// The member ids of a member list. Only Users are members here: a member typed `Group`
+/// is refused rather than taken for the User that happens to have the same id.
+fn member_ids(value: &Value) -> Result<Vec<String>, ScimError> {
+    let items: Vec<&Value> = match value {
+        Value::Array(items) => items.iter().collect(),
+        other => vec![other],
+    };
+    if items.iter().any(|m| {
+        m.get("type")
+            .and_then(Value::as_str)
+            .is_some_and(|t| t.eq_ignore_ascii_case("group"))
+    }) {
+        return Err(invalid(
+            "groups cannot be members of groups here: nested groups are not supported",
+        ));
+    }
+    Ok(patch::member_ids(value)?)
+}
+
 fn parse(body: &Value) -> Result<Parsed, ScimError> {
     let object = body
         .as_object()
@@ -91,7 +110,7 @@ fn parse(body: &Value) -> Result<Parsed, ScimError> {
             },
             "members" => {
                 if !value.is_null() {
-                    for id in patch::member_ids(value)? {
+                    for id in member_ids(value)? {
                         members.push(member_id(&id)?);
                     }
                 }
@@ -493,7 +512,7 @@ pub async fn patch(
                         ))
                     }
                     (None, Op::Add, Some(value)) => {
-                        for id in patch::member_ids(value)? {
+                        for id in member_ids(value)? {
                             let id = member_id(&id)?;
                             if stored::add_member(&mut tx, org_id, before.id, id).await? {
                                 touched.insert(id);
@@ -502,7 +521,7 @@ pub async fn patch(
                     }
                     // Entra's removal of listed members: only those go.
                     (None, Op::Remove, Some(value)) => {
-                        for id in patch::member_ids(value)? {
+                        for id in member_ids(value)? {
                             let Ok(id) = id.parse::<i64>() else { continue };
                             if stored::remove_member(&mut tx, before.id, id).await? {
                                 touched.insert(id);
@@ -516,7 +535,7 @@ pub async fn patch(
                     // Okta's "push now" on an empty group: `replace members []`.
                     (None, Op::Replace, Some(value)) => {
                         let mut wanted = BTreeSet::new();
-                        for id in patch::member_ids(value)? {
+                        for id in member_ids(value)? {
                             wanted.insert(member_id(&id)?);
                         }
                         replace_members(&mut tx, org_id, before.id, &wanted, &mut touched).await?

@@ -95,8 +95,11 @@ fn strip_core_uri(path: &AttrPath, core: &str) -> Option<Option<String>> {
     }
 }
 
-/// Canonical spelling of the User's scalar string attributes that live in JSON.
-const USER_JSON_SCALARS: &[&str] = &[
+/// The User schema's attributes in their canonical spelling, one list each, shared by the
+/// filter allow-list, the User parser and `/Schemas`.
+///
+/// Scalar string attributes that live in JSON.
+pub(crate) const USER_JSON_SCALARS: &[&str] = &[
     "nickName",
     "profileUrl",
     "title",
@@ -105,7 +108,8 @@ const USER_JSON_SCALARS: &[&str] = &[
     "locale",
     "timezone",
 ];
-const USER_MULTI: &[&str] = &[
+/// Multi-valued attributes.
+pub(crate) const USER_MULTI: &[&str] = &[
     "emails",
     "phoneNumbers",
     "ims",
@@ -115,7 +119,8 @@ const USER_MULTI: &[&str] = &[
     "roles",
     "x509Certificates",
 ];
-const NAME_SUBS: &[&str] = &[
+/// Sub-attributes of `name`.
+pub(crate) const NAME_SUBS: &[&str] = &[
     "formatted",
     "familyName",
     "givenName",
@@ -123,7 +128,8 @@ const NAME_SUBS: &[&str] = &[
     "honorificPrefix",
     "honorificSuffix",
 ];
-const ENTERPRISE_SCALARS: &[&str] = &[
+/// The enterprise extension's string attributes (`manager` is complex).
+pub(crate) const ENTERPRISE_SCALARS: &[&str] = &[
     "employeeNumber",
     "costCenter",
     "organization",
@@ -131,7 +137,8 @@ const ENTERPRISE_SCALARS: &[&str] = &[
     "department",
 ];
 
-fn canonical(list: &[&'static str], name: &str) -> Option<&'static str> {
+/// `name` in its canonical spelling, when the list has it (names are case-insensitive).
+pub(crate) fn canonical(list: &[&'static str], name: &str) -> Option<&'static str> {
     list.iter().copied().find(|n| n.eq_ignore_ascii_case(name))
 }
 

@@ -20,7 +20,10 @@ use super::{
         ScimBody, ScimClient, ScimError,
     },
     patch::{self, as_bool},
-    sql::{Resource, ENTERPRISE_SCHEMA, USER_SCHEMA},
+    sql::{
+        canonical, Resource, ENTERPRISE_SCALARS, ENTERPRISE_SCHEMA, NAME_SUBS, USER_JSON_SCALARS,
+        USER_MULTI, USER_SCHEMA,
+    },
 };
 use crate::{
     http::AppState,
@@ -32,44 +35,9 @@ use crate::{
     },
 };
 
-const SIMPLE: &[&str] = &[
-    "externalId",
-    "userName",
-    "displayName",
-    "nickName",
-    "profileUrl",
-    "title",
-    "userType",
-    "preferredLanguage",
-    "locale",
-    "timezone",
-];
-const NAME: &[&str] = &[
-    "formatted",
-    "familyName",
-    "givenName",
-    "middleName",
-    "honorificPrefix",
-    "honorificSuffix",
-];
-const MULTI: &[&str] = &[
-    "emails",
-    "phoneNumbers",
-    "ims",
-    "photos",
-    "addresses",
-    "entitlements",
-    "roles",
-    "x509Certificates",
-];
-const ENTERPRISE: &[&str] = &[
-    "employeeNumber",
-    "costCenter",
-    "organization",
-    "division",
-    "department",
-    "manager",
-];
+/// Top-level string attributes kept in columns; the others are `USER_JSON_SCALARS`.
+const COLUMN_STRINGS: &[&str] = &["externalId", "userName", "displayName"];
+
 /// Sub-attributes an element of a multi-valued attribute may have.
 const ELEMENT: &[&str] = &[
     "value",
@@ -86,8 +54,8 @@ const ELEMENT: &[&str] = &[
     "country",
 ];
 
-fn canonical(list: &[&'static str], name: &str) -> Option<&'static str> {
-    list.iter().copied().find(|n| n.eq_ignore_ascii_case(name))
+fn simple(key: &str) -> Option<&'static str> {
+    canonical(COLUMN_STRINGS, key).or_else(|| canonical(USER_JSON_SCALARS, key))
 }
 
 fn invalid(detail: impl Into<String>) -> ScimError {
@@ -162,7 +130,7 @@ pub fn parse(body: &Value) -> Result<Parsed, ScimError> {
                 };
                 let mut out = Map::new();
                 for (k, v) in name {
-                    let sub = canonical(NAME, k)
+                    let sub = canonical(NAME_SUBS, k)
                         .ok_or_else(|| invalid(format!("name.{k} is not in the User schema")))?;
                     if let Some(s) = string(&format!("name.{sub}"), v)? {
                         out.insert(sub.into(), Value::String(s));
@@ -172,14 +140,14 @@ pub fn parse(body: &Value) -> Result<Parsed, ScimError> {
                     document.insert("name".into(), Value::Object(out));
                 }
             }
-            _ if canonical(SIMPLE, key).is_some() => {
-                let attr = canonical(SIMPLE, key).unwrap_or_default();
+            _ if simple(key).is_some() => {
+                let attr = simple(key).unwrap_or_default();
                 if let Some(s) = string(attr, value)? {
                     document.insert(attr.into(), Value::String(s));
                 }
             }
-            _ if canonical(MULTI, key).is_some() => {
-                let attr = canonical(MULTI, key).unwrap_or_default();
+            _ if canonical(USER_MULTI, key).is_some() => {
+                let attr = canonical(USER_MULTI, key).unwrap_or_default();
                 let items = multi(attr, value)?;
                 if !items.is_empty() {
                     document.insert(attr.into(), Value::Array(items));
@@ -296,7 +264,8 @@ fn enterprise(value: &Value) -> Result<Map<String, Value>, ScimError> {
         if k.eq_ignore_ascii_case("schemas") {
             continue;
         }
-        let attr = canonical(ENTERPRISE, k)
+        let attr = canonical(ENTERPRISE_SCALARS, k)
+            .or_else(|| canonical(&["manager"], k))
             .ok_or_else(|| invalid(format!("{k:?} is not in the enterprise User extension")))?;
         if attr == "manager" {
             // Entra sends the manager's id as a bare string in PATCH; RFC 7643 an object.

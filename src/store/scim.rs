@@ -79,6 +79,14 @@ const GROUP_COLUMNS: &str =
 
 const USER_NAME_TAKEN: &str = "a User with this userName already exists in this organization";
 
+/// `$1, $2, …, $n`, for an IN list of ids (bound, never spliced).
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn dialect(tx: &Tx) -> Dialect {
     match tx {
         Tx::Sqlite(_) => Dialect::Sqlite,
@@ -342,17 +350,12 @@ pub async fn groups_of_users(tx: &mut Tx, scim_user_ids: &[i64]) -> Result<Vec<U
     if scim_user_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = String::from(
+    let sql = format!(
         "SELECT gm.scim_user_id, g.id AS group_id, g.display_name, g.external_id \
-         FROM scim_group_members gm JOIN scim_groups g ON g.id = gm.group_id WHERE gm.scim_user_id IN (",
+         FROM scim_group_members gm JOIN scim_groups g ON g.id = gm.group_id \
+         WHERE gm.scim_user_id IN ({}) ORDER BY gm.scim_user_id, g.id",
+        placeholders(scim_user_ids.len())
     );
-    for i in 0..scim_user_ids.len() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!("${}", i + 1));
-    }
-    sql.push_str(") ORDER BY gm.scim_user_id, g.id");
     Ok(on!(tx, c => {
         let mut q = sqlx::query_as::<_, UserGroup>(&sql);
         for id in scim_user_ids {
@@ -449,16 +452,11 @@ pub async fn members(tx: &mut Tx, group_ids: &[i64]) -> Result<Vec<GroupMember>>
     if group_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let mut sql = String::from(
-        "SELECT gm.group_id, gm.scim_user_id FROM scim_group_members gm WHERE gm.group_id IN (",
+    let sql = format!(
+        "SELECT gm.group_id, gm.scim_user_id FROM scim_group_members gm \
+         WHERE gm.group_id IN ({}) ORDER BY gm.group_id, gm.scim_user_id",
+        placeholders(group_ids.len())
     );
-    for i in 0..group_ids.len() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!("${}", i + 1));
-    }
-    sql.push_str(") ORDER BY gm.group_id, gm.scim_user_id");
     Ok(on!(tx, c => {
         let mut q = sqlx::query_as::<_, GroupMember>(&sql);
         for id in group_ids {

@@ -843,6 +843,16 @@ async fn tenants_never_see_each_other(backend: Backend) {
         )
         .await;
     assert_scim_error(&r, StatusCode::BAD_REQUEST);
+    // Nested groups are refused, not mistaken for the User with the same id.
+    let r = app
+        .post(
+            "/scim/v2/acme/Groups",
+            &secret_a,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Nested", "members": [{"value": group, "type": "Group"}]}),
+        )
+        .await;
+    assert_scim_error(&r, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["scimType"], "invalidValue");
     // And a group of the same name in another org is no conflict.
     let r = app
         .post(
