@@ -207,7 +207,12 @@ async fn migrate_bootstrap_serve_and_stop(backend: Backend) {
     assert!(kill.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "exit after SIGTERM: {status:?}");
-    let rest: Vec<String> = rx.try_iter().collect();
+    // The reader thread may not have passed on the last lines yet: read until it ends (the
+    // child's stdout closed), rather than taking only what already arrived.
+    let mut rest = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
+        rest.push(line);
+    }
     assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "{rest:?}");
 }
 
