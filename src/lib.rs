@@ -14,6 +14,7 @@ pub mod mail;
 pub mod oidc;
 pub mod operator;
 pub mod provisioning;
+pub mod saml;
 pub mod scim;
 pub mod secrets;
 pub mod store;

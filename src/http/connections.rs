@@ -52,6 +52,25 @@ pub struct NewConnection {
     pub settings: Value,
 }
 
+/// Each front door checks its own kind's settings.
+fn prepare_settings(
+    state: &AppState,
+    kind: &str,
+    input: Value,
+    previous: Option<&Value>,
+) -> std::result::Result<Value, String> {
+    match kind {
+        "saml" => crate::saml::settings::prepare(input),
+        _ => oidc::prepare(
+            kind,
+            input,
+            previous,
+            &state.sealer,
+            state.config.oidc.allow_private_addresses,
+        ),
+    }
+}
+
 fn default_true() -> bool {
     true
 }
@@ -91,14 +110,8 @@ async fn create(
     Path(slug): Path<String>,
     extract::Json(input): extract::Json<NewConnection>,
 ) -> Result<(StatusCode, Json<Connection>)> {
-    let settings = oidc::prepare(
-        input.kind.as_str(),
-        input.settings,
-        None,
-        &state.sealer,
-        state.config.oidc.allow_private_addresses,
-    )
-    .map_err(Error::BadRequest)?;
+    let settings = prepare_settings(&state, input.kind.as_str(), input.settings, None)
+        .map_err(Error::BadRequest)?;
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let conn = connections::create(
@@ -151,15 +164,7 @@ async fn update(
     let current = connections::require(&mut tx, org.id, id).await?;
     let settings = input
         .settings
-        .map(|new| {
-            oidc::prepare(
-                &current.kind,
-                new,
-                Some(&current.settings.0),
-                &state.sealer,
-                state.config.oidc.allow_private_addresses,
-            )
-        })
+        .map(|new| prepare_settings(&state, &current.kind, new, Some(&current.settings.0)))
         .transpose()
         .map_err(Error::BadRequest)?;
     let changes = connections::Changes {

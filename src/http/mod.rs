@@ -119,6 +119,7 @@ pub fn router(state: AppState) -> Router {
     .merge(health::router())
         .merge(crate::web::router())
     .merge(crate::oidc::router())
+    .merge(crate::saml::router())
     .merge(crate::scim::router())
     .fallback(error::not_found)
     .method_not_allowed_fallback(error::method_not_allowed)

@@ -236,6 +236,7 @@ async fn housekeeping(store: &Store, purge_invitations_after_days: i64) -> store
     .await?;
     store::limits::prune(&mut tx, now - chrono::Duration::days(1)).await?;
     store::mfa::prune_challenges(&mut tx, now).await?;
+    store::saml::prune(&mut tx, now).await?;
     tx.commit().await?;
     Ok(n)
 }

@@ -22,6 +22,7 @@ pub mod orgs;
 pub mod outbox;
 pub mod passwords;
 pub mod resets;
+pub mod saml;
 pub mod scim;
 pub mod scim_tokens;
 pub mod teams;

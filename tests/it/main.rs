@@ -15,6 +15,7 @@ mod members;
 mod ops;
 mod orgs;
 mod provisioning;
+mod saml;
 mod scim;
 mod teams;
 mod ui;

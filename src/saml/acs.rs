@@ -1,0 +1,371 @@
+//! What happens when Okta posts to the ACS: every check a SAML response must pass before
+//! the person it names becomes an [`ExternalIdentity`], in the order they run.
+//!
+//! 1. Size cap, base64, UTF-8; any DOCTYPE or comment refused before XML parsing
+//!    (XXE, entity expansion, comment-truncated NameIDs).
+//! 2. Exactly one plaintext assertion: several assertions (signature wrapping), none, or an
+//!    encrypted one (not supported yet) are refused with their reason.
+//! 3. RelayState names a request rollcall made, for this org, unexpired, unused.
+//! 4. The IdP's Status must be Success (its status is shown); Destination must be our ACS.
+//! 5. samael with xmlsec: the assertion's signature by a metadata certificate, with an
+//!    algorithm allow-list (SHA-1 only by opt-in); issuer; time windows with skew; bearer
+//!    subject confirmation with our ACS as Recipient and our request as InResponseTo;
+//!    audience when Conditions carry one.
+//! 6. What samael leaves out: an audience must be present at all and be ours.
+//! 7. The request is used once, and the assertion ID is recorded until it expires, in the
+//!    database: a replay is refused on every instance.
+
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use samael::{
+    crypto::AllowedSignatureAlgorithm,
+    schema::{Assertion, Response},
+    service_provider::{Error as SpError, ServiceProvider},
+};
+
+use super::{settings::Settings, Failure};
+use crate::{
+    provisioning::{ExternalIdentity, IdpGroup},
+    store::{connections::Connection, orgs::Org, saml, saml::PendingRequest, Tx},
+};
+
+/// Larger SAMLResponse fields are refused unread: an Okta response is a few kilobytes.
+pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
+const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+
+/// Where rollcall expects to be named: its entity ID (audience) and ACS URL
+/// (destination, recipient), per org.
+pub struct Endpoints {
+    pub entity_id: String,
+    pub acs_url: String,
+}
+
+fn refused(reason: impl Into<String>) -> Failure {
+    Failure::forbidden(
+        "Your sign-in could not be verified. Please start again.",
+        reason,
+    )
+}
+
+fn expired(reason: impl Into<String>) -> Failure {
+    Failure::forbidden("This sign-in link has expired. Please start again.", reason)
+}
+
+/// Steps 1 and 2: the XML text, once it is safe to hand to a parser.
+pub fn decode(encoded: &str) -> Result<String, Failure> {
+    if encoded.len() > MAX_RESPONSE_BYTES {
+        return Err(Failure::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "Your sign-in could not be verified. Please start again.",
+            format!("SAMLResponse of {} bytes is over the cap", encoded.len()),
+        ));
+    }
+    let compact: String = encoded.chars().filter(|c| !c.is_whitespace()).collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|e| refused(format!("SAMLResponse is not base64: {e}")))?;
+    let xml = String::from_utf8(bytes).map_err(|_| refused("SAMLResponse is not UTF-8 XML"))?;
+    if super::settings::has_doctype(&xml) {
+        return Err(refused(
+            "the response carries a DOCTYPE or entity declaration",
+        ));
+    }
+    if xml.contains("<!--") {
+        return Err(refused(
+            "the response carries an XML comment (comment injection into NameID or attributes)",
+        ));
+    }
+    let assertions = count_elements(&xml, "Assertion");
+    let encrypted = count_elements(&xml, "EncryptedAssertion");
+    if encrypted > 0 {
+        return Err(refused("the response carries an encrypted assertion, which this connection does not accept yet"));
+    }
+    if assertions != 1 {
+        return Err(refused(format!(
+            "the response carries {assertions} assertions; exactly one is accepted (signature wrapping or assertion injection)"
+        )));
+    }
+    Ok(xml)
+}
+
+/// Start tags named `name` in any namespace prefix. A plain scan, deliberately independent
+/// of the parser that verifies signatures, so a document that parsers read differently
+/// (CVE-2025-25291/25292) is still seen to hold two assertions.
+fn count_elements(xml: &str, name: &str) -> usize {
+    let bytes = xml.as_bytes();
+    let mut count = 0;
+    let mut i = 0;
+    while let Some(offset) = xml[i..].find('<') {
+        let start = i + offset + 1;
+        let tag_end = xml[start..]
+            .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+            .map(|n| start + n)
+            .unwrap_or(xml.len());
+        let tag = &xml[start..tag_end];
+        let local = tag.rsplit(':').next().unwrap_or(tag);
+        if local == name && !tag.starts_with('/') && bytes.get(start) != Some(&b'?') {
+            count += 1;
+        }
+        i = start;
+    }
+    count
+}
+
+/// Step 3: the request this response answers.
+pub async fn request_for(
+    tx: &mut Tx,
+    org: &Org,
+    relay_state: Option<&str>,
+) -> Result<PendingRequest, Failure> {
+    let relay_state = relay_state.filter(|r| !r.is_empty()).ok_or_else(|| {
+        refused("no RelayState: an unsolicited (IdP-initiated) response, which this connection does not accept")
+    })?;
+    let request = saml::request_by_relay(tx, relay_state)
+        .await?
+        .ok_or_else(|| refused("RelayState names no sign-in rollcall started"))?;
+    if request.org_id != org.id {
+        return Err(refused(format!(
+            "the sign-in was started for org {} and answered at org {}'s ACS",
+            request.org_id, org.slug
+        )));
+    }
+    if request.consumed_at.is_some() {
+        return Err(expired(format!(
+            "request {} was already used",
+            request.request_id
+        )));
+    }
+    if request.expires_at <= Utc::now() {
+        return Err(expired(format!("request {} expired", request.request_id)));
+    }
+    Ok(request)
+}
+
+/// Steps 4 to 6: the verified assertion.
+pub fn verify(
+    xml: &str,
+    settings: &Settings,
+    endpoints: &Endpoints,
+    request: &PendingRequest,
+) -> Result<Assertion, Failure> {
+    let idp = settings
+        .idp()
+        .map_err(|e| Failure::misconfigured(format!("connection settings: {e}")))?
+        .ok_or_else(|| Failure::misconfigured("the connection has no IdP metadata yet"))?;
+
+    // Unsigned parts of the wrapper, read only to report the IdP's own status and to refuse
+    // a misdirected response early; nothing from them is trusted.
+    let envelope: Response = xml
+        .parse()
+        .map_err(|e| refused(format!("the response does not parse: {e}")))?;
+    if let Some(code) = envelope
+        .status
+        .as_ref()
+        .and_then(|s| s.status_code.value.as_deref())
+    {
+        if code != SUCCESS {
+            return Err(Failure::forbidden_owned(
+                format!(
+                    "Your identity provider did not sign you in (status {}). Ask your administrator.",
+                    code.rsplit(':').next().unwrap_or(code)
+                ),
+                format!("IdP status {code}"),
+            ));
+        }
+    }
+    if let Some(destination) = envelope.destination.as_deref() {
+        if destination != endpoints.acs_url {
+            return Err(refused(format!(
+                "Destination {destination:?} is not this ACS {:?}",
+                endpoints.acs_url
+            )));
+        }
+    }
+
+    let skew = Duration::seconds(settings.clock_skew_seconds);
+    let algorithms = (!settings.allow_sha1).then(|| {
+        vec![
+            AllowedSignatureAlgorithm::RsaSha256,
+            AllowedSignatureAlgorithm::RsaSha384,
+            AllowedSignatureAlgorithm::RsaSha512,
+            AllowedSignatureAlgorithm::EcdsaSha256,
+            AllowedSignatureAlgorithm::EcdsaSha384,
+            AllowedSignatureAlgorithm::EcdsaSha512,
+        ]
+    });
+    let sp = ServiceProvider {
+        entity_id: Some(endpoints.entity_id.clone()),
+        acs_url: Some(endpoints.acs_url.clone()),
+        idp_metadata: idp.metadata,
+        allow_idp_initiated: false,
+        max_clock_skew: skew,
+        // IssueInstant may trail by the skew plus a slow user at the IdP's page.
+        max_issue_delay: skew + Duration::seconds(300),
+        allowed_signature_algorithms: algorithms,
+        ..ServiceProvider::default()
+    };
+    let assertion = sp
+        .parse_xml_response(xml, Some(&[request.request_id.as_str()]))
+        .map_err(|e| match e {
+            SpError::AssertionExpired { .. }
+            | SpError::AssertionConditionExpired { .. }
+            | SpError::AssertionSubjectConfirmationExpired { .. }
+            | SpError::ResponseExpired { .. } => expired(format!("{e}")),
+            SpError::FailedToValidateSignature => refused(
+                "the signature does not verify against the IdP metadata's certificates, covers no assertion, or uses a refused algorithm",
+            ),
+            // The envelope parsed above; what does not parse now is what the signature
+            // left after reduction to the signed part.
+            SpError::FailedToParseSamlResponse(_) | SpError::FailedToParseSamlAssertion(_) => {
+                refused(format!(
+                    "the signed part of the response is not its assertion (the signature covers another element): {e}"
+                ))
+            }
+            other => refused(format!("{other}")),
+        })?;
+
+    // samael checks the audience only when Conditions carry one: require it.
+    let audiences: Vec<&str> = assertion
+        .conditions
+        .iter()
+        .flat_map(|c| c.audience_restrictions.iter().flatten())
+        .flat_map(|r| r.audience.iter().map(String::as_str))
+        .collect();
+    if audiences.is_empty() {
+        return Err(refused("the assertion names no audience"));
+    }
+    if !audiences.contains(&endpoints.entity_id.as_str()) {
+        return Err(refused(format!(
+            "the assertion's audience {audiences:?} is not {:?}",
+            endpoints.entity_id
+        )));
+    }
+    Ok(assertion)
+}
+
+/// Step 7: the request used once and the assertion recorded against replay, in `tx`.
+pub async fn use_once(
+    tx: &mut Tx,
+    connection: &Connection,
+    request: &PendingRequest,
+    assertion: &Assertion,
+    skew: Duration,
+) -> Result<(), Failure> {
+    if !saml::consume_request(tx, &request.request_id).await? {
+        return Err(expired(format!(
+            "request {} was used or expired meanwhile",
+            request.request_id
+        )));
+    }
+    let until =
+        latest_validity(assertion).unwrap_or_else(|| Utc::now() + Duration::hours(1)) + skew;
+    if !saml::record_assertion(tx, connection.id, &assertion.id, until).await? {
+        return Err(refused(format!(
+            "assertion {} was already used (replay)",
+            assertion.id
+        )));
+    }
+    Ok(())
+}
+
+fn latest_validity(assertion: &Assertion) -> Option<DateTime<Utc>> {
+    let conditions = assertion
+        .conditions
+        .as_ref()
+        .and_then(|c| c.not_on_or_after);
+    let confirmations = assertion
+        .subject
+        .iter()
+        .flat_map(|s| s.subject_confirmations.iter().flatten())
+        .filter_map(|c| c.subject_confirmation_data.as_ref())
+        .filter_map(|d| d.not_on_or_after);
+    conditions.into_iter().chain(confirmations).max()
+}
+
+/// The person the assertion names, with the connection's attribute names.
+pub fn identity(
+    assertion: &Assertion,
+    settings: &Settings,
+    connection_id: i64,
+) -> Result<ExternalIdentity, Failure> {
+    let name_id = assertion
+        .subject
+        .as_ref()
+        .and_then(|s| s.name_id.as_ref())
+        .ok_or_else(|| refused("the assertion has no NameID"))?;
+    let subject = name_id.value.trim().to_string();
+    if subject.is_empty() {
+        return Err(refused("the assertion's NameID is empty"));
+    }
+    let values = |names: &[String]| -> Vec<String> {
+        for name in names {
+            let found: Vec<String> = assertion
+                .attribute_statements
+                .iter()
+                .flatten()
+                .flat_map(|s| s.attributes.iter())
+                .filter(|a| a.name.as_deref() == Some(name.as_str()))
+                .flat_map(|a| a.values.iter().filter_map(|v| v.value.clone()))
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+                .collect();
+            if !found.is_empty() {
+                return found;
+            }
+        }
+        Vec::new()
+    };
+    let first = |names: &[String]| values(names).into_iter().next();
+    let email_format = name_id
+        .format
+        .as_deref()
+        .is_some_and(|f| f.ends_with(":emailAddress"));
+    let email = first(&settings.attributes.email).or_else(|| email_format.then(|| subject.clone()));
+    Ok(ExternalIdentity {
+        connection_id,
+        subject,
+        email,
+        email_verified: false,
+        display_name: None,
+        given_name: first(&settings.attributes.given_name),
+        family_name: first(&settings.attributes.family_name),
+        groups: values(&settings.attributes.groups)
+            .into_iter()
+            .map(|name| IdpGroup {
+                id: None,
+                name: Some(name),
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assertions_are_counted_in_any_prefix_and_not_closing_tags() {
+        let xml = r#"<?xml version="1.0"?><p:Response xmlns:p="x"><a:Assertion ID="1"><a:Issuer/></a:Assertion><Assertion/></p:Response>"#;
+        assert_eq!(count_elements(xml, "Assertion"), 2);
+        assert_eq!(count_elements(xml, "EncryptedAssertion"), 0);
+        assert_eq!(
+            count_elements("<x:EncryptedAssertion>", "EncryptedAssertion"),
+            1
+        );
+    }
+
+    #[test]
+    fn doctypes_comments_and_oversize_bodies_are_refused_before_parsing() {
+        let encode = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let doctype = encode(r#"<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#);
+        assert!(decode(&doctype).unwrap_err().reason.contains("DOCTYPE"));
+        let comment = encode("<Response><Assertion><NameID>admin@evil.com<!---->.example.com</NameID></Assertion></Response>");
+        assert!(decode(&comment).unwrap_err().reason.contains("comment"));
+        let big = "A".repeat(MAX_RESPONSE_BYTES + 4);
+        assert_eq!(
+            decode(&big).unwrap_err().status,
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert!(decode("%%%").unwrap_err().reason.contains("base64"));
+    }
+}

@@ -1,0 +1,417 @@
+//! The SAML 2.0 front door (Okta): rollcall as a service provider, per org.
+//!
+//! - `GET /saml/{org}/metadata`: the SP metadata to paste into the IdP (entity ID and ACS);
+//! - `GET /saml/{org}/login?connection=…&return_to=…`: an AuthnRequest over the
+//!   HTTP-Redirect binding, its ID kept in the database;
+//! - `POST /saml/{org}/acs`: the response, checked in [`acs`] (read that module top to
+//!   bottom for every check), then the person goes through the provisioning core and gets a
+//!   session.
+
+pub mod acs;
+pub mod settings;
+
+use axum::{
+    extract::{Path, Query, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Form, Router,
+};
+use serde::Deserialize;
+
+use crate::{
+    http::AppState,
+    provisioning::{self, Via},
+    secrets,
+    store::{self, audit, connections, orgs, saml},
+    web,
+};
+use settings::Settings;
+
+/// How long a started sign-in may take at the IdP.
+const REQUEST_TTL_MINUTES: i64 = 10;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/saml/{org}/metadata", get(metadata))
+        .route("/saml/{org}/login", get(login))
+        .route("/saml/{org}/acs", post(acs_post))
+}
+
+/// A sign-in failure: a short message for the person, the precise reason for the log and
+/// the audit trail.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: StatusCode,
+    pub message: String,
+    pub reason: String,
+}
+
+impl Failure {
+    pub fn new(status: StatusCode, message: &str, reason: impl Into<String>) -> Self {
+        Failure {
+            status,
+            message: message.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn forbidden(message: &str, reason: impl Into<String>) -> Self {
+        Failure::new(StatusCode::FORBIDDEN, message, reason)
+    }
+
+    pub fn forbidden_owned(message: String, reason: impl Into<String>) -> Self {
+        Failure {
+            status: StatusCode::FORBIDDEN,
+            message,
+            reason: reason.into(),
+        }
+    }
+
+    pub fn misconfigured(reason: impl Into<String>) -> Self {
+        Failure::new(
+            StatusCode::BAD_GATEWAY,
+            "This sign-in method is not set up correctly. Ask your administrator.",
+            reason,
+        )
+    }
+}
+
+impl From<store::Error> for Failure {
+    fn from(err: store::Error) -> Self {
+        Failure::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong on our side. Please try again.",
+            err.to_string(),
+        )
+    }
+}
+
+fn reference(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string()
+}
+
+/// Logs the precise reason with the request's reference, and shows the short message.
+fn failure_page(failure: Failure, headers: &HeaderMap) -> Response {
+    let reference = reference(headers);
+    tracing::warn!(reason = %failure.reason, %reference, "SAML sign-in failed");
+    let text = format!(
+        "{} If it keeps happening, give your administrator this reference: {reference}.",
+        failure.message
+    );
+    web::message(failure.status, "Sign-in failed", &text).into_response()
+}
+
+/// rollcall's entity ID and ACS URL for an org.
+pub fn endpoints(state: &AppState, org_slug: &str) -> acs::Endpoints {
+    let base = state.config.public_base_url.trim_end_matches('/');
+    acs::Endpoints {
+        entity_id: format!("{base}/saml/{org_slug}/metadata"),
+        acs_url: format!("{base}/saml/{org_slug}/acs"),
+    }
+}
+
+async fn org_by_slug(state: &AppState, slug: &str) -> Result<orgs::Org, Failure> {
+    let mut tx = state.store.read().await?;
+    orgs::by_slug(&mut tx, slug).await?.ok_or_else(|| {
+        Failure::new(
+            StatusCode::NOT_FOUND,
+            "This sign-in link is not valid.",
+            format!("no org {slug:?}"),
+        )
+    })
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The SP metadata an admin pastes into Okta (or gives Okta's "upload metadata").
+async fn metadata(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let org = match org_by_slug(&state, &slug).await {
+        Ok(org) => org,
+        Err(f) => return failure_page(f, &headers),
+    };
+    let ends = endpoints(&state, &org.slug);
+    let xml = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}">
+  <md:SPSSODescriptor AuthnRequestsSigned="false" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>
+    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs}" index="0" isDefault="true"/>
+  </md:SPSSODescriptor>
+</md:EntityDescriptor>
+"#,
+        entity = xml_escape(&ends.entity_id),
+        acs = xml_escape(&ends.acs_url),
+    );
+    let mut response = (StatusCode::OK, xml).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/samlmetadata+xml"),
+    );
+    response
+}
+
+#[derive(Deserialize)]
+struct LoginParams {
+    connection: Option<i64>,
+    return_to: Option<String>,
+}
+
+/// The org's SAML connection: the one named, or its only enabled one.
+async fn saml_connection(
+    state: &AppState,
+    org: &orgs::Org,
+    id: Option<i64>,
+) -> Result<(connections::Connection, Settings), Failure> {
+    let missing = |why: String| {
+        Failure::new(
+            StatusCode::NOT_FOUND,
+            "This sign-in link is not valid.",
+            why,
+        )
+    };
+    let mut tx = state.store.read().await?;
+    let connection = match id {
+        Some(id) => connections::by_id(&mut tx, id)
+            .await?
+            .filter(|c| c.org_id == org.id && c.kind == "saml")
+            .ok_or_else(|| missing(format!("no SAML connection {id} in org {}", org.slug)))?,
+        None => {
+            let all: Vec<_> = connections::list(&mut tx, org.id)
+                .await?
+                .into_iter()
+                .filter(|c| c.kind == "saml" && c.enabled)
+                .collect();
+            match <[_; 1]>::try_from(all) {
+                Ok([only]) => only,
+                Err(all) => {
+                    return Err(missing(format!(
+                        "org {} has {} enabled SAML connections; name one with ?connection=",
+                        org.slug,
+                        all.len()
+                    )))
+                }
+            }
+        }
+    };
+    if !connection.enabled {
+        return Err(Failure::forbidden(
+            "This sign-in method is turned off. Ask an administrator of your organization.",
+            format!("connection {} is disabled", connection.id),
+        ));
+    }
+    let settings = Settings::from_value(&connection.settings.0).map_err(Failure::misconfigured)?;
+    Ok((connection, settings))
+}
+
+/// SP-initiated sign-in: an AuthnRequest to the IdP over the HTTP-Redirect binding.
+async fn login(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(params): Query<LoginParams>,
+    headers: HeaderMap,
+) -> Response {
+    let started = async {
+        let org = org_by_slug(&state, &slug).await?;
+        let (connection, settings) = saml_connection(&state, &org, params.connection).await?;
+        let idp = settings
+            .idp()
+            .map_err(Failure::misconfigured)?
+            .ok_or_else(|| Failure::misconfigured("the connection has no IdP metadata yet"))?;
+        let ends = endpoints(&state, &org.slug);
+        let sp = samael::service_provider::ServiceProvider {
+            entity_id: Some(ends.entity_id.clone()),
+            acs_url: Some(ends.acs_url.clone()),
+            idp_metadata: idp.metadata,
+            ..Default::default()
+        };
+        let mut request = sp
+            .make_authentication_request(&idp.sso_url)
+            .map_err(|e| Failure::misconfigured(format!("AuthnRequest: {e}")))?;
+        // samael's own IDs carry 32 random bits; the ID is what InResponseTo must echo, so
+        // it gets as many as a session secret.
+        request.id = format!("id-{}", secrets::generate("").hash);
+        let relay_state = secrets::generate("").plaintext;
+        let url = request
+            .redirect(&relay_state)
+            .map_err(|e| Failure::misconfigured(format!("AuthnRequest: {e}")))?
+            .ok_or_else(|| Failure::misconfigured("the IdP has no SSO URL"))?;
+        let mut tx = state.store.begin().await?;
+        saml::create_request(
+            &mut tx,
+            &saml::PendingRequest {
+                org_id: org.id,
+                connection_id: connection.id,
+                request_id: request.id.clone(),
+                return_to: web::safe_return(params.return_to.as_deref()),
+                expires_at: chrono::Utc::now(),
+                consumed_at: None,
+            },
+            &relay_state,
+            chrono::Duration::minutes(REQUEST_TTL_MINUTES),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<_, Failure>(web::see_other(url.as_str(), Vec::new()))
+    };
+    started.await.unwrap_or_else(|f| failure_page(f, &headers))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AcsForm {
+    #[serde(rename = "SAMLResponse")]
+    saml_response: String,
+    relay_state: Option<String>,
+}
+
+async fn acs_post(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    form: Result<Form<AcsForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let result = async {
+        let org = org_by_slug(&state, &slug).await?;
+        let Form(form) = form.map_err(|e| {
+            Failure::new(
+                // 413 for a body over the server's limit, 400 or 415 for the rest.
+                e.status(),
+                "Your sign-in could not be verified. Please start again.",
+                format!("ACS form: {e}"),
+            )
+        })?;
+        let checked = consume(&state, &org, &form).await;
+        let (connection, identity, return_to) = match checked {
+            Ok(ok) => ok,
+            Err((connection, failure)) => {
+                audit_failure(
+                    &state,
+                    &org,
+                    connection.as_ref(),
+                    &failure,
+                    request_id.clone(),
+                )
+                .await?;
+                return Err(failure);
+            }
+        };
+        let reference = request_id.clone().unwrap_or_else(|| "-".into());
+        match provisioning::provision(&state.store, &identity, Via::Sso, request_id.clone()).await {
+            Ok(outcome) => {
+                let mut tx = state.store.begin().await?;
+                let cookie = web::start_session(
+                    &state,
+                    &mut tx,
+                    outcome.user_id,
+                    None,
+                    store::credentials::Method::Sso,
+                )
+                .await?;
+                tx.commit().await?;
+                tracing::info!(org = %org.slug, connection = connection.id, user_id = outcome.user_id, "SAML sign-in");
+                Ok(web::see_other(&return_to, vec![cookie]))
+            }
+            // The core has logged and audited its own refusal.
+            Err(provisioning::Error::Refused(r)) => {
+                let text = format!("{} Reference: {reference}.", r.message);
+                Ok(web::message(StatusCode::FORBIDDEN, "Sign-in refused", &text).into_response())
+            }
+            Err(provisioning::Error::Store(e)) => Err(e.into()),
+        }
+    };
+    result.await.unwrap_or_else(|f| failure_page(f, &headers))
+}
+
+/// Every check of [`acs`], in order; the connection is returned with a failure once known,
+/// so the failure is audited against it.
+async fn consume(
+    state: &AppState,
+    org: &orgs::Org,
+    form: &AcsForm,
+) -> Result<
+    (
+        connections::Connection,
+        provisioning::ExternalIdentity,
+        String,
+    ),
+    (Option<connections::Connection>, Failure),
+> {
+    let xml = acs::decode(&form.saml_response).map_err(|f| (None, f))?;
+    let mut tx = state.store.begin().await.map_err(|e| (None, e.into()))?;
+    let request = acs::request_for(&mut tx, org, form.relay_state.as_deref())
+        .await
+        .map_err(|f| (None, f))?;
+    let connection = connections::by_id(&mut tx, request.connection_id)
+        .await
+        .map_err(|e| (None, e.into()))?
+        .ok_or_else(|| (None, Failure::misconfigured("the connection was deleted")))?;
+    let with = |f: Failure| (Some(connection.clone()), f);
+    if !connection.enabled {
+        return Err(with(Failure::forbidden(
+            "This sign-in method is turned off. Ask an administrator of your organization.",
+            format!("connection {} is disabled", connection.id),
+        )));
+    }
+    let settings = Settings::from_value(&connection.settings.0)
+        .map_err(|e| with(Failure::misconfigured(e)))?;
+    let ends = endpoints(state, &org.slug);
+    let assertion = acs::verify(&xml, &settings, &ends, &request).map_err(with)?;
+    acs::use_once(
+        &mut tx,
+        &connection,
+        &request,
+        &assertion,
+        chrono::Duration::seconds(settings.clock_skew_seconds),
+    )
+    .await
+    .map_err(with)?;
+    let identity = acs::identity(&assertion, &settings, connection.id).map_err(with)?;
+    tx.commit().await.map_err(|e| with(e.into()))?;
+    Ok((connection, identity, request.return_to))
+}
+
+/// The precise reason goes to the org's audit trail too, not only to the log.
+async fn audit_failure(
+    state: &AppState,
+    org: &orgs::Org,
+    connection: Option<&connections::Connection>,
+    failure: &Failure,
+    request_id: Option<String>,
+) -> Result<(), Failure> {
+    let actor = audit::Actor {
+        user_id: None,
+        label: match connection {
+            Some(c) => format!("saml connection {:?}", c.name),
+            None => "saml (unknown connection)".into(),
+        },
+        request_id,
+    };
+    let (target_type, target_id) = match connection {
+        Some(c) => ("connection", c.id.to_string()),
+        None => ("org", org.id.to_string()),
+    };
+    let event = audit::Event::new(org.id, "sso.login_failed", target_type, target_id)
+        .after(&serde_json::json!({ "reason": failure.reason, "protocol": "saml" }));
+    let mut tx = state.store.begin().await?;
+    audit::record(&mut tx, &actor, event).await?;
+    tx.commit().await?;
+    Ok(())
+}

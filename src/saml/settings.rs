@@ -1,0 +1,126 @@
+//! A SAML connection's settings, as an org admin gives them.
+
+use samael::{
+    crypto::CertificateDer, metadata::EntityDescriptor, service_provider::ServiceProvider,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub const REDIRECT_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
+
+fn default_skew() -> i64 {
+    180
+}
+
+/// Attribute names to read, first found wins. Okta's defaults built in; each overridable.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttributeNames {
+    pub email: Vec<String>,
+    pub given_name: Vec<String>,
+    pub family_name: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl Default for AttributeNames {
+    fn default() -> Self {
+        AttributeNames {
+            email: vec!["urn:oid:1.2.840.113549.1.9.1".into(), "email".into()],
+            given_name: vec!["urn:oid:2.5.4.42".into(), "firstName".into()],
+            family_name: vec!["urn:oid:2.5.4.4".into(), "lastName".into()],
+            groups: vec!["groups".into()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// The IdP's metadata XML, pasted by the admin. Without it the connection cannot sign
+    /// anyone in yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_metadata_xml: Option<String>,
+    #[serde(default)]
+    pub attributes: AttributeNames,
+    /// Leeway for the assertion's time windows against clock differences.
+    #[serde(default = "default_skew")]
+    pub clock_skew_seconds: i64,
+    /// RSA-SHA1 signatures are refused unless an admin explicitly accepts them for an IdP
+    /// that cannot do better.
+    #[serde(default)]
+    pub allow_sha1: bool,
+}
+
+/// What the admin's metadata says, checked.
+pub struct Idp {
+    pub metadata: EntityDescriptor,
+    pub entity_id: String,
+    pub sso_url: String,
+    pub certificates: Vec<CertificateDer>,
+}
+
+impl Settings {
+    pub fn from_value(value: &Value) -> Result<Settings, String> {
+        serde_json::from_value(value.clone()).map_err(|e| format!("SAML settings: {e}"))
+    }
+
+    /// The IdP, when metadata was given; metadata without a signing certificate is refused,
+    /// since samael would then accept responses without checking any signature.
+    pub fn idp(&self) -> Result<Option<Idp>, String> {
+        let Some(xml) = self.idp_metadata_xml.as_deref() else {
+            return Ok(None);
+        };
+        if has_doctype(xml) {
+            return Err("IdP metadata: a DOCTYPE is not accepted".into());
+        }
+        let metadata: EntityDescriptor = xml
+            .parse()
+            .map_err(|e| format!("IdP metadata is not SAML metadata: {e}"))?;
+        let entity_id = metadata
+            .entity_id
+            .clone()
+            .filter(|e| !e.trim().is_empty())
+            .ok_or("IdP metadata has no entityID")?;
+        let sp = ServiceProvider {
+            idp_metadata: metadata.clone(),
+            ..ServiceProvider::default()
+        };
+        let certificates = sp
+            .idp_signing_certs()
+            .map_err(|e| format!("IdP metadata: {e}"))?
+            .filter(|c| !c.is_empty())
+            .ok_or(
+                "IdP metadata has no signing certificate; rollcall never accepts unsigned sign-ins",
+            )?;
+        for cert in &certificates {
+            x509_parser::parse_x509_certificate(cert.der_data())
+                .map_err(|e| format!("IdP metadata: a signing certificate does not parse: {e}"))?;
+        }
+        let sso_url = sp
+            .sso_binding_location(REDIRECT_BINDING)
+            .ok_or("IdP metadata has no SingleSignOnService with the HTTP-Redirect binding")?;
+        Ok(Some(Idp {
+            metadata,
+            entity_id,
+            sso_url,
+            certificates,
+        }))
+    }
+}
+
+/// Checks the settings of a `saml` connection and returns what to store.
+pub fn prepare(input: Value) -> Result<Value, String> {
+    let settings = Settings::from_value(&input)?;
+    if !(0..=600).contains(&settings.clock_skew_seconds) {
+        return Err("SAML settings: clock_skew_seconds must be between 0 and 600".into());
+    }
+    settings.idp()?;
+    serde_json::to_value(&settings).map_err(|e| e.to_string())
+}
+
+/// Any DOCTYPE, which is where XXE and entity-expansion attacks live, is refused before
+/// anything parses the document.
+pub fn has_doctype(xml: &str) -> bool {
+    let lower = xml.to_ascii_lowercase();
+    lower.contains("<!doctype") || lower.contains("<!entity")
+}

@@ -1,0 +1,103 @@
+//! SAML state shared by every instance: the AuthnRequests rollcall sent, and the
+//! assertions already used.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{now, on, Result, Tx};
+use crate::secrets;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PendingRequest {
+    pub org_id: i64,
+    pub connection_id: i64,
+    pub request_id: String,
+    pub return_to: String,
+    pub expires_at: DateTime<Utc>,
+    pub consumed_at: Option<DateTime<Utc>>,
+}
+
+/// Records an AuthnRequest; the browser carries `relay_state` back.
+pub async fn create_request(
+    tx: &mut Tx,
+    request: &PendingRequest,
+    relay_state: &str,
+    ttl: Duration,
+) -> Result<()> {
+    let now = now();
+    on!(tx, c => sqlx::query(
+        "INSERT INTO saml_requests (org_id, connection_id, request_id, relay_hash, return_to, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(request.org_id)
+    .bind(request.connection_id)
+    .bind(&request.request_id)
+    .bind(secrets::hash(relay_state))
+    .bind(&request.return_to)
+    .bind(now)
+    .bind(now + ttl)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// The request a RelayState names, whatever its state, so a refusal can say precisely why
+/// (expired, used, another org's).
+pub async fn request_by_relay(tx: &mut Tx, relay_state: &str) -> Result<Option<PendingRequest>> {
+    Ok(on!(tx, c => sqlx::query_as::<_, PendingRequest>(
+        "SELECT org_id, connection_id, request_id, return_to, expires_at, consumed_at \
+         FROM saml_requests WHERE relay_hash = $1",
+    )
+    .bind(secrets::hash(relay_state))
+    .fetch_optional(&mut *c)
+    .await)?)
+}
+
+/// Uses the request, once: of two responses to it (or two instances racing) one wins.
+pub async fn consume_request(tx: &mut Tx, request_id: &str) -> Result<bool> {
+    let n = on!(tx, c => sqlx::query(
+        "UPDATE saml_requests SET consumed_at = $2 WHERE request_id = $1 AND consumed_at IS NULL AND expires_at > $2",
+    )
+    .bind(request_id)
+    .bind(now())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Records an assertion as used until `expires_at`; `false` when it was used already (a
+/// replay), on this instance or another.
+pub async fn record_assertion(
+    tx: &mut Tx,
+    connection_id: i64,
+    assertion_id: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<bool> {
+    let n = on!(tx, c => sqlx::query(
+        "INSERT INTO saml_assertions (connection_id, assertion_id, expires_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (connection_id, assertion_id) DO NOTHING",
+    )
+    .bind(connection_id)
+    .bind(assertion_id)
+    .bind(expires_at)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}
+
+/// Forgets requests and assertions that can no longer be used.
+pub async fn prune(tx: &mut Tx, before: DateTime<Utc>) -> Result<u64> {
+    let a = on!(tx, c => sqlx::query("DELETE FROM saml_requests WHERE expires_at < $1")
+        .bind(before)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    let b = on!(tx, c => sqlx::query("DELETE FROM saml_assertions WHERE expires_at < $1")
+        .bind(before)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(a + b)
+}

@@ -1,0 +1,834 @@
+//! SAML with Okta: a local stand-in signs Okta-shaped responses at test time with the
+//! `xmlsec1` command (an independent signer) and the test IdP key in `idp-fixtures/okta/`;
+//! each test drives the browser flow over real HTTP. The attack corpus
+//! (`attacks_are_refused_with_their_reason`) mirrors security-cases.md; a clean Okta
+//! response is the control.
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use base64::Engine;
+use chrono::{Duration, SecondsFormat, Utc};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::harness::{Backend, Browser, PageResponse, TestApp};
+
+crate::backend_tests!(
+    okta_sign_in_provisions_and_maps_groups,
+    attacks_are_refused_with_their_reason,
+    a_replayed_assertion_is_refused,
+    metadata_and_settings_are_checked,
+);
+
+const ISSUER: &str = "http://www.okta.com/exk1rollcall0test";
+const SHA256: (&str, &str) = (
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "http://www.w3.org/2001/04/xmlenc#sha256",
+);
+const SHA1: (&str, &str) = (
+    "http://www.w3.org/2000/09/xmldsig#rsa-sha1",
+    "http://www.w3.org/2000/09/xmldsig#sha1",
+);
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("idp-fixtures/okta")
+        .join(name)
+}
+
+fn time(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// One Okta response, before signing; every field an attack may change.
+#[derive(Clone)]
+struct Spec {
+    response_id: String,
+    assertion_id: String,
+    in_response_to: String,
+    destination: String,
+    recipient: String,
+    audience: String,
+    issuer: String,
+    status: String,
+    method: String,
+    name_id: String,
+    email: String,
+    groups: Vec<String>,
+    issue_instant: chrono::DateTime<Utc>,
+    not_before: chrono::DateTime<Utc>,
+    not_on_or_after: chrono::DateTime<Utc>,
+    algorithms: (&'static str, &'static str),
+}
+
+impl Spec {
+    fn okta(app: &TestApp, org: &str, request_id: &str) -> Spec {
+        let base = app.config.public_base_url.trim_end_matches('/');
+        let now = Utc::now();
+        Spec {
+            response_id: format!("id{}", uuid::Uuid::new_v4().simple()),
+            assertion_id: format!("id{}", uuid::Uuid::new_v4().simple()),
+            in_response_to: request_id.into(),
+            destination: format!("{base}/saml/{org}/acs"),
+            recipient: format!("{base}/saml/{org}/acs"),
+            audience: format!("{base}/saml/{org}/metadata"),
+            issuer: ISSUER.into(),
+            status: "urn:oasis:names:tc:SAML:2.0:status:Success".into(),
+            method: "urn:oasis:names:tc:SAML:2.0:cm:bearer".into(),
+            name_id: "00u1ada0lovelace".into(),
+            email: "ada@acme.test".into(),
+            groups: vec!["Engineering".into(), "Everyone".into()],
+            issue_instant: now,
+            not_before: now - Duration::seconds(30),
+            not_on_or_after: now + Duration::minutes(5),
+            algorithms: SHA256,
+        }
+    }
+
+    fn xml(&self) -> String {
+        let template = std::fs::read_to_string(fixture("response.xml")).unwrap();
+        let groups: String = self
+            .groups
+            .iter()
+            .map(|g| format!(r#"<saml2:AttributeValue xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:type="xs:string">{g}</saml2:AttributeValue>"#))
+            .collect();
+        template
+            .replace("{{RESPONSE_ID}}", &self.response_id)
+            .replace("{{ASSERTION_ID}}", &self.assertion_id)
+            .replace("{{IN_RESPONSE_TO}}", &self.in_response_to)
+            .replace("{{DESTINATION}}", &self.destination)
+            .replace("{{RECIPIENT}}", &self.recipient)
+            .replace("{{AUDIENCE}}", &self.audience)
+            .replace("{{ISSUER}}", &self.issuer)
+            .replace("{{STATUS}}", &self.status)
+            .replace("{{CONFIRMATION_METHOD}}", &self.method)
+            .replace("{{NAME_ID}}", &self.name_id)
+            .replace("{{EMAIL}}", &self.email)
+            .replace("{{GIVEN_NAME}}", "Ada")
+            .replace("{{FAMILY_NAME}}", "Lovelace")
+            .replace("{{GROUP_VALUES}}", &groups)
+            .replace("{{NOW}}", &time(self.issue_instant))
+            .replace("{{NOT_BEFORE}}", &time(self.not_before))
+            .replace("{{NOT_ON_OR_AFTER}}", &time(self.not_on_or_after))
+            .replace("{{SIGNATURE_ALGORITHM}}", self.algorithms.0)
+            .replace("{{DIGEST_ALGORITHM}}", self.algorithms.1)
+    }
+}
+
+/// Signs with `xmlsec1` (Debian's xmlsec1 package): the assertion by default.
+fn sign_with(xml: &str, key: &str, cert: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.xml");
+    let output = dir.path().join("out.xml");
+    std::fs::write(&input, xml).unwrap();
+    let status = Command::new("xmlsec1")
+        .arg("--sign")
+        .arg("--privkey-pem")
+        .arg(format!(
+            "{},{}",
+            fixture(key).display(),
+            fixture(cert).display()
+        ))
+        .args([
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+        ])
+        .args([
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:protocol:Response",
+        ])
+        .args([
+            "--id-attr:ID",
+            "urn:oasis:names:tc:SAML:2.0:protocol:Extensions",
+        ])
+        .arg("--output")
+        .arg(&output)
+        .arg(&input)
+        .output()
+        .expect("the xmlsec1 command (scripts/deps.sh --test installs it)");
+    assert!(
+        status.status.success(),
+        "xmlsec1: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    std::fs::read_to_string(output).unwrap()
+}
+
+fn sign(xml: &str) -> String {
+    sign_with(xml, "idp-key.pem", "idp-cert.pem")
+}
+
+fn b64(xml: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(xml)
+}
+
+/// An org with an Okta SAML connection (the fixture metadata), an "everyone" grant and a
+/// mapping of the Okta group "Engineering" to a team.
+async fn okta_org(app: &TestApp, slug: &str) -> (String, i64) {
+    let admin = app.bootstrap(slug, &format!("admin@{slug}.test")).await;
+    let metadata = std::fs::read_to_string(fixture("metadata.xml")).unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/orgs/{slug}/connections"),
+            &admin.token,
+            json!({"kind": "saml", "name": "Okta", "settings": {"idp_metadata_xml": metadata}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let connection = r.body["id"].as_i64().unwrap();
+    let team = app.create_team(slug, &admin.token, "Engineering").await;
+    let base = format!("/api/v1/orgs/{slug}/connections/{connection}");
+    let r = app
+        .post(
+            &format!("{base}/grants"),
+            &admin.token,
+            json!({"match": {"kind": "everyone"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = app
+        .post(
+            &format!("{base}/group-mappings"),
+            &admin.token,
+            json!({"group": {"name": "Engineering"}, "team_ids": [team]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    (admin.token, connection)
+}
+
+/// Starts a sign-in as a browser would; returns the RelayState and the AuthnRequest's ID,
+/// read from the request the IdP would receive.
+async fn start(browser: &Browser, org: &str, connection: i64) -> (String, String) {
+    let r = browser
+        .get(&format!(
+            "/saml/{org}/login?connection={connection}&return_to=/welcome"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let location = reqwest::Url::parse(r.location()).unwrap();
+    assert!(location
+        .as_str()
+        .starts_with("https://rollcall-test.okta.com/app/"));
+    let param = |name: &str| {
+        location
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.to_string())
+            .unwrap_or_else(|| panic!("no {name} in {location}"))
+    };
+    let deflated = base64::engine::general_purpose::STANDARD
+        .decode(param("SAMLRequest"))
+        .unwrap();
+    let mut request = String::new();
+    flate2::read::DeflateDecoder::new(&deflated[..])
+        .read_to_string(&mut request)
+        .unwrap();
+    let id = request
+        .split("ID=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    assert!(id.len() > 40, "a request ID with 128 bits or more: {id}");
+    (param("RelayState"), id)
+}
+
+async fn post_acs(
+    browser: &Browser,
+    org: &str,
+    response: &str,
+    relay: Option<&str>,
+) -> PageResponse {
+    let mut form = vec![("SAMLResponse", response)];
+    if let Some(relay) = relay {
+        form.push(("RelayState", relay));
+    }
+    browser.post(&format!("/saml/{org}/acs"), &form).await
+}
+
+async fn last_event(app: &TestApp, org: &str, token: &str) -> serde_json::Value {
+    let r = app
+        .get(&format!("/api/v1/orgs/{org}/audit?limit=1"), token)
+        .await;
+    r.body["data"][0].clone()
+}
+
+async fn okta_sign_in_provisions_and_maps_groups(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection) = okta_org(&app, "acme").await;
+    let browser = Browser::new(&app);
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let spec = Spec::okta(&app, "acme", &request_id);
+    let r = post_acs(&browser, "acme", &b64(&sign(&spec.xml())), Some(&relay)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), "/welcome");
+
+    // The session is the person's: /me shows the org, and the team the Okta group maps to.
+    let me = browser.get("/api/v1/me").await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    let me: serde_json::Value = serde_json::from_str(&me.body).unwrap();
+    assert_eq!(me["user"]["email"], "ada@acme.test");
+    assert_eq!(me["user"]["given_name"], "Ada");
+    let org = &me["orgs"][0];
+    assert_eq!(org["slug"], "acme", "{me}");
+    let teams: Vec<&str> = org["teams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(teams, vec!["Engineering"], "{me}");
+    let event = last_event(&app, "acme", &admin).await;
+    assert_eq!(event["action"], "sso.login", "{event}");
+
+    // The request is used: the same response again is refused, kindly.
+    let again = post_acs(
+        &Browser::new(&app),
+        "acme",
+        &b64(&sign(&spec.xml())),
+        Some(&relay),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN);
+    assert!(again.body.contains("expired"), "{}", again.body);
+
+    // A second sign-in is the same person, found by the persistent NameID.
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let mut spec = Spec::okta(&app, "acme", &request_id);
+    spec.email = "ada.lovelace@acme.test".into();
+    let r = post_acs(&browser, "acme", &b64(&sign(&spec.xml())), Some(&relay)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = app.get("/api/v1/orgs/acme/members", &admin).await;
+    assert_eq!(
+        r.body["data"].as_array().unwrap().len(),
+        2,
+        "admin and Ada only"
+    );
+    app.stop().await;
+}
+
+/// Makes the SAMLResponse field for a request ID.
+type MakeResponse = Box<dyn Fn(&TestApp, &str) -> String + Send + Sync>;
+
+/// An attack: how the signed response is made or changed, and the reason the audit trail
+/// must give.
+struct Case {
+    name: &'static str,
+    response: MakeResponse,
+    reason: &'static str,
+}
+
+fn case(
+    name: &'static str,
+    reason: &'static str,
+    response: impl Fn(&TestApp, &str) -> String + Send + Sync + 'static,
+) -> Case {
+    Case {
+        name,
+        response: Box::new(response),
+        reason,
+    }
+}
+
+/// A spec change, then signed normally.
+fn signed(
+    change: impl Fn(&mut Spec) + Send + Sync + 'static,
+) -> impl Fn(&TestApp, &str) -> String + Send + Sync {
+    move |app, request_id| {
+        let mut spec = Spec::okta(app, "acme", request_id);
+        change(&mut spec);
+        b64(&sign(&spec.xml()))
+    }
+}
+
+/// The signed Okta response, then changed as XML text.
+fn tampered(
+    change: impl Fn(String) -> String + Send + Sync + 'static,
+) -> impl Fn(&TestApp, &str) -> String + Send + Sync {
+    move |app, request_id| b64(&change(sign(&Spec::okta(app, "acme", request_id).xml())))
+}
+
+/// The Okta response changed as XML text, then signed.
+fn changed_then_signed(
+    change: impl Fn(String) -> String + Send + Sync + 'static,
+) -> impl Fn(&TestApp, &str) -> String + Send + Sync {
+    move |app, request_id| b64(&sign(&change(Spec::okta(app, "acme", request_id).xml())))
+}
+
+fn assertion_of(signed: &str) -> String {
+    let start = signed.find("<saml2:Assertion").unwrap();
+    let end = signed.find("</saml2:Assertion>").unwrap() + "</saml2:Assertion>".len();
+    signed[start..end].to_string()
+}
+
+fn attacks() -> Vec<Case> {
+    vec![
+        // Signature wrapping (security-cases 1–10, 15–17): a second, attacker-made assertion
+        // beside, around or inside the signed one.
+        case(
+            "XSW: evil assertion before the signed one",
+            "assertions",
+            tampered(|s| {
+                let evil = assertion_of(&s)
+                    .replace("00u1ada0lovelace", "00uEVIL")
+                    .replace("ada@acme.test", "evil@acme.test");
+                s.replacen("<saml2:Assertion", &format!("{evil}<saml2:Assertion"), 1)
+            }),
+        ),
+        case(
+            "XSW: evil assertion after the signed one",
+            "assertions",
+            tampered(|s| {
+                let evil = assertion_of(&s).replace("ada@acme.test", "evil@acme.test");
+                s.replace("</saml2p:Response>", &format!("{evil}</saml2p:Response>"))
+            }),
+        ),
+        case(
+            "XSW: signed assertion moved into the evil one's Signature Object",
+            "assertions",
+            tampered(|s| {
+                let signed = assertion_of(&s);
+                let evil = signed.replace("ada@acme.test", "evil@acme.test").replacen(
+                    "</ds:Signature>",
+                    &format!("<ds:Object>{signed}</ds:Object></ds:Signature>"),
+                    1,
+                );
+                s.replace(&signed, &evil)
+            }),
+        ),
+        case(
+            "XSW: signed assertion hidden in an extension wrapper",
+            "assertions",
+            tampered(|s| {
+                let signed = assertion_of(&s);
+                let evil = signed.replace("ada@acme.test", "evil@acme.test");
+                s.replace(
+                    &signed,
+                    &format!("<saml2p:Extensions>{signed}</saml2p:Extensions>{evil}"),
+                )
+            }),
+        ),
+        case(
+            "assertion hidden in Advice",
+            "assertions",
+            tampered(|s| {
+                let signed = assertion_of(&s);
+                let evil = signed.replace("ada@acme.test", "evil@acme.test");
+                s.replace(
+                    "<saml2:Conditions",
+                    &format!("<saml2:Advice>{evil}</saml2:Advice><saml2:Conditions"),
+                )
+            }),
+        ),
+        case(
+            "doubled signed assertion (parser differential)",
+            "assertions",
+            tampered(|s| {
+                let signed = assertion_of(&s);
+                s.replace(&signed, &format!("{signed}{signed}"))
+            }),
+        ),
+        case(
+            "no assertion at all",
+            "0 assertions",
+            tampered(|s| {
+                let signed = assertion_of(&s);
+                s.replace(&signed, "")
+            }),
+        ),
+        // 10, 14, 18, 19: what is signed, and by whom.
+        case(
+            "assertion changed after signing",
+            "signature",
+            tampered(|s| s.replace("ada@acme.test", "evil@acme.test")),
+        ),
+        case(
+            "NameID changed after signing",
+            "signature",
+            tampered(|s| s.replace("00u1ada0lovelace", "00u1admin")),
+        ),
+        case(
+            "no signature",
+            "signature",
+            |app: &TestApp, request_id: &str| {
+                let xml = Spec::okta(app, "acme", request_id).xml();
+                let start = xml.find("<ds:Signature").unwrap();
+                let end = xml.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+                b64(&format!("{}{}", &xml[..start], &xml[end..]))
+            },
+        ),
+        case(
+            "empty signature template (never signed)",
+            "signature",
+            |app: &TestApp, request_id: &str| b64(&Spec::okta(app, "acme", request_id).xml()),
+        ),
+        case(
+            "signed by a key not in the metadata, its certificate in KeyInfo",
+            "signature",
+            |app: &TestApp, request_id: &str| {
+                b64(&sign_with(
+                    &Spec::okta(app, "acme", request_id).xml(),
+                    "attacker-key.pem",
+                    "attacker-cert.pem",
+                ))
+            },
+        ),
+        case(
+            "signature over another element than the assertion",
+            "covers another element",
+            changed_then_signed(|x| {
+                let x = x.replacen(
+                    "<saml2p:Status",
+                    "<saml2p:Extensions ID=\"idsignedextension\"><x:Note xmlns:x=\"urn:example\">harmless</x:Note></saml2p:Extensions><saml2p:Status",
+                    1,
+                );
+                let start =
+                    x.find("<ds:Reference URI=\"#").unwrap() + "<ds:Reference URI=\"#".len();
+                let end = start + x[start..].find('"').unwrap();
+                format!("{}idsignedextension{}", &x[..start], &x[end..])
+            }),
+        ),
+        // 20: weak algorithms.
+        case(
+            "RSA-SHA1 signature",
+            "signature",
+            signed(|s| s.algorithms = SHA1),
+        ),
+        // 21: InResponseTo.
+        case(
+            "InResponseTo rollcall never issued",
+            "InResponseTo",
+            signed(|s| s.in_response_to = "id-forged".into()),
+        ),
+        // 22–24: audience, recipient, destination.
+        case(
+            "wrong audience",
+            "Audience",
+            signed(|s| s.audience = "https://other-sp.example/metadata".into()),
+        ),
+        case(
+            "another org's audience",
+            "Audience",
+            signed(|s| s.audience = s.audience.replace("/acme/", "/other/")),
+        ),
+        case(
+            "no Conditions (so no audience)",
+            "no audience",
+            changed_then_signed(|x| {
+                let start = x.find("<saml2:Conditions").unwrap();
+                let end = x.find("</saml2:Conditions>").unwrap() + "</saml2:Conditions>".len();
+                format!("{}{}", &x[..start], &x[end..])
+            }),
+        ),
+        case(
+            "Conditions without AudienceRestriction",
+            "no audience",
+            changed_then_signed(|x| {
+                let start = x.find("<saml2:AudienceRestriction>").unwrap();
+                let end = x.find("</saml2:AudienceRestriction>").unwrap()
+                    + "</saml2:AudienceRestriction>".len();
+                format!("{}{}", &x[..start], &x[end..])
+            }),
+        ),
+        case(
+            "wrong Recipient",
+            "Recipient",
+            signed(|s| s.recipient = "https://evil.example/acs".into()),
+        ),
+        case(
+            "wrong Destination",
+            "Destination",
+            signed(|s| s.destination = "https://evil.example/acs".into()),
+        ),
+        // 25–26: time and subject confirmation.
+        case(
+            "expired beyond the skew",
+            "expired",
+            signed(|s| {
+                s.not_on_or_after = Utc::now() - Duration::minutes(10);
+            }),
+        ),
+        case(
+            "not valid yet beyond the skew",
+            "not valid until",
+            signed(|s| {
+                s.not_before = Utc::now() + Duration::minutes(10);
+            }),
+        ),
+        case(
+            "issued long ago",
+            "expired",
+            signed(|s| s.issue_instant = Utc::now() - Duration::hours(2)),
+        ),
+        case(
+            "holder-of-key instead of bearer",
+            "bearer",
+            signed(|s| s.method = "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key".into()),
+        ),
+        // 27–28: issuer and status.
+        case(
+            "assertion issued by another IdP",
+            "Issuer",
+            signed(|s| s.issuer = "http://www.okta.com/exkOTHER".into()),
+        ),
+        case(
+            "IdP status Responder",
+            "status",
+            signed(|s| s.status = "urn:oasis:names:tc:SAML:2.0:status:Responder".into()),
+        ),
+        // 13: comment injection.
+        case(
+            "comment in the NameID",
+            "comment",
+            changed_then_signed(|x| x.replace("00u1ada0lovelace", "00u1ada<!---->0lovelace")),
+        ),
+        case(
+            "comment in the email attribute",
+            "comment",
+            changed_then_signed(|x| x.replace("ada@acme.test", "admin@evil.com<!---->.acme.test")),
+        ),
+        // 29: DOCTYPE, XXE, entity expansion.
+        case(
+            "XXE through a DOCTYPE",
+            "DOCTYPE",
+            |app: &TestApp, request_id: &str| {
+                let xml = sign(&Spec::okta(app, "acme", request_id).xml());
+                b64(&xml.replacen(
+                    "?>",
+                    "?><!DOCTYPE r [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>",
+                    1,
+                ))
+            },
+        ),
+        case("billion laughs", "DOCTYPE", |_: &TestApp, _: &str| {
+            b64("<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;\">]><lolz>&lol2;</lolz>")
+        }),
+        // 30: encryption.
+        case(
+            "encrypted assertion",
+            "encrypted",
+            tampered(|s| {
+                let signed = assertion_of(&s);
+                s.replace(&signed, "<saml2:EncryptedAssertion><xenc:EncryptedData xmlns:xenc=\"http://www.w3.org/2001/04/xmlenc#\"/></saml2:EncryptedAssertion>")
+            }),
+        ),
+        // Not XML, or not base64.
+        case("not base64", "base64", |_: &TestApp, _: &str| {
+            "%%% not base64 %%%".into()
+        }),
+        case(
+            "not a SAML response",
+            "assertions",
+            |_: &TestApp, _: &str| b64("<html>hello</html>"),
+        ),
+    ]
+}
+
+async fn attacks_are_refused_with_their_reason(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection) = okta_org(&app, "acme").await;
+    let cases = attacks();
+    assert!(cases.len() >= 30, "the corpus has {} cases", cases.len());
+    for case in &cases {
+        let browser = Browser::new(&app);
+        let (relay, request_id) = start(&browser, "acme", connection).await;
+        let response = (case.response)(&app, &request_id);
+        let r = post_acs(&browser, "acme", &response, Some(&relay)).await;
+        assert!(
+            r.status == StatusCode::FORBIDDEN,
+            "{}: {} {}",
+            case.name,
+            r.status,
+            r.body
+        );
+        // The person sees a short message and a reference, never the reason's details.
+        assert!(r.body.contains("reference"), "{}: {}", case.name, r.body);
+        assert!(!r.body.contains("xmlsec"), "{}", case.name);
+        let event = last_event(&app, "acme", &admin).await;
+        assert_eq!(
+            event["action"], "sso.login_failed",
+            "{}: {event}",
+            case.name
+        );
+        let reason = event["after"]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.contains(case.reason),
+            "{}: the reason {reason:?} does not say {:?}",
+            case.name,
+            case.reason
+        );
+    }
+    // Nobody got in.
+    let r = app.get("/api/v1/orgs/acme/members", &admin).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 1, "{}", r.body);
+
+    // Unsolicited responses, and requests of another org or already used.
+    let browser = Browser::new(&app);
+    let (_, request_id) = start(&browser, "acme", connection).await;
+    let good = b64(&sign(&Spec::okta(&app, "acme", &request_id).xml()));
+    let r = post_acs(&browser, "acme", &good, None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(last_event(&app, "acme", &admin).await["after"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("unsolicited"));
+    let (other_admin, other_connection) = okta_org(&app, "other").await;
+    let (other_relay, _) = start(&browser, "other", other_connection).await;
+    let r = post_acs(&browser, "acme", &good, Some(&other_relay)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(last_event(&app, "acme", &admin).await["after"]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("started for org"));
+    let _ = other_admin;
+    let r = post_acs(
+        &browser,
+        "acme",
+        &good,
+        Some("a-relay-state-rollcall-never-made"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // A request that expired.
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    match &app.store {
+        rollcall::store::Store::Sqlite(pool) => {
+            sqlx::query("UPDATE saml_requests SET expires_at = $1 WHERE request_id = $2")
+                .bind(Utc::now() - Duration::minutes(1))
+                .bind(&request_id)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+        rollcall::store::Store::Postgres(pool) => {
+            sqlx::query("UPDATE saml_requests SET expires_at = $1 WHERE request_id = $2")
+                .bind(Utc::now() - Duration::minutes(1))
+                .bind(&request_id)
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+    let r = post_acs(
+        &browser,
+        "acme",
+        &b64(&sign(&Spec::okta(&app, "acme", &request_id).xml())),
+        Some(&relay),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.body.contains("expired"), "{}", r.body);
+    // Oversize bodies are refused unread.
+    let big = "A".repeat(300 * 1024);
+    let r = post_acs(&browser, "acme", &big, Some(&relay)).await;
+    assert!(r.status == StatusCode::PAYLOAD_TOO_LARGE, "{}", r.status);
+    app.stop().await;
+}
+
+async fn a_replayed_assertion_is_refused(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection) = okta_org(&app, "acme").await;
+    let browser = Browser::new(&app);
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let spec = Spec::okta(&app, "acme", &request_id);
+    let r = post_acs(&browser, "acme", &b64(&sign(&spec.xml())), Some(&relay)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    // The same assertion ID again, even for a new request (as an IdP or a thief replaying
+    // a captured assertion would need): refused, wherever it is checked, since the record
+    // is in the shared database.
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let mut again = Spec::okta(&app, "acme", &request_id);
+    again.assertion_id = spec.assertion_id.clone();
+    let r = post_acs(&browser, "acme", &b64(&sign(&again.xml())), Some(&relay)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let event = last_event(&app, "acme", &admin).await;
+    assert!(
+        event["after"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("replay"),
+        "{event}"
+    );
+    app.stop().await;
+}
+
+async fn metadata_and_settings_are_checked(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let browser = Browser::new(&app);
+    let r = browser.get("/saml/acme/metadata").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let base = app.config.public_base_url.trim_end_matches('/');
+    assert!(
+        r.body
+            .contains(&format!("entityID=\"{base}/saml/acme/metadata\"")),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains(&format!("Location=\"{base}/saml/acme/acs\"")),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.headers["content-type"], "application/samlmetadata+xml");
+
+    let metadata = std::fs::read_to_string(fixture("metadata.xml")).unwrap();
+    let start = metadata.find("<md:KeyDescriptor").unwrap();
+    let end = metadata.find("</md:KeyDescriptor>").unwrap() + "</md:KeyDescriptor>".len();
+    let unsigned = format!("{}{}", &metadata[..start], &metadata[end..]);
+    for (settings, says) in [
+        (
+            json!({"idp_metadata_xml": unsigned}),
+            "no signing certificate",
+        ),
+        (
+            json!({"idp_metadata_xml": "<not metadata"}),
+            "not SAML metadata",
+        ),
+        (
+            json!({"idp_metadata_xml": format!("<!DOCTYPE x>{metadata}")}),
+            "DOCTYPE",
+        ),
+        (
+            json!({"idp_metadata_xml": metadata, "clock_skew_seconds": 86400}),
+            "clock_skew_seconds",
+        ),
+        (
+            json!({"idp_metadata_xml": metadata, "sign_everything": true}),
+            "unknown field",
+        ),
+    ] {
+        let r = app
+            .post(
+                "/api/v1/orgs/acme/connections",
+                &admin.token,
+                json!({"kind": "saml", "name": "Okta", "settings": settings}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{says}: {}", r.body);
+        assert!(r.body.to_string().contains(says), "{says}: {}", r.body);
+    }
+    // A connection without metadata yet cannot start a sign-in; the page says so plainly.
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/connections",
+            &admin.token,
+            json!({"kind": "saml", "name": "Okta"}),
+        )
+        .await;
+    let id = r.body["id"].as_i64().unwrap();
+    let r = browser
+        .get(&format!("/saml/acme/login?connection={id}"))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY);
+    assert!(r.body.contains("not set up correctly"), "{}", r.body);
+    let r = browser.get("/saml/nosuchorg/login").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
