@@ -36,6 +36,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// A connection as admins see it: secrets in its settings are never shown.
 fn shown(mut connection: Connection) -> Connection {
     connection.settings = sqlx::types::Json(oidc::redact(&connection.kind, &connection.settings.0));
+    if connection.kind == "saml" {
+        let status = crate::saml::settings::status(&connection.settings.0);
+        if let Some(settings) = connection.settings.0.as_object_mut() {
+            settings.insert("idp".into(), status);
+        }
+    }
     connection
 }
 

@@ -5,7 +5,9 @@
 //!    (XXE, entity expansion, comment-truncated NameIDs).
 //! 2. Exactly one plaintext assertion: several assertions (signature wrapping), none, or an
 //!    encrypted one (not supported yet) are refused with their reason.
-//! 3. RelayState names a request rollcall made, for this org, unexpired, unused.
+//! 3. RelayState names a request rollcall made, for this org, unexpired, unused; without
+//!    one, only a connection that opted into IdP-initiated sign-in, found by the issuer,
+//!    may verify it (and then no InResponseTo is accepted).
 //! 4. The IdP's Status must be Success (its status is shown); Destination must be our ACS.
 //! 5. samael with xmlsec: the assertion's signature by a metadata certificate, with an
 //!    algorithm allow-list (SHA-1 only by opt-in); issuer; time windows with skew; bearer
@@ -111,18 +113,19 @@ fn count_elements(xml: &str, name: &str) -> usize {
     count
 }
 
-/// Step 3: the request this response answers.
+/// Step 3: the request this response answers; `None` when the RelayState names none (an
+/// IdP-initiated sign-in, accepted only where a connection opts in).
 pub async fn request_for(
     tx: &mut Tx,
     org: &Org,
     relay_state: Option<&str>,
-) -> Result<PendingRequest, Failure> {
-    let relay_state = relay_state.filter(|r| !r.is_empty()).ok_or_else(|| {
-        refused("no RelayState: an unsolicited (IdP-initiated) response, which this connection does not accept")
-    })?;
-    let request = saml::request_by_relay(tx, relay_state)
-        .await?
-        .ok_or_else(|| refused("RelayState names no sign-in rollcall started"))?;
+) -> Result<Option<PendingRequest>, Failure> {
+    let Some(relay_state) = relay_state.filter(|r| !r.is_empty()) else {
+        return Ok(None);
+    };
+    let Some(request) = saml::request_by_relay(tx, relay_state).await? else {
+        return Ok(None);
+    };
     if request.org_id != org.id {
         return Err(refused(format!(
             "the sign-in was started for org {} and answered at org {}'s ACS",
@@ -138,7 +141,25 @@ pub async fn request_for(
     if request.expires_at <= Utc::now() {
         return Err(expired(format!("request {} expired", request.request_id)));
     }
-    Ok(request)
+    Ok(Some(request))
+}
+
+/// The refusal of a response that answers no request of rollcall's, where no connection
+/// accepts IdP-initiated sign-ins from its issuer.
+pub fn unsolicited(issuer: Option<&str>) -> Failure {
+    refused(format!(
+        "unsolicited response (no RelayState of a sign-in rollcall started) from issuer {issuer:?}, and no connection of this org accepts IdP-initiated sign-ins from it"
+    ))
+}
+
+/// The issuer the (unverified) response claims: only to find which connection's
+/// certificates must verify it.
+pub fn claimed_issuer(xml: &str) -> Option<String> {
+    let envelope: Response = xml.parse().ok()?;
+    envelope
+        .issuer
+        .and_then(|i| i.value)
+        .or_else(|| envelope.assertion.and_then(|a| a.issuer.value))
 }
 
 /// Steps 4 to 6: the verified assertion.
@@ -146,7 +167,7 @@ pub fn verify(
     xml: &str,
     settings: &Settings,
     endpoints: &Endpoints,
-    request: &PendingRequest,
+    request: Option<&PendingRequest>,
 ) -> Result<Assertion, Failure> {
     let idp = settings
         .idp()
@@ -173,6 +194,12 @@ pub fn verify(
             ));
         }
     }
+    if request.is_none() && envelope.in_response_to.is_some() {
+        return Err(refused(format!(
+            "the response answers request {:?}, but its RelayState names no sign-in rollcall started",
+            envelope.in_response_to
+        )));
+    }
     if let Some(destination) = envelope.destination.as_deref() {
         if destination != endpoints.acs_url {
             return Err(refused(format!(
@@ -197,15 +224,16 @@ pub fn verify(
         entity_id: Some(endpoints.entity_id.clone()),
         acs_url: Some(endpoints.acs_url.clone()),
         idp_metadata: idp.metadata,
-        allow_idp_initiated: false,
+        allow_idp_initiated: request.is_none(),
         max_clock_skew: skew,
         // IssueInstant may trail by the skew plus a slow user at the IdP's page.
         max_issue_delay: skew + Duration::seconds(300),
         allowed_signature_algorithms: algorithms,
         ..ServiceProvider::default()
     };
+    let expected: Vec<&str> = request.iter().map(|r| r.request_id.as_str()).collect();
     let assertion = sp
-        .parse_xml_response(xml, Some(&[request.request_id.as_str()]))
+        .parse_xml_response(xml, Some(&expected))
         .map_err(|e| match e {
             SpError::AssertionExpired { .. }
             | SpError::AssertionConditionExpired { .. }
@@ -247,15 +275,17 @@ pub fn verify(
 pub async fn use_once(
     tx: &mut Tx,
     connection: &Connection,
-    request: &PendingRequest,
+    request: Option<&PendingRequest>,
     assertion: &Assertion,
     skew: Duration,
 ) -> Result<(), Failure> {
-    if !saml::consume_request(tx, &request.request_id).await? {
-        return Err(expired(format!(
-            "request {} was used or expired meanwhile",
-            request.request_id
-        )));
+    if let Some(request) = request {
+        if !saml::consume_request(tx, &request.request_id).await? {
+            return Err(expired(format!(
+                "request {} was used or expired meanwhile",
+                request.request_id
+            )));
+        }
     }
     let until =
         latest_validity(assertion).unwrap_or_else(|| Utc::now() + Duration::hours(1)) + skew;

@@ -359,10 +359,19 @@ async fn consume(
     let request = acs::request_for(&mut tx, org, form.relay_state.as_deref())
         .await
         .map_err(|f| (None, f))?;
-    let connection = connections::by_id(&mut tx, request.connection_id)
-        .await
-        .map_err(|e| (None, e.into()))?
-        .ok_or_else(|| (None, Failure::misconfigured("the connection was deleted")))?;
+    let connection = match &request {
+        Some(request) => connections::by_id(&mut tx, request.connection_id)
+            .await
+            .map_err(|e| (None, e.into()))?
+            .ok_or_else(|| (None, Failure::misconfigured("the connection was deleted")))?,
+        None => {
+            let issuer = acs::claimed_issuer(&xml);
+            idp_initiated_connection(&mut tx, org, issuer.as_deref())
+                .await
+                .map_err(|e| (None, e.into()))?
+                .ok_or_else(|| (None, acs::unsolicited(issuer.as_deref())))?
+        }
+    };
     let with = |f: Failure| (Some(connection.clone()), f);
     if !connection.enabled {
         return Err(with(Failure::forbidden(
@@ -373,11 +382,11 @@ async fn consume(
     let settings = Settings::from_value(&connection.settings.0)
         .map_err(|e| with(Failure::misconfigured(e)))?;
     let ends = endpoints(state, &org.slug);
-    let assertion = acs::verify(&xml, &settings, &ends, &request).map_err(with)?;
+    let assertion = acs::verify(&xml, &settings, &ends, request.as_ref()).map_err(with)?;
     acs::use_once(
         &mut tx,
         &connection,
-        &request,
+        request.as_ref(),
         &assertion,
         chrono::Duration::seconds(settings.clock_skew_seconds),
     )
@@ -385,7 +394,34 @@ async fn consume(
     .map_err(with)?;
     let identity = acs::identity(&assertion, &settings, connection.id).map_err(with)?;
     tx.commit().await.map_err(|e| with(e.into()))?;
-    Ok((connection, identity, request.return_to))
+    let return_to = match request {
+        Some(request) => request.return_to,
+        // Okta may send a default RelayState with an IdP-initiated sign-in: a path here.
+        None => web::safe_return(form.relay_state.as_deref()),
+    };
+    Ok((connection, identity, return_to))
+}
+
+/// The org's enabled SAML connection that accepts IdP-initiated sign-ins from `issuer`.
+async fn idp_initiated_connection(
+    tx: &mut store::Tx,
+    org: &orgs::Org,
+    issuer: Option<&str>,
+) -> Result<Option<connections::Connection>, store::Error> {
+    let Some(issuer) = issuer else {
+        return Ok(None);
+    };
+    Ok(connections::list(tx, org.id).await?.into_iter().find(|c| {
+        c.kind == "saml"
+            && c.enabled
+            && Settings::from_value(&c.settings.0).is_ok_and(|s| {
+                s.allow_idp_initiated
+                    && s.idp()
+                        .ok()
+                        .flatten()
+                        .is_some_and(|idp| idp.entity_id == issuer)
+            })
+    }))
 }
 
 /// The precise reason goes to the org's audit trail too, not only to the log.

@@ -49,6 +49,11 @@ pub struct Settings {
     /// that cannot do better.
     #[serde(default)]
     pub allow_sha1: bool,
+    /// Sign-ins Okta starts (from its dashboard) without a request from rollcall. Off by
+    /// default: such a response answers nothing rollcall asked for, so only its own
+    /// signature, audience, recipient and the replay record stand against a stolen one.
+    #[serde(default)]
+    pub allow_idp_initiated: bool,
 }
 
 /// What the admin's metadata says, checked.
@@ -109,13 +114,63 @@ impl Settings {
 }
 
 /// Checks the settings of a `saml` connection and returns what to store.
-pub fn prepare(input: Value) -> Result<Value, String> {
+pub fn prepare(mut input: Value) -> Result<Value, String> {
+    // `idp` is what rollcall shows about the metadata (see [`status`]); an admin sending a
+    // connection back as read is not refused for it.
+    if let Some(object) = input.as_object_mut() {
+        object.remove("idp");
+    }
     let settings = Settings::from_value(&input)?;
     if !(0..=600).contains(&settings.clock_skew_seconds) {
         return Err("SAML settings: clock_skew_seconds must be between 0 and 600".into());
     }
     settings.idp()?;
     serde_json::to_value(&settings).map_err(|e| e.to_string())
+}
+
+/// What an admin sees about the metadata: the IdP, its SSO URL, each signing certificate
+/// with its expiry, and warnings (a certificate that expires within 30 days, or already has).
+pub fn status(stored: &Value) -> Value {
+    let settings = match Settings::from_value(stored) {
+        Ok(s) => s,
+        Err(e) => return serde_json::json!({"error": e}),
+    };
+    let idp = match settings.idp() {
+        Ok(Some(idp)) => idp,
+        Ok(None) => {
+            return serde_json::json!({"warnings": ["no IdP metadata yet: paste Okta's metadata into idp_metadata_xml"]})
+        }
+        Err(e) => return serde_json::json!({"error": e}),
+    };
+    let now = chrono::Utc::now().timestamp();
+    let mut warnings = Vec::new();
+    let certificates: Vec<Value> = idp
+        .certificates
+        .iter()
+        .filter_map(|c| x509_parser::parse_x509_certificate(c.der_data()).ok())
+        .map(|(_, cert)| {
+            let not_after = cert.validity().not_after.timestamp();
+            let subject = cert.subject().to_string();
+            if not_after < now {
+                warnings.push(format!("the signing certificate {subject:?} has expired"));
+            } else if not_after < now + 30 * 24 * 3600 {
+                warnings.push(format!(
+                    "the signing certificate {subject:?} expires within 30 days: add the IdP's new certificate to the metadata"
+                ));
+            }
+            serde_json::json!({
+                "subject": subject,
+                "not_after": chrono::DateTime::from_timestamp(not_after, 0)
+                    .map(|t| t.to_rfc3339()),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "entity_id": idp.entity_id,
+        "sso_url": idp.sso_url,
+        "certificates": certificates,
+        "warnings": warnings,
+    })
 }
 
 /// Any DOCTYPE, which is where XXE and entity-expansion attacks live, is refused before

@@ -19,6 +19,9 @@ use crate::harness::{Backend, Browser, PageResponse, TestApp};
 
 crate::backend_tests!(
     okta_sign_in_provisions_and_maps_groups,
+    a_signed_response_covers_its_assertion,
+    idp_initiated_sign_in_only_where_a_connection_opts_in,
+    connection_shows_its_certificates_and_warnings,
     attacks_are_refused_with_their_reason,
     a_replayed_assertion_is_refused,
     metadata_and_settings_are_checked,
@@ -830,5 +833,214 @@ async fn metadata_and_settings_are_checked(backend: Backend) {
     assert!(r.body.contains("not set up correctly"), "{}", r.body);
     let r = browser.get("/saml/nosuchorg/login").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+/// Okta signs the response, the assertion, or both, as the admin chooses: a signature over
+/// the whole response covers its assertion too.
+async fn a_signed_response_covers_its_assertion(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection) = okta_org(&app, "acme").await;
+    let browser = Browser::new(&app);
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let spec = Spec::okta(&app, "acme", &request_id);
+    let xml = spec.xml();
+    // Move the signature template from the assertion to the response, after its Issuer.
+    let sig_start = xml.find("<ds:Signature").unwrap();
+    let sig_end = xml.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let template = xml[sig_start..sig_end].replace(
+        &format!("URI=\"#{}\"", spec.assertion_id),
+        &format!("URI=\"#{}\"", spec.response_id),
+    );
+    let without = format!("{}{}", &xml[..sig_start], &xml[sig_end..]);
+    let issuer_end = without.find("</saml2:Issuer>").unwrap() + "</saml2:Issuer>".len();
+    let response_signed = format!(
+        "{}{template}{}",
+        &without[..issuer_end],
+        &without[issuer_end..]
+    );
+    let r = post_acs(
+        &browser,
+        "acme",
+        &b64(&sign(&response_signed)),
+        Some(&relay),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+
+    // The same, with the assertion changed after the response was signed: refused.
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let spec = Spec::okta(&app, "acme", &request_id);
+    let xml = spec.xml();
+    let sig_start = xml.find("<ds:Signature").unwrap();
+    let sig_end = xml.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let template = xml[sig_start..sig_end].replace(
+        &format!("URI=\"#{}\"", spec.assertion_id),
+        &format!("URI=\"#{}\"", spec.response_id),
+    );
+    let without = format!("{}{}", &xml[..sig_start], &xml[sig_end..]);
+    let issuer_end = without.find("</saml2:Issuer>").unwrap() + "</saml2:Issuer>".len();
+    let signed = sign(&format!(
+        "{}{template}{}",
+        &without[..issuer_end],
+        &without[issuer_end..]
+    ));
+    let forged = signed.replace("ada@acme.test", "evil@acme.test");
+    let r = post_acs(&browser, "acme", &b64(&forged), Some(&relay)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let event = last_event(&app, "acme", &admin).await;
+    assert!(
+        event["after"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("signature"),
+        "{event}"
+    );
+    app.stop().await;
+}
+
+async fn idp_initiated_sign_in_only_where_a_connection_opts_in(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection) = okta_org(&app, "acme").await;
+    let unsolicited = |app: &TestApp| {
+        let xml = Spec::okta(app, "acme", "none").xml();
+        b64(&sign(&xml.replace(" InResponseTo=\"none\"", "")))
+    };
+    let browser = Browser::new(&app);
+    let r = post_acs(&browser, "acme", &unsolicited(&app), None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "off by default: {}",
+        r.body
+    );
+
+    let r = app
+        .get(
+            &format!("/api/v1/orgs/acme/connections/{connection}"),
+            &admin,
+        )
+        .await;
+    let mut settings = r.body["settings"].clone();
+    settings["allow_idp_initiated"] = true.into();
+    let r = app
+        .patch(
+            &format!("/api/v1/orgs/acme/connections/{connection}"),
+            &admin,
+            json!({"settings": settings}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = post_acs(&browser, "acme", &unsolicited(&app), Some("/projects")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), "/projects");
+    assert_eq!(browser.get("/api/v1/me").await.status, StatusCode::OK);
+
+    // A response that answers some request is not taken as IdP-initiated.
+    let solicited = b64(&sign(&Spec::okta(&app, "acme", "id-somebody-elses").xml()));
+    let r = post_acs(&Browser::new(&app), "acme", &solicited, None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let event = last_event(&app, "acme", &admin).await;
+    assert!(
+        event["after"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("answers request"),
+        "{event}"
+    );
+    // Nor is an absolute RelayState followed anywhere.
+    let r = post_acs(
+        &Browser::new(&app),
+        "acme",
+        &unsolicited(&app),
+        Some("https://evil.example/"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), "/");
+    app.stop().await;
+}
+
+async fn connection_shows_its_certificates_and_warnings(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection) = okta_org(&app, "acme").await;
+    let r = app
+        .get(
+            &format!("/api/v1/orgs/acme/connections/{connection}"),
+            &admin,
+        )
+        .await;
+    let idp = &r.body["settings"]["idp"];
+    assert_eq!(idp["entity_id"], ISSUER, "{idp}");
+    assert_eq!(idp["certificates"].as_array().unwrap().len(), 1, "{idp}");
+    assert!(idp["certificates"][0]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("rollcall test Okta IdP"));
+    assert_eq!(
+        idp["warnings"],
+        json!([]),
+        "the fixture certificate is valid for years"
+    );
+
+    // Rotation: metadata with the new certificate beside the old one; the new one expires
+    // soon, which the status says.
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    let cert = dir.path().join("c.pem");
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "10", "-subj", "/CN=soon",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let pem = std::fs::read_to_string(&cert).unwrap();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let metadata = std::fs::read_to_string(fixture("metadata.xml")).unwrap();
+    let second = format!(
+        "<md:KeyDescriptor use=\"signing\"><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data><ds:X509Certificate>{body}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:NameIDFormat>"
+    );
+    let rotated = metadata.replacen("<md:NameIDFormat>", &second, 1);
+    let r = app
+        .patch(
+            &format!("/api/v1/orgs/acme/connections/{connection}"),
+            &admin,
+            json!({"settings": {"idp_metadata_xml": rotated}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let idp = &r.body["settings"]["idp"];
+    assert_eq!(idp["certificates"].as_array().unwrap().len(), 2, "{idp}");
+    assert!(
+        idp["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("expires within 30 days"),
+        "{idp}"
+    );
+
+    // Responses signed with either certificate are accepted during the rotation.
+    let browser = Browser::new(&app);
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let spec = Spec::okta(&app, "acme", &request_id);
+    let key = key.to_str().unwrap().to_string();
+    let cert = cert.to_str().unwrap().to_string();
+    let r = post_acs(
+        &browser,
+        "acme",
+        &b64(&sign_with(&spec.xml(), &key, &cert)),
+        Some(&relay),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let spec = Spec::okta(&app, "acme", &request_id);
+    let r = post_acs(&browser, "acme", &b64(&sign(&spec.xml())), Some(&relay)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     app.stop().await;
 }
