@@ -21,6 +21,7 @@ crate::backend_tests!(
     okta_sign_in_provisions_and_maps_groups,
     a_signed_response_covers_its_assertion,
     idp_initiated_sign_in_only_where_a_connection_opts_in,
+    an_invitation_continues_through_okta,
     connection_shows_its_certificates_and_warnings,
     attacks_are_refused_with_their_reason,
     a_replayed_assertion_is_refused,
@@ -1042,5 +1043,100 @@ async fn connection_shows_its_certificates_and_warnings(backend: Backend) {
     let spec = Spec::okta(&app, "acme", &request_id);
     let r = post_acs(&browser, "acme", &b64(&sign(&spec.xml())), Some(&relay)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    app.stop().await;
+}
+
+/// An invitee whose domain signs in through Okta is sent there by the invitation page, and
+/// comes back a member with what the invitation gave, without any access grant.
+async fn an_invitation_continues_through_okta(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let metadata = std::fs::read_to_string(fixture("metadata.xml")).unwrap();
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/connections",
+            &admin.token,
+            json!({"kind": "saml", "name": "Okta", "settings": {"idp_metadata_xml": metadata}}),
+        )
+        .await;
+    let connection = r.body["id"].as_i64().unwrap();
+    rollcall::operator::verify_domain(&app.store, "acme", "acme.test")
+        .await
+        .unwrap();
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/invitations",
+            &admin.token,
+            json!({"emails": ["ada@acme.test"], "is_admin": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    app.deliver_mail().await;
+    let data = app.smtp.received()[0]
+        .data
+        .replace("=\r\n", "")
+        .replace("=\n", "");
+    let link = data
+        .split_whitespace()
+        .find(|w| w.contains("/invite/rc_inv_"))
+        .unwrap()
+        .to_string();
+    let invite_path = link[link.find("/invite/").unwrap()..].to_string();
+
+    let browser = Browser::new(&app);
+    let page = browser.get(&link).await;
+    let login = format!("/saml/acme/login?connection={connection}&amp;return_to={invite_path}");
+    assert!(page.body.contains(&login), "{}", page.body);
+    let r = browser.get(&login.replace("&amp;", "&")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let location = reqwest::Url::parse(r.location()).unwrap();
+    let relay = location
+        .query_pairs()
+        .find(|(k, _)| k == "RelayState")
+        .unwrap()
+        .1
+        .to_string();
+    let deflated = base64::engine::general_purpose::STANDARD
+        .decode(
+            location
+                .query_pairs()
+                .find(|(k, _)| k == "SAMLRequest")
+                .unwrap()
+                .1
+                .as_bytes(),
+        )
+        .unwrap();
+    let mut request = String::new();
+    flate2::read::DeflateDecoder::new(&deflated[..])
+        .read_to_string(&mut request)
+        .unwrap();
+    let request_id = request
+        .split("ID=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let spec = Spec::okta(&app, "acme", &request_id);
+    let r = post_acs(&browser, "acme", &b64(&sign(&spec.xml())), Some(&relay)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), invite_path);
+    let page = browser.get(&invite_path).await;
+    assert!(
+        page.body.contains("You are a member of acme now"),
+        "{}",
+        page.body
+    );
+    let r = app.get("/api/v1/orgs/acme/members", &admin.token).await;
+    let ada = r.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user"]["email"] == "ada@acme.test")
+        .cloned()
+        .expect("Ada is a member");
+    assert_eq!(ada["is_admin"], true, "the invitation's admin flag applies");
+    assert_eq!(ada["source"], "invitation");
     app.stop().await;
 }
