@@ -27,6 +27,7 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub oidc: OidcConfig,
     pub scim: ScimConfig,
+    pub saml: SamlConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,6 +169,26 @@ impl Default for OidcConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct SamlConfig {
+    /// How often IdP metadata given by URL is fetched again; a failed fetch keeps the last
+    /// good copy. 0 turns refreshing off.
+    pub metadata_refresh_minutes: u64,
+    /// Let metadata URLs reach loopback and private addresses (and plain http). Only for an
+    /// IdP on your own network, or a test: it opens the door to SSRF.
+    pub allow_private_addresses: bool,
+}
+
+impl Default for SamlConfig {
+    fn default() -> Self {
+        Self {
+            metadata_refresh_minutes: 720,
+            allow_private_addresses: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ScimConfig {
     /// Requests one SCIM token may make per minute, counted in the database so every
     /// instance agrees; beyond it, 429 with `Retry-After`. 0 turns the limit off. Entra's
@@ -225,6 +246,7 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             oidc: OidcConfig::default(),
             scim: ScimConfig::default(),
+            saml: SamlConfig::default(),
         }
     }
 }

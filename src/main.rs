@@ -155,10 +155,15 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
                 stop,
             ));
             let state = http::AppState::new(store.clone(), config)?;
+            let refresher = tokio::spawn(rollcall::saml::metadata::run_refresher(
+                state.clone(),
+                stop_worker.subscribe(),
+            ));
             http::serve(listener, state, http::shutdown_signal()).await?;
             // A message being sent now finishes; the next pass never starts.
             let _ = stop_worker.send(true);
             let _ = worker.await;
+            let _ = refresher.await;
             store.close().await;
             tracing::info!("stopped");
         }

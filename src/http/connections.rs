@@ -116,7 +116,13 @@ async fn create(
     Path(slug): Path<String>,
     extract::Json(input): extract::Json<NewConnection>,
 ) -> Result<(StatusCode, Json<Connection>)> {
-    let settings = prepare_settings(&state, input.kind.as_str(), input.settings, None)
+    let mut input_settings = input.settings;
+    if input.kind.as_str() == "saml" {
+        crate::saml::metadata::fill(&state, &mut input_settings, None)
+            .await
+            .map_err(Error::BadRequest)?;
+    }
+    let settings = prepare_settings(&state, input.kind.as_str(), input_settings, None)
         .map_err(Error::BadRequest)?;
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
@@ -168,8 +174,13 @@ async fn update(
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     let current = connections::require(&mut tx, org.id, id).await?;
-    let settings = input
-        .settings
+    let mut new_settings = input.settings;
+    if let (Some(new), "saml") = (new_settings.as_mut(), current.kind.as_str()) {
+        crate::saml::metadata::fill(&state, new, Some(&current.settings.0))
+            .await
+            .map_err(Error::BadRequest)?;
+    }
+    let settings = new_settings
         .map(|new| prepare_settings(&state, &current.kind, new, Some(&current.settings.0)))
         .transpose()
         .map_err(Error::BadRequest)?;

@@ -132,10 +132,10 @@ struct Discovery {
 }
 
 /// A sign-in failure: a short message for the person, the precise reason for the log.
-struct Failure {
+pub(crate) struct Failure {
     status: StatusCode,
     message: &'static str,
-    reason: String,
+    pub(crate) reason: String,
 }
 
 fn fail(status: StatusCode, message: &'static str, reason: impl Into<String>) -> Failure {
@@ -172,7 +172,7 @@ fn failure_page(failure: Failure, headers: &HeaderMap) -> Response {
 }
 
 /// An HTTP client for providers: no redirects (a redirect could lead anywhere), short timeouts.
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(10))
@@ -183,6 +183,13 @@ fn client() -> reqwest::Client {
 /// Refuses URLs an admin could use to reach rollcall's own network (SSRF), unless the
 /// operator allowed private addresses.
 async fn check_destination(state: &AppState, url: &str) -> Result<reqwest::Url, Failure> {
+    outbound_url(url, state.config.oidc.allow_private_addresses).await
+}
+
+/// The check behind [`check_destination`], for any front door that fetches what an admin
+/// names (SAML metadata too): https only, and no loopback, private or link-local address,
+/// unless `allow_private`.
+pub(crate) async fn outbound_url(url: &str, allow_private: bool) -> Result<reqwest::Url, Failure> {
     let parsed = reqwest::Url::parse(url).map_err(|_| {
         fail(
             StatusCode::BAD_GATEWAY,
@@ -190,7 +197,7 @@ async fn check_destination(state: &AppState, url: &str) -> Result<reqwest::Url, 
             format!("{url:?} is not a URL"),
         )
     })?;
-    if state.config.oidc.allow_private_addresses {
+    if allow_private {
         return Ok(parsed);
     }
     if parsed.scheme() != "https" {

@@ -8,6 +8,7 @@
 //!   session.
 
 pub mod acs;
+pub mod metadata;
 pub mod settings;
 
 use axum::{

@@ -40,6 +40,16 @@ pub struct Settings {
     /// anyone in yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idp_metadata_xml: Option<String>,
+    /// Where to fetch the metadata instead (https); rollcall fetches it when it is set and
+    /// again every `saml.metadata_refresh_minutes`, keeping the last good copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_metadata_url: Option<String>,
+    /// When the metadata was last fetched from the URL (set by rollcall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_metadata_fetched_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Why the last refresh failed, while the last good copy stays in use (set by rollcall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_metadata_refresh_error: Option<String>,
     #[serde(default)]
     pub attributes: AttributeNames,
     /// Leeway for the assertion's time windows against clock differences.
@@ -165,6 +175,15 @@ pub fn status(stored: &Value) -> Value {
             })
         })
         .collect();
+    if let Some(error) = &settings.idp_metadata_refresh_error {
+        warnings.push(format!(
+            "the last refresh of the metadata from its URL failed ({error}); the copy fetched at {} is in use",
+            settings
+                .idp_metadata_fetched_at
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default()
+        ));
+    }
     serde_json::json!({
         "entity_id": idp.entity_id,
         "sso_url": idp.sso_url,

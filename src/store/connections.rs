@@ -126,6 +126,12 @@ pub async fn require(tx: &mut Tx, org_id: i64, id: i64) -> Result<Connection> {
     .ok_or(Error::NotFound("connection"))
 }
 
+/// Every connection of a kind, in every org (for the SAML metadata refresher).
+pub async fn all_of_kind(tx: &mut Tx, kind: &str) -> Result<Vec<Connection>> {
+    let sql = concat!(select!(), "WHERE kind = $1 ORDER BY id");
+    Ok(on!(tx, c => sqlx::query_as::<_, Connection>(sql).bind(kind).fetch_all(&mut *c).await)?)
+}
+
 /// A connection by id alone, for front doors whose URL names it.
 pub async fn by_id(tx: &mut Tx, id: i64) -> Result<Option<Connection>> {
     let sql = concat!(select!(), "WHERE id = $1");

@@ -225,6 +225,10 @@ impl TestApp {
                 jwks_refresh_min_seconds: 0,
                 graph_base: entra.url(),
             },
+            saml: rollcall::config::SamlConfig {
+                metadata_refresh_minutes: 0,
+                allow_private_addresses: true,
+            },
             ..Config::default()
         };
         let mut config = config;

@@ -22,6 +22,7 @@ crate::backend_tests!(
     a_signed_response_covers_its_assertion,
     idp_initiated_sign_in_only_where_a_connection_opts_in,
     an_invitation_continues_through_okta,
+    metadata_by_url_is_fetched_and_refreshed,
     connection_shows_its_certificates_and_warnings,
     attacks_are_refused_with_their_reason,
     a_replayed_assertion_is_refused,
@@ -1139,4 +1140,136 @@ async fn an_invitation_continues_through_okta(backend: Backend) {
     assert_eq!(ada["is_admin"], true, "the invitation's admin flag applies");
     assert_eq!(ada["source"], "invitation");
     app.stop().await;
+}
+
+/// Okta's metadata URL, served locally: what it answers can be changed, or made to fail.
+async fn metadata_server() -> (String, std::sync::Arc<std::sync::Mutex<Option<String>>>) {
+    let served = std::sync::Arc::new(std::sync::Mutex::new(Some(
+        std::fs::read_to_string(fixture("metadata.xml")).unwrap(),
+    )));
+    let shared = served.clone();
+    let app = axum::Router::new().route(
+        "/app/exk1rollcall0test/sso/saml/metadata",
+        axum::routing::get(move || {
+            let shared = shared.clone();
+            async move {
+                match shared.lock().unwrap().clone() {
+                    Some(xml) => (StatusCode::OK, xml),
+                    None => (StatusCode::INTERNAL_SERVER_ERROR, "down".to_string()),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (
+        format!("http://{addr}/app/exk1rollcall0test/sso/saml/metadata"),
+        served,
+    )
+}
+
+async fn metadata_by_url_is_fetched_and_refreshed(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let (url, served) = metadata_server().await;
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/connections",
+            &admin.token,
+            json!({"kind": "saml", "name": "Okta", "settings": {"idp_metadata_url": url}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let connection = r.body["id"].as_i64().unwrap();
+    assert_eq!(r.body["settings"]["idp"]["entity_id"], ISSUER, "{}", r.body);
+    assert!(r.body["settings"]["idp_metadata_fetched_at"].is_string());
+    let r = app
+        .post(
+            &format!("/api/v1/orgs/acme/connections/{connection}/grants"),
+            &admin.token,
+            json!({"match": {"kind": "everyone"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let path = format!("/api/v1/orgs/acme/connections/{connection}");
+
+    // The IdP adds a certificate: the next refresh takes it.
+    let rotated = served.lock().unwrap().clone().unwrap().replacen(
+        "<md:NameIDFormat>",
+        &format!(
+            "<md:KeyDescriptor use=\"signing\"><ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:X509Data><ds:X509Certificate>{}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:NameIDFormat>",
+            std::fs::read_to_string(fixture("attacker-cert.pem"))
+                .unwrap()
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>()
+        ),
+        1,
+    );
+    *served.lock().unwrap() = Some(rotated);
+    let state = rollcall::http::AppState::new(app.store.clone(), app.config.clone()).unwrap();
+    assert_eq!(
+        rollcall::saml::metadata::refresh_all(&state).await.unwrap(),
+        1
+    );
+    let r = app.get(&path, &admin.token).await;
+    assert_eq!(
+        r.body["settings"]["idp"]["certificates"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    // The IdP is down, or serves metadata without a signing certificate: the last good
+    // copy stays in use, and the connection's status says why.
+    *served.lock().unwrap() = None;
+    assert_eq!(
+        rollcall::saml::metadata::refresh_all(&state).await.unwrap(),
+        0
+    );
+    let r = app.get(&path, &admin.token).await;
+    let idp = &r.body["settings"]["idp"];
+    assert_eq!(idp["certificates"].as_array().unwrap().len(), 2, "{idp}");
+    assert!(
+        idp["warnings"].to_string().contains("last refresh"),
+        "{idp}"
+    );
+    let browser = Browser::new(&app);
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let response = b64(&sign(&Spec::okta(&app, "acme", &request_id).xml()));
+    let r = post_acs(&browser, "acme", &response, Some(&relay)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "the last good copy signs people in: {}",
+        r.body
+    );
+
+    // A URL that does not serve usable metadata is refused when the admin gives it.
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/connections",
+            &admin.token,
+            json!({"kind": "saml", "name": "Broken", "settings": {"idp_metadata_url": url}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    app.stop().await;
+
+    // Without the operator's allowance, private and loopback addresses are refused (SSRF).
+    let strict = TestApp::spawn_with(&backend, |c| c.saml.allow_private_addresses = false).await;
+    let admin = strict.bootstrap("acme", "admin@acme.test").await;
+    *served.lock().unwrap() = Some(std::fs::read_to_string(fixture("metadata.xml")).unwrap());
+    let r = strict
+        .post(
+            "/api/v1/orgs/acme/connections",
+            &admin.token,
+            json!({"kind": "saml", "name": "Okta", "settings": {"idp_metadata_url": url}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(r.body.to_string().contains("not https"), "{}", r.body);
+    strict.stop().await;
 }
