@@ -10,6 +10,7 @@
 pub mod acs;
 pub mod metadata;
 pub mod settings;
+pub mod sp_key;
 
 use axum::{
     extract::{Path, Query, State},
@@ -145,10 +146,20 @@ async fn metadata(
         Err(f) => return failure_page(f, &headers),
     };
     let ends = endpoints(&state, &org.slug);
+    let key = match sp_key::for_org(&state, org.id, &ends.entity_id).await {
+        Ok(key) => key,
+        Err(f) => return failure_page(f, &headers),
+    };
+    // The metadata is the org's; it says requests are signed when a connection signs them.
+    let signs = match signs_requests(&state, &org).await {
+        Ok(signs) => signs,
+        Err(f) => return failure_page(f, &headers),
+    };
     let xml = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}">
-  <md:SPSSODescriptor AuthnRequestsSigned="false" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+  <md:SPSSODescriptor AuthnRequestsSigned="{signs}" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{certificate}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
     <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>
     <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs}" index="0" isDefault="true"/>
   </md:SPSSODescriptor>
@@ -156,6 +167,7 @@ async fn metadata(
 "#,
         entity = xml_escape(&ends.entity_id),
         acs = xml_escape(&ends.acs_url),
+        certificate = key.certificate_base64(),
     );
     let mut response = (StatusCode::OK, xml).into_response();
     response.headers_mut().insert(
@@ -163,6 +175,13 @@ async fn metadata(
         HeaderValue::from_static("application/samlmetadata+xml"),
     );
     response
+}
+
+async fn signs_requests(state: &AppState, org: &orgs::Org) -> Result<bool, Failure> {
+    let mut tx = state.store.read().await?;
+    Ok(connections::list(&mut tx, org.id).await?.iter().any(|c| {
+        c.kind == "saml" && Settings::from_value(&c.settings.0).is_ok_and(|s| s.sign_requests)
+    }))
 }
 
 #[derive(Deserialize)]
@@ -246,10 +265,14 @@ async fn login(
         // it gets as many as a session secret.
         request.id = format!("id-{}", secrets::generate("").hash);
         let relay_state = secrets::generate("").plaintext;
-        let url = request
-            .redirect(&relay_state)
-            .map_err(|e| Failure::misconfigured(format!("AuthnRequest: {e}")))?
-            .ok_or_else(|| Failure::misconfigured("the IdP has no SSO URL"))?;
+        let url = if settings.sign_requests {
+            let key = sp_key::for_org(&state, org.id, &ends.entity_id).await?;
+            request.signed_redirect(&relay_state, &key.private_key)
+        } else {
+            request.redirect(&relay_state)
+        }
+        .map_err(|e| Failure::misconfigured(format!("AuthnRequest: {e}")))?
+        .ok_or_else(|| Failure::misconfigured("the IdP has no SSO URL"))?;
         let mut tx = state.store.begin().await?;
         saml::create_request(
             &mut tx,

@@ -64,6 +64,10 @@ pub struct Settings {
     /// signature, audience, recipient and the replay record stand against a stolen one.
     #[serde(default)]
     pub allow_idp_initiated: bool,
+    /// Sign AuthnRequests with the org's SP key (its certificate is in the SP metadata);
+    /// for IdPs configured to require signed requests.
+    #[serde(default)]
+    pub sign_requests: bool,
 }
 
 /// What the admin's metadata says, checked.

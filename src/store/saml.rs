@@ -101,3 +101,35 @@ pub async fn prune(tx: &mut Tx, before: DateTime<Utc>) -> Result<u64> {
         .map(|r| r.rows_affected()))?;
     Ok(a + b)
 }
+
+/// The org's sealed SP private key and its certificate (base64 DER), if made yet.
+pub async fn sp_key(tx: &mut Tx, org_id: i64) -> Result<Option<(String, String)>> {
+    Ok(on!(tx, c => sqlx::query_as::<_, (String, String)>(
+        "SELECT private_key_sealed, certificate FROM saml_sp_keys WHERE org_id = $1",
+    )
+    .bind(org_id)
+    .fetch_optional(&mut *c)
+    .await)?)
+}
+
+/// Stores a key pair unless the org has one already (two instances making one at once
+/// keep the first).
+pub async fn insert_sp_key(
+    tx: &mut Tx,
+    org_id: i64,
+    sealed: &str,
+    certificate: &str,
+) -> Result<()> {
+    on!(tx, c => sqlx::query(
+        "INSERT INTO saml_sp_keys (org_id, private_key_sealed, certificate, created_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (org_id) DO NOTHING",
+    )
+    .bind(org_id)
+    .bind(sealed)
+    .bind(certificate)
+    .bind(now())
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}

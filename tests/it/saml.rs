@@ -23,6 +23,7 @@ crate::backend_tests!(
     idp_initiated_sign_in_only_where_a_connection_opts_in,
     an_invitation_continues_through_okta,
     metadata_by_url_is_fetched_and_refreshed,
+    authn_requests_are_signed_when_configured,
     connection_shows_its_certificates_and_warnings,
     attacks_are_refused_with_their_reason,
     a_replayed_assertion_is_refused,
@@ -1272,4 +1273,72 @@ async fn metadata_by_url_is_fetched_and_refreshed(backend: Backend) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     assert!(r.body.to_string().contains("not https"), "{}", r.body);
     strict.stop().await;
+}
+
+async fn authn_requests_are_signed_when_configured(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection) = okta_org(&app, "acme").await;
+    let browser = Browser::new(&app);
+    let metadata = browser.get("/saml/acme/metadata").await.body;
+    assert!(
+        metadata.contains("AuthnRequestsSigned=\"false\""),
+        "{metadata}"
+    );
+    let certificate = metadata
+        .split("<ds:X509Certificate>")
+        .nth(1)
+        .and_then(|rest| rest.split("</ds:X509Certificate>").next())
+        .expect("the SP certificate in the metadata")
+        .to_string();
+    // The key pair is made once and kept.
+    assert!(browser
+        .get("/saml/acme/metadata")
+        .await
+        .body
+        .contains(&certificate));
+
+    let path = format!("/api/v1/orgs/acme/connections/{connection}");
+    let mut settings = app.get(&path, &admin).await.body["settings"].clone();
+    settings["sign_requests"] = true.into();
+    let r = app
+        .patch(&path, &admin, json!({"settings": settings}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(browser
+        .get("/saml/acme/metadata")
+        .await
+        .body
+        .contains("AuthnRequestsSigned=\"true\""));
+
+    let r = browser
+        .get(&format!("/saml/acme/login?connection={connection}"))
+        .await;
+    let url = reqwest::Url::parse(r.location()).unwrap();
+    assert!(
+        url.query_pairs()
+            .any(|(k, v)| k == "SigAlg" && v.ends_with("rsa-sha256")),
+        "{url}"
+    );
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(certificate)
+        .unwrap();
+    let verifier =
+        samael::crypto::UrlVerifier::from_x509(&samael::crypto::CertificateDer::from(der)).unwrap();
+    assert!(
+        verifier.verify_signed_request_url(&url).unwrap(),
+        "the signature verifies with the published certificate"
+    );
+    // Changing one byte of the request breaks it.
+    let tampered =
+        reqwest::Url::parse(&url.as_str().replacen("RelayState=", "RelayState=x", 1)).unwrap();
+    assert!(!verifier
+        .verify_signed_request_url(&tampered)
+        .unwrap_or(false));
+
+    // Signing does not change the sign-in itself.
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let response = b64(&sign(&Spec::okta(&app, "acme", &request_id).xml()));
+    let r = post_acs(&browser, "acme", &response, Some(&relay)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    app.stop().await;
 }
