@@ -3,8 +3,8 @@
 //!
 //! 1. Size cap, base64, UTF-8; any DOCTYPE or comment refused before XML parsing
 //!    (XXE, entity expansion, comment-truncated NameIDs).
-//! 2. Exactly one plaintext assertion: several assertions (signature wrapping), none, or an
-//!    encrypted one (not supported yet) are refused with their reason.
+//! 2. Exactly one assertion, plaintext or encrypted: several (signature wrapping) or none
+//!    are refused with their reason.
 //! 3. RelayState names a request rollcall made, for this org, unexpired, unused; without
 //!    one, only a connection that opted into IdP-initiated sign-in, found by the issuer,
 //!    may verify it (and then no InResponseTo is accepted).
@@ -12,7 +12,9 @@
 //! 5. samael with xmlsec: the assertion's signature by a metadata certificate, with an
 //!    algorithm allow-list (SHA-1 only by opt-in); issuer; time windows with skew; bearer
 //!    subject confirmation with our ACS as Recipient and our request as InResponseTo;
-//!    audience when Conditions carry one.
+//!    audience when Conditions carry one. An encrypted assertion is decrypted with the org's
+//!    SP key only inside a response whose own signature verified first; encrypted but
+//!    unsigned is refused.
 //! 6. What samael leaves out: an audience must be present at all and be ours.
 //! 7. The request is used once, and the assertion ID is recorded until it expires, in the
 //!    database: a replay is refused on every instance.
@@ -77,17 +79,29 @@ pub fn decode(encoded: &str) -> Result<String, Failure> {
             "the response carries an XML comment (comment injection into NameID or attributes)",
         ));
     }
-    let assertions = count_elements(&xml, "Assertion");
-    let encrypted = count_elements(&xml, "EncryptedAssertion");
-    if encrypted > 0 {
-        return Err(refused("the response carries an encrypted assertion, which this connection does not accept yet"));
-    }
+    let assertions = count_elements(&xml, "Assertion") + count_elements(&xml, "EncryptedAssertion");
     if assertions != 1 {
         return Err(refused(format!(
             "the response carries {assertions} assertions; exactly one is accepted (signature wrapping or assertion injection)"
         )));
     }
     Ok(xml)
+}
+
+/// Whether the one assertion is encrypted (to the org's SP certificate). RSA PKCS#1 v1.5
+/// key transport (Bleichenbacher's oracle) is refused before anything decrypts.
+pub fn check_encryption(xml: &str) -> Result<(), Failure> {
+    if xml.contains("xmlenc#rsa-1_5") {
+        return Err(refused(
+            "the assertion's key is encrypted with RSA PKCS#1 v1.5; only RSA-OAEP is accepted",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the one assertion is encrypted (to the org's SP certificate).
+pub fn is_encrypted(xml: &str) -> bool {
+    count_elements(xml, "EncryptedAssertion") == 1
 }
 
 /// Start tags named `name` in any namespace prefix. A plain scan, deliberately independent
@@ -168,6 +182,7 @@ pub fn verify(
     settings: &Settings,
     endpoints: &Endpoints,
     request: Option<&PendingRequest>,
+    decryption_key: Option<openssl::pkey::PKey<openssl::pkey::Private>>,
 ) -> Result<Assertion, Failure> {
     let idp = settings
         .idp()
@@ -209,6 +224,7 @@ pub fn verify(
         }
     }
 
+    let encrypted = decryption_key.is_some();
     let skew = Duration::seconds(settings.clock_skew_seconds);
     let algorithms = (!settings.allow_sha1).then(|| {
         vec![
@@ -229,6 +245,7 @@ pub fn verify(
         // IssueInstant may trail by the skew plus a slow user at the IdP's page.
         max_issue_delay: skew + Duration::seconds(300),
         allowed_signature_algorithms: algorithms,
+        key: decryption_key,
         ..ServiceProvider::default()
     };
     let expected: Vec<&str> = request.iter().map(|r| r.request_id.as_str()).collect();
@@ -240,8 +257,15 @@ pub fn verify(
             | SpError::AssertionSubjectConfirmationExpired { .. }
             | SpError::ResponseExpired { .. } => expired(format!("{e}")),
             SpError::FailedToValidateSignature => refused(
-                "the signature does not verify against the IdP metadata's certificates, covers no assertion, or uses a refused algorithm",
+                "the signature does not verify against the IdP metadata's certificates, covers no assertion (an encrypted one needs a signed response), or uses a refused algorithm",
             ),
+            SpError::FailedToDecryptAssertion | SpError::MissingPrivateKeySP => refused(format!(
+                "the encrypted assertion does not decrypt with this org's SP key ({e})"
+            )),
+            // What samael's decryption reports when the key or cipher does not fit.
+            SpError::CryptoProviderError(_) if encrypted => refused(format!(
+                "the encrypted assertion does not decrypt with this org's SP key, or uses a cipher other than AES-128-CBC/GCM ({e})"
+            )),
             // The envelope parsed above; what does not parse now is what the signature
             // left after reduction to the signed part.
             SpError::FailedToParseSamlResponse(_) | SpError::FailedToParseSamlAssertion(_) => {

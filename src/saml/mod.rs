@@ -160,6 +160,7 @@ async fn metadata(
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity}">
   <md:SPSSODescriptor AuthnRequestsSigned="{signs}" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
     <md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{certificate}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+    <md:KeyDescriptor use="encryption"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{certificate}</ds:X509Certificate></ds:X509Data></ds:KeyInfo><md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes128-gcm"/><md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/></md:KeyDescriptor>
     <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>
     <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs}" index="0" isDefault="true"/>
   </md:SPSSODescriptor>
@@ -379,6 +380,19 @@ async fn consume(
     (Option<connections::Connection>, Failure),
 > {
     let xml = acs::decode(&form.saml_response).map_err(|f| (None, f))?;
+    // Before the transaction: making the key pair writes in a transaction of its own.
+    let key = if acs::is_encrypted(&xml) {
+        acs::check_encryption(&xml).map_err(|f| (None, f))?;
+        let entity_id = endpoints(state, &org.slug).entity_id;
+        Some(
+            sp_key::for_org(state, org.id, &entity_id)
+                .await
+                .map_err(|f| (None, f))?
+                .private_key,
+        )
+    } else {
+        None
+    };
     let mut tx = state.store.begin().await.map_err(|e| (None, e.into()))?;
     let request = acs::request_for(&mut tx, org, form.relay_state.as_deref())
         .await
@@ -406,7 +420,7 @@ async fn consume(
     let settings = Settings::from_value(&connection.settings.0)
         .map_err(|e| with(Failure::misconfigured(e)))?;
     let ends = endpoints(state, &org.slug);
-    let assertion = acs::verify(&xml, &settings, &ends, request.as_ref()).map_err(with)?;
+    let assertion = acs::verify(&xml, &settings, &ends, request.as_ref(), key).map_err(with)?;
     acs::use_once(
         &mut tx,
         &connection,

@@ -24,6 +24,7 @@ crate::backend_tests!(
     an_invitation_continues_through_okta,
     metadata_by_url_is_fetched_and_refreshed,
     authn_requests_are_signed_when_configured,
+    encrypted_assertions_decrypt_inside_a_signed_response,
     connection_shows_its_certificates_and_warnings,
     attacks_are_refused_with_their_reason,
     a_replayed_assertion_is_refused,
@@ -616,11 +617,19 @@ fn attacks() -> Vec<Case> {
         }),
         // 30: encryption.
         case(
-            "encrypted assertion",
-            "encrypted",
+            "encrypted assertion in an unsigned response",
+            "an encrypted one needs a signed response",
             tampered(|s| {
                 let signed = assertion_of(&s);
                 s.replace(&signed, "<saml2:EncryptedAssertion><xenc:EncryptedData xmlns:xenc=\"http://www.w3.org/2001/04/xmlenc#\"/></saml2:EncryptedAssertion>")
+            }),
+        ),
+        case(
+            "encrypted assertion with RSA PKCS#1 v1.5 key transport",
+            "PKCS#1 v1.5",
+            tampered(|s| {
+                let signed = assertion_of(&s);
+                s.replace(&signed, "<saml2:EncryptedAssertion><xenc:EncryptedData xmlns:xenc=\"http://www.w3.org/2001/04/xmlenc#\"><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#rsa-1_5\"/></xenc:EncryptedKey></xenc:EncryptedData></saml2:EncryptedAssertion>")
             }),
         ),
         // Not XML, or not base64.
@@ -639,7 +648,7 @@ async fn attacks_are_refused_with_their_reason(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let (admin, connection) = okta_org(&app, "acme").await;
     let cases = attacks();
-    assert!(cases.len() >= 30, "the corpus has {} cases", cases.len());
+    assert!(cases.len() >= 35, "the corpus has {} cases", cases.len());
     for case in &cases {
         let browser = Browser::new(&app);
         let (relay, request_id) = start(&browser, "acme", connection).await;
@@ -1340,5 +1349,123 @@ async fn authn_requests_are_signed_when_configured(backend: Backend) {
     let response = b64(&sign(&Spec::okta(&app, "acme", &request_id).xml()));
     let r = post_acs(&browser, "acme", &response, Some(&relay)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    app.stop().await;
+}
+
+/// The org's SP certificate as PEM, from its metadata.
+async fn sp_certificate_pem(browser: &Browser, org: &str) -> String {
+    let metadata = browser.get(&format!("/saml/{org}/metadata")).await.body;
+    let b64 = metadata
+        .split("<ds:X509Certificate>")
+        .nth(1)
+        .and_then(|rest| rest.split("</ds:X509Certificate>").next())
+        .unwrap()
+        .to_string();
+    let lines: Vec<String> = b64
+        .as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        lines.join("\n")
+    )
+}
+
+/// An Okta response whose assertion is encrypted to `certificate_pem` (xmlsec1, AES-128-CBC
+/// with an RSA-OAEP key transport), and whose Response carries the signature template.
+fn encrypted_response(spec: &Spec, certificate_pem: &str) -> String {
+    let xml = spec.xml();
+    let sig_start = xml.find("<ds:Signature").unwrap();
+    let sig_end = xml.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let template = xml[sig_start..sig_end].replace(
+        &format!("URI=\"#{}\"", spec.assertion_id),
+        &format!("URI=\"#{}\"", spec.response_id),
+    );
+    let without = format!("{}{}", &xml[..sig_start], &xml[sig_end..]);
+    let assertion = assertion_of(&without);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("assertion.xml");
+    let encryption = dir.path().join("template.xml");
+    let cert = dir.path().join("sp.pem");
+    let out = dir.path().join("encrypted.xml");
+    std::fs::write(&data, format!("<?xml version=\"1.0\"?>{assertion}")).unwrap();
+    std::fs::write(&cert, certificate_pem).unwrap();
+    std::fs::write(&encryption, r#"<?xml version="1.0"?><xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" Type="http://www.w3.org/2001/04/xmlenc#Element"><xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"/><xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo><xenc:CipherData><xenc:CipherValue/></xenc:CipherData></xenc:EncryptedData>"#).unwrap();
+    let done = Command::new("xmlsec1")
+        .arg("--encrypt")
+        .arg("--pubkey-cert-pem")
+        .arg(&cert)
+        .args(["--session-key", "aes-128"])
+        .arg("--xml-data")
+        .arg(&data)
+        .arg("--output")
+        .arg(&out)
+        .arg(&encryption)
+        .output()
+        .unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let encrypted = std::fs::read_to_string(&out).unwrap();
+    let encrypted = encrypted
+        .trim_start_matches("<?xml version=\"1.0\"?>")
+        .trim();
+    let with_encrypted = without.replace(
+        &assertion,
+        &format!("<saml2:EncryptedAssertion xmlns:saml2=\"urn:oasis:names:tc:SAML:2.0:assertion\">{encrypted}</saml2:EncryptedAssertion>"),
+    );
+    let issuer_end = with_encrypted.find("</saml2:Issuer>").unwrap() + "</saml2:Issuer>".len();
+    format!(
+        "{}{template}{}",
+        &with_encrypted[..issuer_end],
+        &with_encrypted[issuer_end..]
+    )
+}
+
+async fn encrypted_assertions_decrypt_inside_a_signed_response(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection) = okta_org(&app, "acme").await;
+    let browser = Browser::new(&app);
+    let certificate = sp_certificate_pem(&browser, "acme").await;
+
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let spec = Spec::okta(&app, "acme", &request_id);
+    let r = post_acs(
+        &browser,
+        "acme",
+        &b64(&sign(&encrypted_response(&spec, &certificate))),
+        Some(&relay),
+    )
+    .await;
+
+    if r.status != StatusCode::SEE_OTHER {
+        panic!("{}", last_event(&app, "acme", &admin).await);
+    }
+    let me: serde_json::Value =
+        serde_json::from_str(&browser.get("/api/v1/me").await.body).unwrap();
+    assert_eq!(me["user"]["email"], "ada@acme.test");
+
+    // Encrypted but not signed: never decrypted.
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let unsigned = encrypted_response(&Spec::okta(&app, "acme", &request_id), &certificate);
+    let r = post_acs(&browser, "acme", &b64(&unsigned), Some(&relay)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let reason = last_event(&app, "acme", &admin).await["after"]["reason"].clone();
+    assert!(reason.as_str().unwrap().contains("signature"), "{reason}");
+
+    // Encrypted to another key: does not decrypt.
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let other = std::fs::read_to_string(fixture("attacker-cert.pem")).unwrap();
+    let wrong = sign(&encrypted_response(
+        &Spec::okta(&app, "acme", &request_id),
+        &other,
+    ));
+    let r = post_acs(&browser, "acme", &b64(&wrong), Some(&relay)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let reason = last_event(&app, "acme", &admin).await["after"]["reason"].clone();
+    assert!(reason.as_str().unwrap().contains("decrypt"), "{reason}");
     app.stop().await;
 }
