@@ -38,6 +38,8 @@ pub fn router() -> Router<AppState> {
         .route("/saml/{org}/metadata", get(metadata))
         .route("/saml/{org}/login", get(login))
         .route("/saml/{org}/acs", post(acs_post))
+        .route("/saml/{org}/logout", post(logout))
+        .route("/saml/{org}/slo", get(slo_return))
 }
 
 /// A sign-in failure: a short message for the person, the precise reason for the log and
@@ -161,6 +163,7 @@ async fn metadata(
   <md:SPSSODescriptor AuthnRequestsSigned="{signs}" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
     <md:KeyDescriptor use="signing"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{certificate}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
     <md:KeyDescriptor use="encryption"><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:X509Data><ds:X509Certificate>{certificate}</ds:X509Certificate></ds:X509Data></ds:KeyInfo><md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes128-gcm"/><md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/></md:KeyDescriptor>
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{slo}"/>
     <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>
     <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs}" index="0" isDefault="true"/>
   </md:SPSSODescriptor>
@@ -169,6 +172,11 @@ async fn metadata(
         entity = xml_escape(&ends.entity_id),
         acs = xml_escape(&ends.acs_url),
         certificate = key.certificate_base64(),
+        slo = xml_escape(&format!(
+            "{}/saml/{}/slo",
+            state.config.public_base_url.trim_end_matches('/'),
+            org.slug
+        )),
     );
     let mut response = (StatusCode::OK, xml).into_response();
     response.headers_mut().insert(
@@ -324,7 +332,7 @@ async fn acs_post(
             )
         })?;
         let checked = consume(&state, &org, &form).await;
-        let (connection, identity, return_to) = match checked {
+        let (connection, identity, return_to, saml_session) = match checked {
             Ok(ok) => ok,
             Err((connection, failure)) => {
                 audit_failure(
@@ -342,7 +350,7 @@ async fn acs_post(
         match provisioning::provision(&state.store, &identity, Via::Sso, request_id.clone()).await {
             Ok(outcome) => {
                 let mut tx = state.store.begin().await?;
-                let cookie = web::start_session(
+                let (cookie, secret) = web::start_session_with_secret(
                     &state,
                     &mut tx,
                     outcome.user_id,
@@ -350,6 +358,9 @@ async fn acs_post(
                     store::credentials::Method::Sso,
                 )
                 .await?;
+                let expires =
+                    chrono::Utc::now() + chrono::Duration::hours(state.config.sessions.ttl_hours);
+                saml::record_session(&mut tx, &secret, &saml_session, expires).await?;
                 tx.commit().await?;
                 tracing::info!(org = %org.slug, connection = connection.id, user_id = outcome.user_id, "SAML sign-in");
                 Ok(web::see_other(&return_to, vec![cookie]))
@@ -376,6 +387,7 @@ async fn consume(
         connections::Connection,
         provisioning::ExternalIdentity,
         String,
+        saml::SamlSession,
     ),
     (Option<connections::Connection>, Failure),
 > {
@@ -431,13 +443,28 @@ async fn consume(
     .await
     .map_err(with)?;
     let identity = acs::identity(&assertion, &settings, connection.id).map_err(with)?;
+    let saml_session = saml::SamlSession {
+        org_id: org.id,
+        connection_id: connection.id,
+        name_id: identity.subject.clone(),
+        name_id_format: assertion
+            .subject
+            .as_ref()
+            .and_then(|s| s.name_id.as_ref())
+            .and_then(|n| n.format.clone()),
+        session_index: assertion
+            .authn_statements
+            .iter()
+            .flatten()
+            .find_map(|s| s.session_index.clone()),
+    };
     tx.commit().await.map_err(|e| with(e.into()))?;
     let return_to = match request {
         Some(request) => request.return_to,
         // Okta may send a default RelayState with an IdP-initiated sign-in: a path here.
         None => web::safe_return(form.relay_state.as_deref()),
     };
-    Ok((connection, identity, return_to))
+    Ok((connection, identity, return_to, saml_session))
 }
 
 /// The org's enabled SAML connection that accepts IdP-initiated sign-ins from `issuer`.
@@ -488,4 +515,105 @@ async fn audit_failure(
     audit::record(&mut tx, &actor, event).await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// SP-initiated Single Logout: the rollcall session ends at once; when the person signed in
+/// through a connection whose IdP publishes a logout endpoint, the browser goes on there
+/// with a signed LogoutRequest naming the IdP's session, and comes back to `/saml/{org}/slo`.
+async fn logout(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    web::CheckedForm(form): web::CheckedForm<web::CsrfForm>,
+) -> Response {
+    let result = async {
+        let org = org_by_slug(&state, &slug).await?;
+        let mut to = web::safe_return(form.return_to.as_deref().or(Some("/login")));
+        if let Some((secret, id)) = web::session_of(&state, &headers).await? {
+            let mut tx = state.store.begin().await?;
+            store::credentials::revoke_session(&mut tx, id).await?;
+            let saml_session = saml::take_session(&mut tx, &secret).await?;
+            tx.commit().await?;
+            if let Some(session) = saml_session.filter(|s| s.org_id == org.id) {
+                if let Some(url) = logout_request(&state, &org, &session).await? {
+                    to = url;
+                }
+            }
+        }
+        Ok::<_, Failure>(web::see_other(&to, vec![web::end_session_cookie(&state)]))
+    };
+    result.await.unwrap_or_else(|f| failure_page(f, &headers))
+}
+
+/// The IdP's LogoutRequest URL (HTTP-Redirect binding, signed with the org's SP key), or
+/// `None` when its metadata names no logout endpoint.
+async fn logout_request(
+    state: &AppState,
+    org: &orgs::Org,
+    session: &saml::SamlSession,
+) -> Result<Option<String>, Failure> {
+    use samael::traits::ToXml;
+    use std::io::Write;
+
+    let mut tx = state.store.read().await?;
+    let Some(connection) = connections::by_id(&mut tx, session.connection_id).await? else {
+        return Ok(None);
+    };
+    drop(tx);
+    let settings = Settings::from_value(&connection.settings.0).map_err(Failure::misconfigured)?;
+    let Some(idp) = settings.idp().map_err(Failure::misconfigured)? else {
+        return Ok(None);
+    };
+    let sp = samael::service_provider::ServiceProvider {
+        idp_metadata: idp.metadata,
+        ..Default::default()
+    };
+    let Some(destination) = sp.slo_binding_location(settings::REDIRECT_BINDING) else {
+        return Ok(None);
+    };
+    let ends = endpoints(state, &org.slug);
+    let request = samael::schema::LogoutRequest {
+        id: Some(format!("id-{}", secrets::generate("").hash)),
+        version: Some("2.0".into()),
+        issue_instant: Some(chrono::Utc::now()),
+        destination: Some(destination.clone()),
+        issuer: Some(samael::schema::Issuer {
+            value: Some(ends.entity_id.clone()),
+            ..Default::default()
+        }),
+        signature: None,
+        session_index: session.session_index.clone(),
+        name_id: Some(samael::schema::NameID {
+            format: session.name_id_format.clone(),
+            value: session.name_id.clone(),
+        }),
+    };
+    let xml = request
+        .to_string()
+        .map_err(|e| Failure::misconfigured(format!("LogoutRequest: {e}")))?;
+    let mut deflated = Vec::new();
+    {
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(&mut deflated, flate2::Compression::default());
+        encoder
+            .write_all(xml.as_bytes())
+            .map_err(|e| Failure::misconfigured(format!("LogoutRequest: {e}")))?;
+    }
+    let mut url = reqwest::Url::parse(&destination)
+        .map_err(|e| Failure::misconfigured(format!("SLO URL {destination:?}: {e}")))?;
+    url.query_pairs_mut().append_pair(
+        "SAMLRequest",
+        &base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &deflated),
+    );
+    // IdPs that support SLO require it signed (Okta does).
+    let key = sp_key::for_org(state, org.id, &ends.entity_id).await?;
+    let signed = samael::crypto::sign_url(url, &key.private_key)
+        .map_err(|e| Failure::misconfigured(format!("signing the LogoutRequest: {e}")))?;
+    Ok(Some(signed.to_string()))
+}
+
+/// Where the IdP sends the browser back after Single Logout: the rollcall session ended
+/// before the browser left, so there is nothing to check here.
+async fn slo_return() -> Response {
+    web::see_other("/login", Vec::new())
 }

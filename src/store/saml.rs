@@ -99,7 +99,12 @@ pub async fn prune(tx: &mut Tx, before: DateTime<Utc>) -> Result<u64> {
         .execute(&mut *c)
         .await
         .map(|r| r.rows_affected()))?;
-    Ok(a + b)
+    let c = on!(tx, c => sqlx::query("DELETE FROM saml_sessions WHERE expires_at < $1")
+        .bind(before)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(a + b + c)
 }
 
 /// The org's sealed SP private key and its certificate (base64 DER), if made yet.
@@ -132,4 +137,48 @@ pub async fn insert_sp_key(
     .await
     .map(|r| r.rows_affected()))?;
     Ok(())
+}
+
+/// What Single Logout needs of a SAML sign-in.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SamlSession {
+    pub org_id: i64,
+    pub connection_id: i64,
+    pub name_id: String,
+    pub name_id_format: Option<String>,
+    pub session_index: Option<String>,
+}
+
+pub async fn record_session(
+    tx: &mut Tx,
+    session_secret: &str,
+    session: &SamlSession,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    on!(tx, c => sqlx::query(
+        "INSERT INTO saml_sessions (session_hash, org_id, connection_id, name_id, name_id_format, session_index, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(secrets::hash(session_secret))
+    .bind(session.org_id)
+    .bind(session.connection_id)
+    .bind(&session.name_id)
+    .bind(&session.name_id_format)
+    .bind(&session.session_index)
+    .bind(expires_at)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Takes the SAML side of a session as it ends.
+pub async fn take_session(tx: &mut Tx, session_secret: &str) -> Result<Option<SamlSession>> {
+    Ok(on!(tx, c => sqlx::query_as::<_, SamlSession>(
+        "DELETE FROM saml_sessions WHERE session_hash = $1 \
+         RETURNING org_id, connection_id, name_id, name_id_format, session_index",
+    )
+    .bind(secrets::hash(session_secret))
+    .fetch_optional(&mut *c)
+    .await)?)
 }

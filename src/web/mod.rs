@@ -6,7 +6,8 @@
 
 mod csrf;
 
-use csrf::{with_csrf, CheckedForm};
+use csrf::with_csrf;
+pub(crate) use csrf::CheckedForm;
 mod reset;
 mod two_factor;
 
@@ -226,7 +227,7 @@ fn session_cookie(state: &AppState, secret: &str) -> String {
     )
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -265,12 +266,46 @@ pub(crate) async fn start_session(
     previous: Option<i64>,
     method: credentials::Method,
 ) -> store::Result<String> {
+    Ok(
+        start_session_with_secret(state, tx, user_id, previous, method)
+            .await?
+            .0,
+    )
+}
+
+/// [`start_session`], also returning the session's secret (the SAML front door keys what
+/// Single Logout needs by its hash).
+pub(crate) async fn start_session_with_secret(
+    state: &AppState,
+    tx: &mut store::Tx,
+    user_id: i64,
+    previous: Option<i64>,
+    method: credentials::Method,
+) -> store::Result<(String, String)> {
     if let Some(id) = previous {
         credentials::revoke_session(tx, id).await?;
     }
     let ttl = chrono::Duration::hours(state.config.sessions.ttl_hours);
     let secret = credentials::create_session(tx, user_id, ttl, method).await?;
-    Ok(session_cookie(state, &secret))
+    Ok((session_cookie(state, &secret), secret))
+}
+
+/// The cookie that removes the session cookie.
+pub(crate) fn end_session_cookie(state: &AppState) -> String {
+    cookie(state, SESSION_COOKIE, "", 0)
+}
+
+/// The browser's session: its secret and id, when valid.
+pub(crate) async fn session_of(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> store::Result<Option<(String, i64)>> {
+    let Some(secret) = cookie_value(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    Ok(signed_in(state, headers)
+        .await?
+        .map(|(_, id, _)| (secret.to_string(), id)))
 }
 
 /// Only a path on this server: never another host (no open redirect).
@@ -467,7 +502,7 @@ async fn login(
 #[derive(Deserialize)]
 pub(crate) struct CsrfForm {
     csrf: String,
-    return_to: Option<String>,
+    pub(crate) return_to: Option<String>,
 }
 
 async fn logout(

@@ -25,6 +25,7 @@ crate::backend_tests!(
     metadata_by_url_is_fetched_and_refreshed,
     authn_requests_are_signed_when_configured,
     encrypted_assertions_decrypt_inside_a_signed_response,
+    single_logout_ends_the_session_and_tells_okta,
     connection_shows_its_certificates_and_warnings,
     attacks_are_refused_with_their_reason,
     a_replayed_assertion_is_refused,
@@ -1467,5 +1468,110 @@ async fn encrypted_assertions_decrypt_inside_a_signed_response(backend: Backend)
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     let reason = last_event(&app, "acme", &admin).await["after"]["reason"].clone();
     assert!(reason.as_str().unwrap().contains("decrypt"), "{reason}");
+    app.stop().await;
+}
+
+async fn single_logout_ends_the_session_and_tells_okta(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection) = okta_org(&app, "acme").await;
+    let browser = Browser::new(&app);
+
+    // Without a logout endpoint in the IdP's metadata, signing out ends rollcall's session.
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let response = b64(&sign(&Spec::okta(&app, "acme", &request_id).xml()));
+    assert_eq!(
+        post_acs(&browser, "acme", &response, Some(&relay))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    let csrf = browser.get("/login").await.csrf();
+    let r = browser.post("/saml/acme/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert_eq!(r.location(), "/login");
+    assert_eq!(
+        browser.get("/api/v1/me").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // With one, the browser goes on to Okta with a signed LogoutRequest for its session.
+    let slo =
+        "https://rollcall-test.okta.com/app/rollcall-test_rollcall_1/exk1rollcall0test/slo/saml";
+    let metadata = std::fs::read_to_string(fixture("metadata.xml")).unwrap().replacen(
+        "<md:SingleSignOnService",
+        &format!("<md:SingleLogoutService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"{slo}\"/><md:SingleSignOnService"),
+        1,
+    );
+    let path = format!("/api/v1/orgs/acme/connections/{connection}");
+    let r = app
+        .patch(
+            &path,
+            &admin,
+            json!({"settings": {"idp_metadata_xml": metadata}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let spec = Spec::okta(&app, "acme", &request_id);
+    let response = b64(&sign(&spec.xml()));
+    assert_eq!(
+        post_acs(&browser, "acme", &response, Some(&relay))
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(browser.get("/api/v1/me").await.status, StatusCode::OK);
+    // A cross-site form cannot sign anyone out.
+    let r = browser
+        .post_from(
+            "/saml/acme/logout",
+            "https://evil.example",
+            &[("csrf", "forged")],
+        )
+        .await;
+    assert_ne!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(browser.get("/api/v1/me").await.status, StatusCode::OK);
+
+    let csrf = browser.get("/login").await.csrf();
+    let r = browser.post("/saml/acme/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let url = reqwest::Url::parse(r.location()).unwrap();
+    assert!(url.as_str().starts_with(slo), "{url}");
+    let param = |name: &str| {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.to_string())
+    };
+    assert!(
+        param("SigAlg").is_some() && param("Signature").is_some(),
+        "{url}"
+    );
+    let certificate = sp_certificate_pem(&browser, "acme").await;
+    let verifier = samael::crypto::UrlVerifier::from_x509_cert_pem(&certificate).unwrap();
+    assert!(verifier.verify_signed_request_url(&url).unwrap());
+    let deflated = base64::engine::general_purpose::STANDARD
+        .decode(param("SAMLRequest").unwrap())
+        .unwrap();
+    let mut request = String::new();
+    flate2::read::DeflateDecoder::new(&deflated[..])
+        .read_to_string(&mut request)
+        .unwrap();
+    assert!(request.contains("LogoutRequest"), "{request}");
+    assert!(request.contains(&spec.name_id), "{request}");
+    assert!(
+        request.contains(&spec.assertion_id),
+        "the IdP's SessionIndex: {request}"
+    );
+    assert_eq!(
+        browser.get("/api/v1/me").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Okta sends the browser back; rollcall's session is already gone.
+    let r = browser.get("/saml/acme/slo?SAMLResponse=anything").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/login");
+    let metadata = browser.get("/saml/acme/metadata").await.body;
+    assert!(metadata.contains("/saml/acme/slo"), "{metadata}");
     app.stop().await;
 }
