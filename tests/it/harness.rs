@@ -464,6 +464,11 @@ impl PageResponse {
 
 impl Browser {
     pub fn new(app: &TestApp) -> Browser {
+        Browser::at(&app.addr.to_string())
+    }
+
+    /// A browser of a server at `addr` (e.g. a second instance sharing the database).
+    pub fn at(addr: &str) -> Browser {
         let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         Browser {
             client: reqwest::Client::builder()
@@ -472,7 +477,7 @@ impl Browser {
                 .build()
                 .unwrap(),
             jar,
-            base: format!("http://{}", app.addr),
+            base: format!("http://{addr}"),
         }
     }
 

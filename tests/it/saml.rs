@@ -26,6 +26,7 @@ crate::backend_tests!(
     authn_requests_are_signed_when_configured,
     encrypted_assertions_decrypt_inside_a_signed_response,
     single_logout_ends_the_session_and_tells_okta,
+    sha1_and_attribute_names_are_the_admins_choice,
     connection_shows_its_certificates_and_warnings,
     attacks_are_refused_with_their_reason,
     a_replayed_assertion_is_refused,
@@ -746,6 +747,23 @@ async fn attacks_are_refused_with_their_reason(backend: Backend) {
     app.stop().await;
 }
 
+/// A second rollcall instance on the same database, behind the same public URL (as behind a
+/// load balancer). Returns its address.
+async fn second_instance(app: &TestApp) -> String {
+    let store = rollcall::store::Store::connect(&app.config.database_url)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let state = rollcall::http::AppState::new(store, app.config.clone()).unwrap();
+    tokio::spawn(rollcall::http::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    addr.to_string()
+}
+
 async fn a_replayed_assertion_is_refused(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let (admin, connection) = okta_org(&app, "acme").await;
@@ -757,6 +775,39 @@ async fn a_replayed_assertion_is_refused(backend: Backend) {
     // The same assertion ID again, even for a new request (as an IdP or a thief replaying
     // a captured assertion would need): refused, wherever it is checked, since the record
     // is in the shared database.
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let mut again = Spec::okta(&app, "acme", &request_id);
+    again.assertion_id = spec.assertion_id.clone();
+    let r = post_acs(&browser, "acme", &b64(&sign(&again.xml())), Some(&relay)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let event = last_event(&app, "acme", &admin).await;
+    assert!(
+        event["after"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("replay"),
+        "{event}"
+    );
+
+    // Two instances sharing the database: a sign-in started on one finishes on the other,
+    // and its assertion replayed on the first is refused there.
+    let other = second_instance(&app).await;
+    let browser = Browser::new(&app);
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let spec = Spec::okta(&app, "acme", &request_id);
+    let r = post_acs(
+        &Browser::at(&other),
+        "acme",
+        &b64(&sign(&spec.xml())),
+        Some(&relay),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "finished on the second instance: {}",
+        r.body
+    );
     let (relay, request_id) = start(&browser, "acme", connection).await;
     let mut again = Spec::okta(&app, "acme", &request_id);
     again.assertion_id = spec.assertion_id.clone();
@@ -1573,5 +1624,37 @@ async fn single_logout_ends_the_session_and_tells_okta(backend: Backend) {
     assert_eq!(r.location(), "/login");
     let metadata = browser.get("/saml/acme/metadata").await.body;
     assert!(metadata.contains("/saml/acme/slo"), "{metadata}");
+    app.stop().await;
+}
+
+async fn sha1_and_attribute_names_are_the_admins_choice(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection) = okta_org(&app, "acme").await;
+    let path = format!("/api/v1/orgs/acme/connections/{connection}");
+    let mut settings = app.get(&path, &admin).await.body["settings"].clone();
+    settings["allow_sha1"] = true.into();
+    // This IdP sends the email under a name of its own.
+    settings["attributes"] = json!({"email": ["mailAddress"]});
+    let r = app
+        .patch(&path, &admin, json!({"settings": settings}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    let browser = Browser::new(&app);
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let mut spec = Spec::okta(&app, "acme", &request_id);
+    spec.algorithms = SHA1;
+    let xml = spec
+        .xml()
+        .replace(
+            "Name=\"urn:oid:1.2.840.113549.1.9.1\"",
+            "Name=\"mailAddress\"",
+        )
+        .replace("ada@acme.test", "ada.custom@acme.test");
+    let r = post_acs(&browser, "acme", &b64(&sign(&xml)), Some(&relay)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let me: serde_json::Value =
+        serde_json::from_str(&browser.get("/api/v1/me").await.body).unwrap();
+    assert_eq!(me["user"]["email"], "ada.custom@acme.test");
     app.stop().await;
 }
