@@ -76,7 +76,11 @@ struct Spec {
 
 impl Spec {
     fn okta(app: &TestApp, org: &str, request_id: &str) -> Spec {
-        let base = app.config.public_base_url.trim_end_matches('/');
+        Spec::for_base(&app.config.public_base_url, org, request_id)
+    }
+
+    fn for_base(base: &str, org: &str, request_id: &str) -> Spec {
+        let base = base.trim_end_matches('/');
         let now = Utc::now();
         Spec {
             response_id: format!("id{}", uuid::Uuid::new_v4().simple()),
@@ -1657,4 +1661,36 @@ async fn sha1_and_attribute_names_are_the_admins_choice(backend: Backend) {
         serde_json::from_str(&browser.get("/api/v1/me").await.body).unwrap();
     assert_eq!(me["user"]["email"], "ada.custom@acme.test");
     app.stop().await;
+}
+
+/// What the Okta stand-in answers an AuthnRequest with: a signed Okta response for the
+/// rollcall at `base`, as the SAMLResponse form field.
+pub(crate) fn okta_answer(base: &str, org: &str, request_id: &str) -> String {
+    b64(&sign(&Spec::for_base(base, org, request_id).xml()))
+}
+
+/// The request ID in a Redirect-binding SAMLRequest parameter.
+pub(crate) fn request_id_of(saml_request: &str) -> String {
+    let deflated = base64::engine::general_purpose::STANDARD
+        .decode(saml_request)
+        .unwrap();
+    let mut request = String::new();
+    flate2::read::DeflateDecoder::new(&deflated[..])
+        .read_to_string(&mut request)
+        .unwrap();
+    request
+        .split("ID=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string()
+}
+
+pub(crate) fn okta_metadata_with_sso(sso_url: &str) -> String {
+    std::fs::read_to_string(fixture("metadata.xml"))
+        .unwrap()
+        .replace(
+        "https://rollcall-test.okta.com/app/rollcall-test_rollcall_1/exk1rollcall0test/sso/saml",
+        sso_url,
+    )
 }

@@ -192,4 +192,95 @@ async fn invitee_signs_up_in_a_real_browser(backend: Backend) {
     app.stop().await;
 }
 
-crate::backend_tests!(invitee_signs_up_in_a_real_browser);
+/// An Okta stand-in: answers each AuthnRequest with a page that posts a signed response to
+/// rollcall's ACS, as Okta's own page does.
+async fn okta_stand_in(rollcall_base: String) -> String {
+    let app = axum::Router::new().route(
+        "/app/sso/saml",
+        axum::routing::get(
+            move |axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>| {
+                let base = rollcall_base.clone();
+                async move {
+                    let request_id = crate::saml::request_id_of(&q["SAMLRequest"]);
+                    let response = crate::saml::okta_answer(&base, "acme", &request_id);
+                    let relay = q.get("RelayState").cloned().unwrap_or_default();
+                    axum::response::Html(format!(
+                        r#"<html><body><form method="post" action="{base}/saml/acme/acs"><input type="hidden" name="SAMLResponse" value="{response}"><input type="hidden" name="RelayState" value="{relay}"></form><script>document.forms[0].submit()</script></body></html>"#
+                    ))
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/app/sso/saml")
+}
+
+/// The whole Okta flow in a real browser: rollcall's login sends it to Okta (a stand-in that
+/// signs real responses), Okta's page posts to the ACS, and the person lands signed in, in
+/// the org and the team their Okta group maps to.
+async fn okta_sign_in_in_a_real_browser(backend: Backend) {
+    let Some(chrome) = Chrome::start().await else {
+        return;
+    };
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let sso = okta_stand_in(app.config.public_base_url.clone()).await;
+    let r = app
+        .post(
+            "/api/v1/orgs/acme/connections",
+            &admin.token,
+            json!({"kind": "saml", "name": "Okta", "settings": {"idp_metadata_xml": crate::saml::okta_metadata_with_sso(&sso)}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let connection = r.body["id"].as_i64().unwrap();
+    let team = app.create_team("acme", &admin.token, "Engineering").await;
+    let base = format!("/api/v1/orgs/acme/connections/{connection}");
+    app.post(
+        &format!("{base}/grants"),
+        &admin.token,
+        json!({"match": {"kind": "everyone"}}),
+    )
+    .await;
+    app.post(
+        &format!("{base}/group-mappings"),
+        &admin.token,
+        json!({"group": {"name": "Engineering"}, "team_ids": [team]}),
+    )
+    .await;
+
+    let browser = &chrome.client;
+    browser
+        .goto(&format!(
+            "{}/saml/acme/login?return_to=/",
+            app.config.public_base_url
+        ))
+        .await
+        .unwrap();
+    let heading = browser
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::XPath(
+            "//h1[starts-with(normalize-space(.), 'Signed in as')]",
+        ))
+        .await
+        .expect("the home page after the Okta round trip")
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(heading, "Signed in as ada@acme.test");
+    let orgs = text_of(browser, "ul").await;
+    assert!(
+        orgs.contains("acme") && orgs.contains("Engineering"),
+        "{orgs}"
+    );
+    chrome.stop().await;
+    app.stop().await;
+}
+
+crate::backend_tests!(
+    invitee_signs_up_in_a_real_browser,
+    okta_sign_in_in_a_real_browser
+);
