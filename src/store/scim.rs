@@ -529,17 +529,6 @@ pub async fn touch_group(tx: &mut Tx, org_id: i64, group_id: i64) -> Result<()> 
     Ok(())
 }
 
-/// The SCIM user row of a global user in an org, if the IdP pushed them.
-pub async fn user_of(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<Option<ScimUser>> {
-    let sql =
-        format!("SELECT {USER_COLUMNS} FROM scim_users r WHERE r.org_id = $1 AND r.user_id = $2");
-    Ok(on!(tx, c => sqlx::query_as::<_, ScimUser>(&sql)
-        .bind(org_id)
-        .bind(user_id)
-        .fetch_optional(&mut *c)
-        .await)?)
-}
-
 /// The pushed people in the connection's groups that `id` (an externalId, exactly) or `name`
 /// (a displayName, ignoring case) names: whose teams a new or removed mapping moves.
 pub async fn members_of_named_groups(

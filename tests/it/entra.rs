@@ -1208,15 +1208,7 @@ async fn invitation_continues_with_sso(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     app.deliver_mail().await;
-    let data = app.smtp.received()[0]
-        .data
-        .replace("=\r\n", "")
-        .replace("=\n", "");
-    let link = data
-        .split_whitespace()
-        .find(|w| w.contains("/invite/rc_inv_"))
-        .unwrap()
-        .to_string();
+    let link = crate::harness::link_in(&app.smtp.received()[0].data);
     let invite_path = &link[link.find("/invite/").unwrap()..];
 
     let browser = Browser::new(&app);

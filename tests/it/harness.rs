@@ -535,3 +535,13 @@ impl Browser {
         .await
     }
 }
+
+/// The invitation link in a mail (quoted-printable soft line breaks undone).
+pub fn link_in(data: &str) -> String {
+    let unwrapped = data.replace("=\r\n", "").replace("=\n", "");
+    unwrapped
+        .split_whitespace()
+        .find(|w| w.contains("/invite/rc_inv_"))
+        .unwrap_or_else(|| panic!("no invitation link in {data}"))
+        .to_string()
+}

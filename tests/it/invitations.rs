@@ -9,7 +9,7 @@ use rollcall::{
 use serde_json::{json, Value};
 
 use crate::{
-    harness::{Backend, TestApp},
+    harness::{link_in, Backend, TestApp},
     smtp_server::Mode,
 };
 
@@ -31,15 +31,6 @@ async fn outbox_statuses(store: &Store) -> Vec<(String, i64)> {
 
 /// The invitation link in a received message's plain-text part. The body is
 /// quoted-printable, so long lines carry soft breaks (`=` at the end) to undo first.
-fn link_in(data: &str) -> String {
-    let unwrapped = data.replace("=\r\n", "").replace("=\n", "");
-    unwrapped
-        .split_whitespace()
-        .find(|w| w.contains("/invite/rc_inv_"))
-        .unwrap_or_else(|| panic!("no invitation link in {data}"))
-        .to_string()
-}
-
 fn results(body: &Value) -> Vec<(String, String)> {
     body["results"]
         .as_array()

@@ -171,6 +171,24 @@ fn sign_with(xml: &str, key: &str, cert: &str) -> String {
     std::fs::read_to_string(output).unwrap()
 }
 
+/// The Okta response with its signature template moved from the assertion to the Response
+/// (Okta's "Response: Signed"), ready to sign.
+fn response_level(spec: &Spec, xml: &str) -> String {
+    let sig_start = xml.find("<ds:Signature").unwrap();
+    let sig_end = xml.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    let template = xml[sig_start..sig_end].replace(
+        &format!("URI=\"#{}\"", spec.assertion_id),
+        &format!("URI=\"#{}\"", spec.response_id),
+    );
+    let without = format!("{}{}", &xml[..sig_start], &xml[sig_end..]);
+    let issuer_end = without.find("</saml2:Issuer>").unwrap() + "</saml2:Issuer>".len();
+    format!(
+        "{}{template}{}",
+        &without[..issuer_end],
+        &without[issuer_end..]
+    )
+}
+
 fn sign(xml: &str) -> String {
     sign_with(xml, "idp-key.pem", "idp-cert.pem")
 }
@@ -234,19 +252,7 @@ async fn start(browser: &Browser, org: &str, connection: i64) -> (String, String
             .map(|(_, v)| v.to_string())
             .unwrap_or_else(|| panic!("no {name} in {location}"))
     };
-    let deflated = base64::engine::general_purpose::STANDARD
-        .decode(param("SAMLRequest"))
-        .unwrap();
-    let mut request = String::new();
-    flate2::read::DeflateDecoder::new(&deflated[..])
-        .read_to_string(&mut request)
-        .unwrap();
-    let id = request
-        .split("ID=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_string();
+    let id = request_id_of(&param("SAMLRequest"));
     assert!(id.len() > 40, "a request ID with 128 bits or more: {id}");
     (param("RelayState"), id)
 }
@@ -912,21 +918,7 @@ async fn a_signed_response_covers_its_assertion(backend: Backend) {
     let browser = Browser::new(&app);
     let (relay, request_id) = start(&browser, "acme", connection).await;
     let spec = Spec::okta(&app, "acme", &request_id);
-    let xml = spec.xml();
-    // Move the signature template from the assertion to the response, after its Issuer.
-    let sig_start = xml.find("<ds:Signature").unwrap();
-    let sig_end = xml.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
-    let template = xml[sig_start..sig_end].replace(
-        &format!("URI=\"#{}\"", spec.assertion_id),
-        &format!("URI=\"#{}\"", spec.response_id),
-    );
-    let without = format!("{}{}", &xml[..sig_start], &xml[sig_end..]);
-    let issuer_end = without.find("</saml2:Issuer>").unwrap() + "</saml2:Issuer>".len();
-    let response_signed = format!(
-        "{}{template}{}",
-        &without[..issuer_end],
-        &without[issuer_end..]
-    );
+    let response_signed = response_level(&spec, &spec.xml());
     let r = post_acs(
         &browser,
         "acme",
@@ -939,20 +931,7 @@ async fn a_signed_response_covers_its_assertion(backend: Backend) {
     // The same, with the assertion changed after the response was signed: refused.
     let (relay, request_id) = start(&browser, "acme", connection).await;
     let spec = Spec::okta(&app, "acme", &request_id);
-    let xml = spec.xml();
-    let sig_start = xml.find("<ds:Signature").unwrap();
-    let sig_end = xml.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
-    let template = xml[sig_start..sig_end].replace(
-        &format!("URI=\"#{}\"", spec.assertion_id),
-        &format!("URI=\"#{}\"", spec.response_id),
-    );
-    let without = format!("{}{}", &xml[..sig_start], &xml[sig_end..]);
-    let issuer_end = without.find("</saml2:Issuer>").unwrap() + "</saml2:Issuer>".len();
-    let signed = sign(&format!(
-        "{}{template}{}",
-        &without[..issuer_end],
-        &without[issuer_end..]
-    ));
+    let signed = sign(&response_level(&spec, &spec.xml()));
     let forged = signed.replace("ada@acme.test", "evil@acme.test");
     let r = post_acs(&browser, "acme", &b64(&forged), Some(&relay)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
@@ -1139,15 +1118,7 @@ async fn an_invitation_continues_through_okta(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     app.deliver_mail().await;
-    let data = app.smtp.received()[0]
-        .data
-        .replace("=\r\n", "")
-        .replace("=\n", "");
-    let link = data
-        .split_whitespace()
-        .find(|w| w.contains("/invite/rc_inv_"))
-        .unwrap()
-        .to_string();
+    let link = crate::harness::link_in(&app.smtp.received()[0].data);
     let invite_path = link[link.find("/invite/").unwrap()..].to_string();
 
     let browser = Browser::new(&app);
@@ -1163,28 +1134,13 @@ async fn an_invitation_continues_through_okta(backend: Backend) {
         .unwrap()
         .1
         .to_string();
-    let deflated = base64::engine::general_purpose::STANDARD
-        .decode(
-            location
-                .query_pairs()
-                .find(|(k, _)| k == "SAMLRequest")
-                .unwrap()
-                .1
-                .as_bytes(),
-        )
-        .unwrap();
-    let mut request = String::new();
-    flate2::read::DeflateDecoder::new(&deflated[..])
-        .read_to_string(&mut request)
-        .unwrap();
-    let request_id = request
-        .split("ID=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string();
+    let request_id = request_id_of(
+        &location
+            .query_pairs()
+            .find(|(k, _)| k == "SAMLRequest")
+            .unwrap()
+            .1,
+    );
     let spec = Spec::okta(&app, "acme", &request_id);
     let r = post_acs(&browser, "acme", &b64(&sign(&spec.xml())), Some(&relay)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
@@ -1431,15 +1387,8 @@ async fn sp_certificate_pem(browser: &Browser, org: &str) -> String {
 /// An Okta response whose assertion is encrypted to `certificate_pem` (xmlsec1, AES-128-CBC
 /// with an RSA-OAEP key transport), and whose Response carries the signature template.
 fn encrypted_response(spec: &Spec, certificate_pem: &str) -> String {
-    let xml = spec.xml();
-    let sig_start = xml.find("<ds:Signature").unwrap();
-    let sig_end = xml.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
-    let template = xml[sig_start..sig_end].replace(
-        &format!("URI=\"#{}\"", spec.assertion_id),
-        &format!("URI=\"#{}\"", spec.response_id),
-    );
-    let without = format!("{}{}", &xml[..sig_start], &xml[sig_end..]);
-    let assertion = assertion_of(&without);
+    let response = response_level(spec, &spec.xml());
+    let assertion = assertion_of(&response);
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("assertion.xml");
     let encryption = dir.path().join("template.xml");
@@ -1469,15 +1418,9 @@ fn encrypted_response(spec: &Spec, certificate_pem: &str) -> String {
     let encrypted = encrypted
         .trim_start_matches("<?xml version=\"1.0\"?>")
         .trim();
-    let with_encrypted = without.replace(
+    response.replace(
         &assertion,
         &format!("<saml2:EncryptedAssertion xmlns:saml2=\"urn:oasis:names:tc:SAML:2.0:assertion\">{encrypted}</saml2:EncryptedAssertion>"),
-    );
-    let issuer_end = with_encrypted.find("</saml2:Issuer>").unwrap() + "</saml2:Issuer>".len();
-    format!(
-        "{}{template}{}",
-        &with_encrypted[..issuer_end],
-        &with_encrypted[issuer_end..]
     )
 }
 

@@ -142,15 +142,7 @@ async fn invitee_signs_up_in_a_real_browser(backend: Backend) {
         .await;
     assert_eq!(r.status, StatusCode::OK);
     app.deliver_mail().await;
-    let data = app.smtp.received()[0]
-        .data
-        .replace("=\r\n", "")
-        .replace("=\n", "");
-    let link = data
-        .split_whitespace()
-        .find(|w| w.contains("/invite/rc_inv_"))
-        .unwrap()
-        .to_string();
+    let link = crate::harness::link_in(&app.smtp.received()[0].data);
 
     let browser = &chrome.client;
     browser.goto(&link).await.unwrap();
