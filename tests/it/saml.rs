@@ -270,6 +270,15 @@ async fn post_acs(
     browser.post(&format!("/saml/{org}/acs"), &form).await
 }
 
+/// The page refused the sign-in, and the audit trail says why.
+async fn refused_because(app: &TestApp, admin: &str, r: &PageResponse, says: &str) {
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    let event = last_event(app, "acme", admin).await;
+    assert_eq!(event["action"], "sso.login_failed", "{event}");
+    let reason = event["after"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(says), "{reason:?} does not say {says:?}");
+}
+
 async fn last_event(app: &TestApp, org: &str, token: &str) -> serde_json::Value {
     let r = app
         .get(&format!("/api/v1/orgs/{org}/audit?limit=1"), token)
@@ -789,15 +798,7 @@ async fn a_replayed_assertion_is_refused(backend: Backend) {
     let mut again = Spec::okta(&app, "acme", &request_id);
     again.assertion_id = spec.assertion_id.clone();
     let r = post_acs(&browser, "acme", &b64(&sign(&again.xml())), Some(&relay)).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    let event = last_event(&app, "acme", &admin).await;
-    assert!(
-        event["after"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("replay"),
-        "{event}"
-    );
+    refused_because(&app, &admin, &r, "replay").await;
 
     // Two instances sharing the database: a sign-in started on one finishes on the other,
     // and its assertion replayed on the first is refused there.
@@ -822,15 +823,7 @@ async fn a_replayed_assertion_is_refused(backend: Backend) {
     let mut again = Spec::okta(&app, "acme", &request_id);
     again.assertion_id = spec.assertion_id.clone();
     let r = post_acs(&browser, "acme", &b64(&sign(&again.xml())), Some(&relay)).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    let event = last_event(&app, "acme", &admin).await;
-    assert!(
-        event["after"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("replay"),
-        "{event}"
-    );
+    refused_because(&app, &admin, &r, "replay").await;
     app.stop().await;
 }
 
@@ -934,15 +927,7 @@ async fn a_signed_response_covers_its_assertion(backend: Backend) {
     let signed = sign(&response_level(&spec, &spec.xml()));
     let forged = signed.replace("ada@acme.test", "evil@acme.test");
     let r = post_acs(&browser, "acme", &b64(&forged), Some(&relay)).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    let event = last_event(&app, "acme", &admin).await;
-    assert!(
-        event["after"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("signature"),
-        "{event}"
-    );
+    refused_because(&app, &admin, &r, "signature").await;
     app.stop().await;
 }
 
@@ -986,15 +971,7 @@ async fn idp_initiated_sign_in_only_where_a_connection_opts_in(backend: Backend)
     // A response that answers some request is not taken as IdP-initiated.
     let solicited = b64(&sign(&Spec::okta(&app, "acme", "id-somebody-elses").xml()));
     let r = post_acs(&Browser::new(&app), "acme", &solicited, None).await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
-    let event = last_event(&app, "acme", &admin).await;
-    assert!(
-        event["after"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("answers request"),
-        "{event}"
-    );
+    refused_because(&app, &admin, &r, "answers request").await;
     // Nor is an absolute RelayState followed anywhere.
     let r = post_acs(
         &Browser::new(&app),
