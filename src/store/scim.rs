@@ -165,7 +165,7 @@ pub async fn get_user(tx: &mut Tx, org_id: i64, id: i64) -> Result<Option<ScimUs
         .await)?)
 }
 
-/// Writes new fields and bumps the version. `expected`: the version an If-Match named.
+/// Writes new fields and bumps the version; the caller checked If-Match in this transaction.
 pub async fn update_user(
     tx: &mut Tx,
     org_id: i64,
