@@ -161,15 +161,20 @@ impl Resource {
                 return None;
             }
             if name == "manager" && matches!(sub, None | Some("value")) {
+                // The manager's id: compared exactly, like every id.
                 return Some(Target::Json(
                     vec![uri, "manager".into(), "value".into()],
-                    CI,
+                    Kind::Str {
+                        case_exact: true,
+                        lowered: false,
+                    },
                 ));
             }
             let attr = canonical(ENTERPRISE_SCALARS, &name).filter(|_| sub.is_none())?;
             return Some(Target::Json(vec![uri, attr.into()], CI));
         }
-        let meta = match (name.as_str(), sub) {
+        // What every resource has.
+        let common = match (name.as_str(), sub) {
             ("meta", Some("created")) => Some(Target::Column("created_at", Kind::Time)),
             ("meta", Some("lastmodified")) => Some(Target::Column("updated_at", Kind::Time)),
             ("id", None) => Some(Target::Column("id", Kind::Id)),
@@ -182,8 +187,8 @@ impl Resource {
             )),
             _ => None,
         };
-        if meta.is_some() {
-            return meta;
+        if common.is_some() {
+            return common;
         }
         match self {
             Resource::Group => match (name.as_str(), sub) {
