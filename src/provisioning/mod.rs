@@ -207,6 +207,41 @@ struct Matched {
     idp_teams: Vec<TeamRef>,
 }
 
+/// A connection's access grants and group mappings, read once and matched against as many
+/// identities as need it (a group change re-applies the teams of every member).
+pub struct Rules {
+    grants: Vec<grants::Grant>,
+    mappings: Vec<grants::Mapping>,
+}
+
+impl Rules {
+    pub async fn load(tx: &mut Tx, org_id: i64, connection_id: i64) -> Result<Rules, Error> {
+        Ok(Rules {
+            grants: grants::list_grants(tx, org_id, connection_id).await?,
+            mappings: grants::list_mappings(tx, org_id, connection_id).await?,
+        })
+    }
+
+    /// Whether any mapping or group grant names one of `groups`: only then can a change to
+    /// who is in them move anyone's teams or admin flag.
+    pub fn name_any(&self, groups: &[IdpGroup]) -> bool {
+        self.mappings
+            .iter()
+            .any(|m| matching::group_matches(&m.group, groups).is_some())
+            || self.grants.iter().any(|g| match &g.matches {
+                Match::Group { id, name } => matching::group_matches(
+                    &GroupRef {
+                        id: id.clone(),
+                        name: name.clone(),
+                    },
+                    groups,
+                )
+                .is_some(),
+                _ => false,
+            })
+    }
+}
+
 async fn match_rules(
     tx: &mut Tx,
     org_id: i64,
@@ -215,26 +250,36 @@ async fn match_rules(
     email: Option<&str>,
     domain_verified: bool,
 ) -> Result<Matched, Error> {
-    let grant_list = grants::list_grants(tx, org_id, connection_id).await?;
-    let mapping_list = grants::list_mappings(tx, org_id, connection_id).await?;
-    let matched_grants: Vec<MatchedGrant> = grant_list
-        .into_iter()
+    let rules = Rules::load(tx, org_id, connection_id).await?;
+    Ok(match_loaded(&rules, identity, email, domain_verified))
+}
+
+fn match_loaded(
+    rules: &Rules,
+    identity: &ExternalIdentity,
+    email: Option<&str>,
+    domain_verified: bool,
+) -> Matched {
+    let matched_grants: Vec<MatchedGrant> = rules
+        .grants
+        .iter()
         .filter(|g| matching::grant_matches(&g.matches, identity, email, domain_verified))
         .map(|g| MatchedGrant {
             grant_id: g.id,
-            matches: g.matches,
+            matches: g.matches.clone(),
             is_admin: g.is_admin,
-            teams: g.teams,
+            teams: g.teams.clone(),
         })
         .collect();
-    let matched_mappings: Vec<MatchedMapping> = mapping_list
-        .into_iter()
+    let matched_mappings: Vec<MatchedMapping> = rules
+        .mappings
+        .iter()
         .filter_map(|m| {
             matching::group_matches(&m.group, &identity.groups).map(|by| MatchedMapping {
                 mapping_id: m.id,
-                group: m.group,
+                group: m.group.clone(),
                 matched_by: by.to_string(),
-                teams: m.teams,
+                teams: m.teams.clone(),
             })
         })
         .collect();
@@ -244,11 +289,11 @@ async fn match_rules(
         .chain(matched_mappings.iter().flat_map(|m| m.teams.iter()))
         .map(|t| (t.id, t.clone()))
         .collect();
-    Ok(Matched {
+    Matched {
         grants: matched_grants,
         mappings: matched_mappings,
         idp_teams: idp_teams.into_values().collect(),
-    })
+    }
 }
 
 /// Admin by grant: given while a matched grant gives it, taken back when none does (never

@@ -10,8 +10,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    match_rules, matching, reconcile_grant_admin, reconcile_teams, Error, ExternalIdentity,
-    IdpGroup, MatchedMapping, Via,
+    match_loaded, reconcile_grant_admin, reconcile_teams, Error, ExternalIdentity, IdpGroup,
+    MatchedMapping, Rules, Via,
 };
 use crate::store::{
     domains,
@@ -62,6 +62,12 @@ impl PushOutcome {
 /// Makes the membership match the push: present, active or suspended as the IdP says, and
 /// with exactly the `scim` teams its groups and the connection's grants give.
 pub async fn sync(tx: &mut Tx, pushed: &Pushed) -> Result<PushOutcome, Error> {
+    let rules = Rules::load(tx, pushed.org_id, pushed.connection_id).await?;
+    sync_with(tx, pushed, &rules).await
+}
+
+/// [`sync`] with the connection's rules already read.
+async fn sync_with(tx: &mut Tx, pushed: &Pushed, rules: &Rules) -> Result<PushOutcome, Error> {
     let groups = scim::groups_of_users(tx, &[pushed.scim_user_id])
         .await?
         .into_iter()
@@ -87,15 +93,7 @@ pub async fn sync(tx: &mut Tx, pushed: &Pushed) -> Result<PushOutcome, Error> {
         groups,
         ..Default::default()
     };
-    let matched = match_rules(
-        tx,
-        pushed.org_id,
-        pushed.connection_id,
-        &identity,
-        email.as_deref(),
-        domain_verified,
-    )
-    .await?;
+    let matched = match_loaded(rules, &identity, email.as_deref(), domain_verified);
 
     let (org_id, user_id) = (pushed.org_id, pushed.user_id);
     let mut membership_created = false;
@@ -137,35 +135,38 @@ pub async fn sync(tx: &mut Tx, pushed: &Pushed) -> Result<PushOutcome, Error> {
     })
 }
 
-/// Whether membership of any of these groups can change anyone's teams or admin flag: some
-/// group mapping or group grant of the connection names one of them. When none does,
-/// a change to the group's members needs no one's teams re-evaluated, which keeps
-/// renaming or deleting a large unmapped group cheap.
-pub async fn groups_matter(
+/// Re-applies the teams of pushed people after a group they are (or were) in changed, with
+/// the connection's rules read once for all of them. Returns what changed, per SCIM User.
+/// People pushed without an email are no one yet, and are skipped.
+pub async fn resync_people(
     tx: &mut Tx,
-    org_id: i64,
-    connection_id: i64,
-    groups: &[IdpGroup],
-) -> Result<bool, Error> {
-    let mappings = grants::list_mappings(tx, org_id, connection_id).await?;
-    if mappings
-        .iter()
-        .any(|m| matching::group_matches(&m.group, groups).is_some())
-    {
-        return Ok(true);
-    }
-    let grants = grants::list_grants(tx, org_id, connection_id).await?;
-    Ok(grants.iter().any(|g| match &g.matches {
-        grants::Match::Group { id, name } => matching::group_matches(
-            &grants::GroupRef {
-                id: id.clone(),
-                name: name.clone(),
+    rules: &Rules,
+    people: Vec<scim::ScimUser>,
+) -> Result<Vec<(i64, PushOutcome)>, Error> {
+    let mut changed = Vec::new();
+    for person in people {
+        let Some(user_id) = person.user_id else {
+            continue;
+        };
+        let email = users::get(tx, user_id).await?.map(|u| u.email);
+        let outcome = sync_with(
+            tx,
+            &Pushed {
+                org_id: person.org_id,
+                connection_id: person.connection_id,
+                user_id,
+                scim_user_id: person.id,
+                email,
+                active: None,
             },
-            groups,
+            rules,
         )
-        .is_some(),
-        _ => false,
-    }))
+        .await?;
+        if outcome.changed() {
+            changed.push((person.id, outcome));
+        }
+    }
+    Ok(changed)
 }
 
 /// Re-applies the teams of the pushed members of the group a mapping names, after the
@@ -185,27 +186,8 @@ pub async fn resync_group(
         group.name.as_deref(),
     )
     .await?;
-    let mut changed = 0;
-    for person in people {
-        let Some(user_id) = person.user_id else {
-            continue;
-        };
-        let email = users::get(tx, user_id).await?.map(|u| u.email);
-        let outcome = sync(
-            tx,
-            &Pushed {
-                org_id,
-                connection_id,
-                user_id,
-                scim_user_id: person.id,
-                email,
-                active: None,
-            },
-        )
-        .await?;
-        changed += usize::from(outcome.changed());
-    }
-    Ok(changed)
+    let rules = Rules::load(tx, org_id, connection_id).await?;
+    Ok(resync_people(tx, &rules, people).await?.len())
 }
 
 /// The IdP deleted the User: the membership goes (with its teams), at once. The global user

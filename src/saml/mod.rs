@@ -290,11 +290,10 @@ async fn login(
                 connection_id: connection.id,
                 request_id: request.id.clone(),
                 return_to: web::safe_return(params.return_to.as_deref()),
-                expires_at: chrono::Utc::now(),
+                expires_at: store::now() + chrono::Duration::minutes(REQUEST_TTL_MINUTES),
                 consumed_at: None,
             },
             &relay_state,
-            chrono::Duration::minutes(REQUEST_TTL_MINUTES),
         )
         .await?;
         tx.commit().await?;

@@ -26,13 +26,13 @@ use super::{
 use crate::{
     http::AppState,
     provisioning::{
-        push::{self, PushOutcome, Pushed},
-        IdpGroup,
+        push::{self, PushOutcome},
+        IdpGroup, Rules,
     },
     store::{
         audit,
         scim::{self as stored, ScimGroup},
-        users, Tx,
+        Tx,
     },
 };
 
@@ -133,7 +133,7 @@ fn parse(body: &Value) -> Result<Parsed, ScimError> {
     })
 }
 
-pub fn render(base: &str, group: &ScimGroup, members: Option<&[stored::GroupMember]>) -> Value {
+fn render(base: &str, group: &ScimGroup, members: Option<&[stored::GroupMember]>) -> Value {
     let mut body = Map::new();
     body.insert("schemas".into(), json!([GROUP_SCHEMA]));
     body.insert("id".into(), Value::String(group.id.to_string()));
@@ -213,40 +213,22 @@ async fn sync(
     groups: &[&ScimGroup],
     scim_user_ids: &BTreeSet<i64>,
 ) -> Result<Vec<(i64, PushOutcome)>, ScimError> {
-    let mut changed = Vec::new();
     let Some(connection_id) = groups.first().map(|g| g.connection_id) else {
-        return Ok(changed);
+        return Ok(Vec::new());
     };
+    if scim_user_ids.is_empty() {
+        return Ok(Vec::new());
+    }
     let named: Vec<IdpGroup> = groups.iter().map(|g| as_idp_group(g)).collect();
-    if scim_user_ids.is_empty() || !push::groups_matter(tx, org_id, connection_id, &named).await? {
-        return Ok(changed);
+    let rules = Rules::load(tx, org_id, connection_id).await?;
+    if !rules.name_any(&named) {
+        return Ok(Vec::new());
     }
+    let mut people = Vec::with_capacity(scim_user_ids.len());
     for id in scim_user_ids {
-        let Some(user) = stored::get_user(tx, org_id, *id).await? else {
-            continue;
-        };
-        // A User pushed without an email is no one yet: nothing to map.
-        let Some(user_id) = user.user_id else {
-            continue;
-        };
-        let email = users::get(tx, user_id).await?.map(|u| u.email);
-        let outcome = push::sync(
-            tx,
-            &Pushed {
-                org_id,
-                connection_id: user.connection_id,
-                user_id,
-                scim_user_id: user.id,
-                email,
-                active: None,
-            },
-        )
-        .await?;
-        if outcome.changed() {
-            changed.push((*id, outcome));
-        }
+        people.extend(stored::get_user(tx, org_id, *id).await?);
     }
-    Ok(changed)
+    Ok(push::resync_people(tx, &rules, people).await?)
 }
 
 fn sync_summary(changes: &[(i64, PushOutcome)]) -> Value {
@@ -284,7 +266,22 @@ async fn respond_list(
     tx: &mut Tx,
     request: ListRequest,
 ) -> Result<Response, ScimError> {
-    let page = stored::list_groups(tx, client.org.id, &request.store_query()).await?;
+    let base = base_url(state, client);
+    let (total, resources) =
+        page(tx, &base, client.org.id, &request, &request.store_query()).await?;
+    Ok(list_response(total, request.start_index, resources))
+}
+
+/// One page of Groups, rendered and projected as `request` asks; also the count of all
+/// matches. `query` says which page (the root `/.search` pages across resource types).
+pub async fn page(
+    tx: &mut Tx,
+    base: &str,
+    org_id: i64,
+    request: &ListRequest,
+    query: &stored::ListQuery<'_>,
+) -> Result<(i64, Vec<Value>), ScimError> {
+    let page = stored::list_groups(tx, org_id, query).await?;
     // Entra asks with excludedAttributes=members: then no member is read at all.
     let members = if request.returns("members") {
         let ids: Vec<i64> = page.rows.iter().map(|g| g.id).collect();
@@ -292,19 +289,18 @@ async fn respond_list(
     } else {
         None
     };
-    let base = base_url(state, client);
     let resources = page
         .rows
         .iter()
         .map(|g| {
             project(
-                render(&base, g, members.as_deref()),
+                render(base, g, members.as_deref()),
                 &request.attributes,
                 &request.excluded,
             )
         })
         .collect();
-    Ok(list_response(page.total, request.start_index, resources))
+    Ok((page.total, resources))
 }
 
 pub async fn get(
@@ -315,13 +311,7 @@ pub async fn get(
 ) -> Result<Response, ScimError> {
     let mut tx = state.store.read().await?;
     let group = load(&mut tx, &client, &id).await?;
-    let query: HashMap<String, String> = query
-        .into_iter()
-        .filter(|(k, _)| {
-            k.eq_ignore_ascii_case("attributes") || k.eq_ignore_ascii_case("excludedAttributes")
-        })
-        .collect();
-    let request = ListRequest::from_query(&query, Resource::Group, stored::dialect(&tx))?;
+    let request = ListRequest::projection(&query, Resource::Group)?;
     let members = if request.returns("members") {
         Some(stored::members(&mut tx, &[group.id]).await?)
     } else {

@@ -568,6 +568,23 @@ impl ListRequest {
         )
     }
 
+    /// Only `attributes` and `excludedAttributes`, for a GET of one resource; anything else
+    /// in the query is not a list's to apply there.
+    pub fn projection(
+        query: &HashMap<String, String>,
+        resource: Resource,
+    ) -> Result<Self, ScimError> {
+        let kept: HashMap<String, String> = query
+            .iter()
+            .filter(|(k, _)| {
+                k.eq_ignore_ascii_case("attributes") || k.eq_ignore_ascii_case("excludedAttributes")
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        // Without a filter the dialect is never used.
+        ListRequest::from_query(&kept, resource, sql::Dialect::Sqlite)
+    }
+
     pub fn from_search(
         body: &Value,
         resource: Resource,

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{
     groups,
-    http::{base_url, list_response, project, ListRequest, ScimBody, ScimClient, ScimError},
+    http::{base_url, list_response, ListRequest, ScimBody, ScimClient, ScimError},
     sql::Resource,
     users,
 };
@@ -42,54 +42,27 @@ pub async fn search(
     let mut resources: Vec<Value> = Vec::new();
     let mut skip = start_index - 1;
     if let Some(request) = &for_users {
-        let page = stored::list_users(
-            &mut tx,
-            client.org.id,
-            &ListQuery {
-                offset: skip,
-                limit: count,
-                ..request.store_query()
-            },
-        )
-        .await?;
-        total += page.total;
-        skip = (skip - page.total).max(0);
-        let ids: Vec<i64> = page.rows.iter().map(|u| u.id).collect();
-        let memberships = stored::groups_of_users(&mut tx, &ids).await?;
-        resources.extend(page.rows.iter().map(|u| {
-            project(
-                users::render(&base, u, &memberships),
-                &request.attributes,
-                &request.excluded,
-            )
-        }));
+        let query = ListQuery {
+            offset: skip,
+            limit: count,
+            ..request.store_query()
+        };
+        let (users_total, page) =
+            users::page(&mut tx, &base, client.org.id, request, &query).await?;
+        total += users_total;
+        skip = (skip - users_total).max(0);
+        resources.extend(page);
     }
     if let Some(request) = &for_groups {
-        let room = count - resources.len() as i64;
-        let page = stored::list_groups(
-            &mut tx,
-            client.org.id,
-            &ListQuery {
-                offset: skip,
-                limit: room.max(0),
-                ..request.store_query()
-            },
-        )
-        .await?;
-        total += page.total;
-        let members = if request.returns("members") {
-            let ids: Vec<i64> = page.rows.iter().map(|g| g.id).collect();
-            Some(stored::members(&mut tx, &ids).await?)
-        } else {
-            None
+        let query = ListQuery {
+            offset: skip,
+            limit: (count - resources.len() as i64).max(0),
+            ..request.store_query()
         };
-        resources.extend(page.rows.iter().map(|g| {
-            project(
-                groups::render(&base, g, members.as_deref()),
-                &request.attributes,
-                &request.excluded,
-            )
-        }));
+        let (groups_total, page) =
+            groups::page(&mut tx, &base, client.org.id, request, &query).await?;
+        total += groups_total;
+        resources.extend(page);
     }
     Ok(list_response(total, start_index, resources))
 }

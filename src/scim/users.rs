@@ -321,7 +321,7 @@ fn primary_email(document: &Map<String, Value>) -> Option<String> {
 }
 
 /// The resource as the IdP reads it back.
-pub fn render(base: &str, user: &ScimUser, groups: &[stored::UserGroup]) -> Value {
+fn render(base: &str, user: &ScimUser, groups: &[stored::UserGroup]) -> Value {
     let mut document = match &user.attributes.0 {
         Value::Object(o) => o.clone(),
         _ => Map::new(),
@@ -404,26 +404,40 @@ async fn respond_list(
     tx: &mut Tx,
     request: super::http::ListRequest,
 ) -> Result<Response, ScimError> {
-    let page = stored::list_users(tx, client.org.id, &request.store_query()).await?;
+    let base = base_url(state, client);
+    let (total, resources) =
+        page(tx, &base, client.org.id, &request, &request.store_query()).await?;
+    Ok(list_response(total, request.start_index, resources))
+}
+
+/// One page of Users, rendered and projected as `request` asks; also the count of all
+/// matches. `query` says which page (the root `/.search` pages across resource types).
+pub async fn page(
+    tx: &mut Tx,
+    base: &str,
+    org_id: i64,
+    request: &super::http::ListRequest,
+    query: &stored::ListQuery<'_>,
+) -> Result<(i64, Vec<Value>), ScimError> {
+    let page = stored::list_users(tx, org_id, query).await?;
     let groups = if request.returns("groups") {
         let ids: Vec<i64> = page.rows.iter().map(|u| u.id).collect();
         stored::groups_of_users(tx, &ids).await?
     } else {
         Vec::new()
     };
-    let base = base_url(state, client);
     let resources = page
         .rows
         .iter()
         .map(|u| {
             project(
-                render(&base, u, &groups),
+                render(base, u, &groups),
                 &request.attributes,
                 &request.excluded,
             )
         })
         .collect();
-    Ok(list_response(page.total, request.start_index, resources))
+    Ok((page.total, resources))
 }
 
 pub async fn get(
@@ -434,16 +448,7 @@ pub async fn get(
 ) -> Result<Response, ScimError> {
     let mut tx = state.store.read().await?;
     let user = load(&mut tx, &client, &id).await?;
-    let request = super::http::ListRequest::from_query(
-        &query
-            .into_iter()
-            .filter(|(k, _)| {
-                k.eq_ignore_ascii_case("attributes") || k.eq_ignore_ascii_case("excludedAttributes")
-            })
-            .collect(),
-        Resource::User,
-        stored::dialect(&tx),
-    )?;
+    let request = super::http::ListRequest::projection(&query, Resource::User)?;
     let body = rendered(&mut tx, &base_url(&state, &client), &user).await?;
     Ok(resource_response(
         StatusCode::OK,

@@ -1,7 +1,7 @@
 //! SAML state shared by every instance: the AuthnRequests rollcall sent, and the
 //! assertions already used.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::{now, on, Result, Tx};
 use crate::secrets;
@@ -16,14 +16,13 @@ pub struct PendingRequest {
     pub consumed_at: Option<DateTime<Utc>>,
 }
 
-/// Records an AuthnRequest; the browser carries `relay_state` back.
+/// Records an AuthnRequest, usable until its `expires_at`; the browser carries
+/// `relay_state` back.
 pub async fn create_request(
     tx: &mut Tx,
     request: &PendingRequest,
     relay_state: &str,
-    ttl: Duration,
 ) -> Result<()> {
-    let now = now();
     on!(tx, c => sqlx::query(
         "INSERT INTO saml_requests (org_id, connection_id, request_id, relay_hash, return_to, created_at, expires_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -33,8 +32,8 @@ pub async fn create_request(
     .bind(&request.request_id)
     .bind(secrets::hash(relay_state))
     .bind(&request.return_to)
-    .bind(now)
-    .bind(now + ttl)
+    .bind(now())
+    .bind(request.expires_at)
     .execute(&mut *c)
     .await
     .map(|r| r.rows_affected()))?;
