@@ -16,8 +16,9 @@ use bench::run;
 
 use rollcall::{
     config::Config,
-    http::{self, AppState},
     provisioning::{self, ExternalIdentity, IdpGroup, Via},
+    server,
+    state::AppState,
     store::{connections, grants, orgs, teams, Store},
 };
 
@@ -131,7 +132,7 @@ async fn main() {
         ..Config::default()
     };
     let state = AppState::new(store.clone(), config).unwrap();
-    tokio::spawn(http::serve(listener, state, std::future::pending()));
+    tokio::spawn(server::serve(listener, state, std::future::pending()));
     let client = reqwest::Client::new();
     let requests = people * 2;
     let me = move |_| {

@@ -21,7 +21,8 @@ use bench::run;
 
 use rollcall::{
     config::Config,
-    http::{self, AppState},
+    server,
+    state::AppState,
     store::{self, connections, grants, orgs, scim, scim_tokens, teams, Store},
 };
 use serde_json::{json, Value};
@@ -206,7 +207,7 @@ async fn main() {
     // The per-token limit would stop a benchmark; its cost is measured on its own below.
     config.scim.requests_per_minute = 0;
     let state = AppState::new(store.clone(), config.clone()).unwrap();
-    tokio::spawn(http::serve(listener, state, std::future::pending()));
+    tokio::spawn(server::serve(listener, state, std::future::pending()));
     let client = Client {
         http: reqwest::Client::new(),
         base: format!("http://{addr}/scim/v2/scale"),
@@ -328,7 +329,7 @@ async fn main() {
     let limited_addr = listener.local_addr().unwrap();
     config.scim.requests_per_minute = 1_000_000;
     let state = AppState::new(store.clone(), config).unwrap();
-    tokio::spawn(http::serve(listener, state, std::future::pending()));
+    tokio::spawn(server::serve(listener, state, std::future::pending()));
     let limited = Client {
         base: format!("http://{limited_addr}/scim/v2/scale"),
         ..client.clone()

@@ -1,4 +1,5 @@
-//! DNS TXT lookups for domain verification.
+//! DNS: TXT lookups for domain verification, and the addresses the outbound client may
+//! connect to.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -42,6 +43,15 @@ impl Resolver {
             TokioAsyncResolver::tokio(resolver, opts)
         };
         Ok(Resolver { inner })
+    }
+
+    /// The addresses `host` resolves to (A and AAAA), for the outbound client's guard.
+    pub async fn ips(&self, host: &str) -> Result<Vec<std::net::IpAddr>, String> {
+        let fqdn = format!("{}.", host.trim_end_matches('.'));
+        match self.inner.lookup_ip(fqdn).await {
+            Ok(lookup) => Ok(lookup.iter().collect()),
+            Err(err) => Err(err.to_string()),
+        }
     }
 
     /// The TXT records at `name`, each with its character-strings joined. No records (or no

@@ -1,22 +1,35 @@
 //! rollcall: SSO (SAML, OIDC) and SCIM identity provisioning for multi-tenant SaaS.
 //!
-//! Layout: `http` is the admin API front door, `store` owns every SQL statement and the
-//! domain rules that must hold inside one transaction, `config` and `telemetry` are
-//! process setup. See docs/architecture.md for where the SSO, SCIM and invitation front
-//! doors and the provisioning core go.
+//! Layers, lowest first (a module imports only from its own folder or from lower layers):
+//! - process and storage: `config`, `telemetry`, `secrets`, `dns`, `store`;
+//! - what front doors share: `outbound` (HTTP to IdPs), `state` (`AppState`), `request`
+//!   (request ID, bearer, client IP), `browser` (pages, cookies, sessions, CSRF, limits,
+//!   the sign-in failure page), `connections` (SSO settings and IdP metadata), and the
+//!   provisioning core `provisioning` with `accounts`, `mail` and `invitations`;
+//! - front doors, which never import each other: `http` (admin API), `web` (password
+//!   sign-in and invitation pages), `saml`, `oidc`, `scim`;
+//! - `server`, the only module that knows every front door, and `operator` for the CLI.
+//!
+//! docs/architecture.md draws the same picture and the path a request takes.
 
 pub mod accounts;
+pub mod browser;
 pub mod config;
+pub mod connections;
 pub mod dns;
 pub mod http;
 pub mod invitations;
 pub mod mail;
 pub mod oidc;
 pub mod operator;
+pub mod outbound;
 pub mod provisioning;
+pub mod request;
 pub mod saml;
 pub mod scim;
 pub mod secrets;
+pub mod server;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod web;

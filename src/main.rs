@@ -1,7 +1,9 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use rollcall::{config::Config, http, mail, operator, store::Store, telemetry};
+use rollcall::{
+    config::Config, connections, mail, operator, server, state::AppState, store::Store, telemetry,
+};
 
 #[derive(Parser)]
 #[command(
@@ -154,12 +156,12 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
                 config.invitations.clone(),
                 stop,
             ));
-            let state = http::AppState::new(store.clone(), config)?;
-            let refresher = tokio::spawn(rollcall::saml::metadata::run_refresher(
+            let state = AppState::new(store.clone(), config)?;
+            let refresher = tokio::spawn(connections::saml_metadata::run_refresher(
                 state.clone(),
                 stop_worker.subscribe(),
             ));
-            http::serve(listener, state, http::shutdown_signal()).await?;
+            server::serve(listener, state, server::shutdown_signal()).await?;
             // A message being sent now finishes; the next pass never starts.
             let _ = stop_worker.send(true);
             let _ = worker.await;

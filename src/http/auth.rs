@@ -1,10 +1,11 @@
-//! Who is calling: an API token (`Authorization: Bearer rc_pat_…`) or a session cookie.
+//! Who is calling: an API token (`Authorization: Bearer rc_pat_…`) or a browser session.
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
-use super::{error::Error, AppState};
+use super::error::Error;
+use crate::state::AppState;
 use crate::{
-    secrets,
+    browser, request,
     store::{
         audit::{self, Actor},
         credentials::{self, Credential},
@@ -14,48 +15,24 @@ use crate::{
     },
 };
 
-pub const SESSION_COOKIE: &str = "rollcall_session";
-
 pub struct Principal {
     pub user: User,
     pub credential: Credential,
     pub request_id: Option<String>,
 }
 
-pub(crate) fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
-        .get(axum::http::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-fn session_cookie(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value)
-        .filter(|value| value.starts_with(secrets::SESSION_PREFIX))
-}
-
 impl FromRequestParts<AppState> for Principal {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let secret = bearer(parts)
-            .or_else(|| session_cookie(parts))
+        let secret = request::bearer(&parts.headers)
+            .map(str::to_string)
+            .or_else(|| browser::session::secret(&state.config, &parts.headers))
             .ok_or(Error::Unauthorized(
                 "authentication required: send Authorization: Bearer <API token>",
             ))?;
         let mut tx = state.store.read().await?;
-        let found = credentials::authenticate(&mut tx, secret).await?;
+        let found = credentials::authenticate(&mut tx, &secret).await?;
         drop(tx);
         let (authenticated, stale) = found.ok_or(Error::Unauthorized(
             "invalid, expired or revoked credentials",
@@ -71,15 +48,10 @@ impl FromRequestParts<AppState> for Principal {
                 tracing::warn!(%err, "could not record credential use");
             }
         }
-        let request_id = parts
-            .headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
         Ok(Principal {
             user: authenticated.user,
             credential: authenticated.credential,
-            request_id,
+            request_id: request::RequestId::of(&parts.headers).0,
         })
     }
 }

@@ -10,14 +10,14 @@ use super::{
     auth::Principal,
     error::{Error, ErrorBody, Result},
     extract::{self, Path},
-    AppState,
 };
 use crate::{
-    oidc,
+    connections::{prepare, shown},
     provisioning::{self, push, Decision, ExternalIdentity, IdpGroup},
+    state::AppState,
     store::{
         audit::Event,
-        connections::{self, Connection, Kind},
+        connections::{self as stored, Connection, Kind},
         grants::{self, Grant, GroupRef, Mapping, Match},
     },
 };
@@ -33,18 +33,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(explain))
 }
 
-/// A connection as admins see it: secrets in its settings are never shown.
-fn shown(mut connection: Connection) -> Connection {
-    connection.settings = sqlx::types::Json(oidc::redact(&connection.kind, &connection.settings.0));
-    if connection.kind == "saml" {
-        let status = crate::saml::settings::status(&connection.settings.0);
-        if let Some(settings) = connection.settings.0.as_object_mut() {
-            settings.insert("idp".into(), status);
-        }
-    }
-    connection
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewConnection {
@@ -56,25 +44,6 @@ pub struct NewConnection {
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub settings: Value,
-}
-
-/// Each front door checks its own kind's settings.
-fn prepare_settings(
-    state: &AppState,
-    kind: &str,
-    input: Value,
-    previous: Option<&Value>,
-) -> std::result::Result<Value, String> {
-    match kind {
-        "saml" => crate::saml::settings::prepare(input),
-        _ => oidc::prepare(
-            kind,
-            input,
-            previous,
-            &state.sealer,
-            state.config.oidc.allow_private_addresses,
-        ),
-    }
 }
 
 fn default_true() -> bool {
@@ -103,7 +72,7 @@ async fn list(
 ) -> Result<Json<Vec<Connection>>> {
     let mut tx = state.store.read().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    let list = connections::list(&mut tx, org.id).await?;
+    let list = stored::list(&mut tx, org.id).await?;
     Ok(Json(list.into_iter().map(shown).collect()))
 }
 
@@ -116,17 +85,12 @@ async fn create(
     Path(slug): Path<String>,
     extract::Json(input): extract::Json<NewConnection>,
 ) -> Result<(StatusCode, Json<Connection>)> {
-    let mut input_settings = input.settings;
-    if input.kind.as_str() == "saml" {
-        crate::saml::metadata::fill(&state, &mut input_settings, None)
-            .await
-            .map_err(Error::BadRequest)?;
-    }
-    let settings = prepare_settings(&state, input.kind.as_str(), input_settings, None)
+    let settings = prepare(&state, input.kind.as_str(), input.settings, None)
+        .await
         .map_err(Error::BadRequest)?;
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    let conn = connections::create(
+    let conn = stored::create(
         &mut tx,
         org.id,
         input.kind,
@@ -156,9 +120,7 @@ async fn get(
 ) -> Result<Json<Connection>> {
     let mut tx = state.store.read().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    Ok(Json(shown(
-        connections::require(&mut tx, org.id, id).await?,
-    )))
+    Ok(Json(shown(stored::require(&mut tx, org.id, id).await?)))
 }
 
 #[utoipa::path(patch, path = "/orgs/{org}/connections/{connection_id}", tag = "connections",
@@ -173,23 +135,21 @@ async fn update(
 ) -> Result<Json<Connection>> {
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    let current = connections::require(&mut tx, org.id, id).await?;
-    let mut new_settings = input.settings;
-    if let (Some(new), "saml") = (new_settings.as_mut(), current.kind.as_str()) {
-        crate::saml::metadata::fill(&state, new, Some(&current.settings.0))
-            .await
-            .map_err(Error::BadRequest)?;
-    }
-    let settings = new_settings
-        .map(|new| prepare_settings(&state, &current.kind, new, Some(&current.settings.0)))
-        .transpose()
-        .map_err(Error::BadRequest)?;
-    let changes = connections::Changes {
+    let current = stored::require(&mut tx, org.id, id).await?;
+    let settings = match input.settings {
+        Some(new) => Some(
+            prepare(&state, &current.kind, new, Some(&current.settings.0))
+                .await
+                .map_err(Error::BadRequest)?,
+        ),
+        None => None,
+    };
+    let changes = stored::Changes {
         name: input.name,
         enabled: input.enabled,
         settings,
     };
-    let (before, after) = connections::update(&mut tx, org.id, id, changes).await?;
+    let (before, after) = stored::update(&mut tx, org.id, id, changes).await?;
     let (before, after) = (shown(before), shown(after));
     principal
         .record(
@@ -214,7 +174,7 @@ async fn delete(
 ) -> Result<StatusCode> {
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    let before = connections::delete(&mut tx, org.id, id).await?;
+    let before = stored::delete(&mut tx, org.id, id).await?;
     principal
         .record(
             &mut tx,
@@ -246,7 +206,7 @@ async fn list_grants(
 ) -> Result<Json<Vec<Grant>>> {
     let mut tx = state.store.read().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    connections::require(&mut tx, org.id, id).await?;
+    stored::require(&mut tx, org.id, id).await?;
     Ok(Json(grants::list_grants(&mut tx, org.id, id).await?))
 }
 
@@ -263,7 +223,7 @@ async fn create_grant(
 ) -> Result<(StatusCode, Json<Grant>)> {
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    connections::require(&mut tx, org.id, id).await?;
+    stored::require(&mut tx, org.id, id).await?;
     let grant = grants::create_grant(
         &mut tx,
         org.id,
@@ -321,7 +281,7 @@ async fn list_mappings(
 ) -> Result<Json<Vec<Mapping>>> {
     let mut tx = state.store.read().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    connections::require(&mut tx, org.id, id).await?;
+    stored::require(&mut tx, org.id, id).await?;
     Ok(Json(grants::list_mappings(&mut tx, org.id, id).await?))
 }
 
@@ -337,7 +297,7 @@ async fn create_mapping(
 ) -> Result<(StatusCode, Json<Mapping>)> {
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    connections::require(&mut tx, org.id, id).await?;
+    stored::require(&mut tx, org.id, id).await?;
     let mapping =
         grants::create_mapping(&mut tx, org.id, id, &input.group, &input.team_ids).await?;
     // People the IdP already pushed into the group get its teams now.
@@ -410,7 +370,7 @@ async fn explain(
 ) -> Result<Json<Explanation>> {
     let mut tx = state.store.read().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    connections::require(&mut tx, org.id, id).await?;
+    stored::require(&mut tx, org.id, id).await?;
     let identity = ExternalIdentity {
         connection_id: id,
         subject: sample.subject.unwrap_or_default(),

@@ -41,9 +41,7 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What a client is told of an internal error; the detail goes to the log only.
-pub const INTERNAL_MESSAGE: &str =
-    "internal error; the server log has the details under this response's x-request-id";
+pub use crate::request::INTERNAL_MESSAGE;
 
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {

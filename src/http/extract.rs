@@ -23,7 +23,7 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
         let limit = req
             .extensions()
-            .get::<super::BodyLimit>()
+            .get::<crate::request::BodyLimit>()
             .map(|l| l.0)
             .unwrap_or_default();
         match axum::Json::<T>::from_request(req, state).await {

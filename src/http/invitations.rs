@@ -11,10 +11,10 @@ use super::{
     error::{Error, ErrorBody, Result},
     extract::{self, Path, Query},
     members::page_limit,
-    AppState,
 };
 use crate::{
     invitations::{self, AddressResult, Request},
+    state::AppState,
     store::{
         audit::Event,
         invitations::{self as store_invitations, Invitation, StatusFilter},

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{auth::Principal, error::Result, extract, AppState};
+use super::{auth::Principal, error::Result, extract};
+use crate::state::AppState;
 use crate::store::{
     audit::Event,
     credentials::{self, ApiToken},

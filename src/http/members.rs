@@ -10,8 +10,8 @@ use super::{
     auth::Principal,
     error::{Error, ErrorBody, Result},
     extract::{self, Path, Query},
-    AppState,
 };
+use crate::state::AppState;
 use crate::store::{
     audit::Event,
     members::{self, ListQuery, Member, Status},

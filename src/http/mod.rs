@@ -1,5 +1,6 @@
-//! The HTTP front door: the admin API under /api/v1, health probes, and the server itself.
-//! Later front doors (SAML, OIDC, SCIM, invitation pages, the web console) mount here too.
+//! The admin API front door: organizations, members, teams, connections, domains,
+//! invitations and SCIM tokens under /api/v1, its OpenAPI document, and the health probes.
+//! `crate::server` mounts it beside the other front doors.
 
 pub(crate) mod auth;
 mod connections;
@@ -14,57 +15,16 @@ mod orgs;
 mod scim_tokens;
 mod teams;
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::sync::Arc;
 
-use axum::{
-    extract::DefaultBodyLimit,
-    http::{HeaderName, Request},
-    response::IntoResponse,
-    routing::get,
-    Extension, Json, Router,
-};
-use tokio::net::TcpListener;
-use tower_http::{
-    catch_panic::CatchPanicLayer,
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::{DefaultOnResponse, TraceLayer},
-};
+use axum::{response::IntoResponse, routing::get, Json, Router};
 use utoipa::{
     openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
     Modify, OpenApi,
 };
 use utoipa_axum::router::OpenApiRouter;
 
-pub use auth::SESSION_COOKIE;
-
-use crate::{config::Config, dns, store::Store};
-
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub config: Arc<Config>,
-    pub dns: dns::Resolver,
-    /// Encrypts stored client secrets.
-    pub sealer: crate::secrets::Sealer,
-    /// Providers' signing keys, per JWKS URL: each instance keeps its own copy.
-    pub jwks: crate::oidc::KeyCache,
-}
-
-impl AppState {
-    pub fn new(store: Store, config: Config) -> Result<Self, String> {
-        Ok(AppState {
-            dns: dns::Resolver::new(&config.dns)?,
-            sealer: crate::secrets::Sealer::from_config(&config.secrets)?,
-            jwks: crate::oidc::KeyCache::default(),
-            store,
-            config: Arc::new(config),
-        })
-    }
-}
-
-/// The configured body limit, for error messages.
-#[derive(Clone, Copy, Default)]
-struct BodyLimit(usize);
+use crate::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -104,11 +64,10 @@ pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-pub fn router(state: AppState) -> Router {
+/// The admin API, its OpenAPI document at /api/v1/openapi.json, and the health probes.
+pub fn router() -> Router<AppState> {
     let (api, doc) = api();
     let doc = Arc::new(doc);
-    let x_request_id = HeaderName::from_static("x-request-id");
-    let limit = state.config.http.max_body_bytes;
     api.route(
         "/api/v1/openapi.json",
         get(move || {
@@ -117,82 +76,4 @@ pub fn router(state: AppState) -> Router {
         }),
     )
     .merge(health::router())
-        .merge(crate::web::router())
-    .merge(crate::oidc::router())
-    .merge(crate::saml::router())
-    .merge(crate::scim::router())
-    .fallback(error::not_found)
-    .method_not_allowed_fallback(error::method_not_allowed)
-    .layer(DefaultBodyLimit::max(limit))
-    .layer(Extension(BodyLimit(limit)))
-    .layer(CatchPanicLayer::custom(|_| {
-        error::Error::Internal("handler panicked".into()).into_response()
-    }))
-    .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-    .layer(
-        TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let request_id = request
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
-        })
-        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-    )
-    .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
-    .with_state(state)
-}
-
-/// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
-/// finish for up to the configured grace period.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let grace = Duration::from_secs(state.config.http.shutdown_grace_seconds);
-    let stopping = Arc::new(tokio::sync::Notify::new());
-    let notify = stopping.clone();
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        notify.notify_one();
-    });
-    tokio::select! {
-        result = server => result,
-        () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(seconds = grace.as_secs(), "grace period over; dropping unfinished requests");
-            Ok(())
-        }
-    }
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(%err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(%err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }

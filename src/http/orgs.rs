@@ -10,8 +10,8 @@ use super::{
     error::{Error, ErrorBody, Result},
     extract::{self, Path, Query},
     members::page_limit,
-    AppState,
 };
+use crate::state::AppState;
 use crate::store::{
     audit::{self, AuditEvent, Event},
     orgs::{self, Org, OrgChanges},

@@ -9,8 +9,8 @@ use super::{
     auth::Principal,
     error::{Error, ErrorBody, Result},
     extract::{self, Path},
-    AppState,
 };
+use crate::state::AppState;
 use crate::store::{
     audit::Event,
     teams::{self, Team, TeamMember},

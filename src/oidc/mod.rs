@@ -7,10 +7,7 @@
 //! Entra the tenant), turns it into an `ExternalIdentity` and hands it to the provisioning
 //! core; then a session, and back to `return_to`.
 
-mod credential;
-mod settings;
-
-use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::{
     extract::{Path, Query, State},
@@ -32,14 +29,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-pub use settings::{prepare, redact, Preset, Settings};
-
 use crate::{
-    http::AppState,
+    browser::{self, message, see_other, session, SignInFailure},
+    connections::{
+        oidc::{Preset, Settings},
+        oidc_credential as credential,
+    },
+    outbound::{self, Outbound},
     provisioning::{self, ExternalIdentity, IdpGroup, Via},
+    request::RequestId,
     secrets,
+    state::AppState,
     store::{self, audit, connections, oidc_logins, orgs},
-    web,
 };
 
 pub fn router() -> Router<AppState> {
@@ -90,35 +91,27 @@ pub const ALLOWED_ALGS: [CoreJwsSigningAlgorithm; 10] = [
     CoreJwsSigningAlgorithm::EdDsa,
 ];
 
-/// Providers' key sets by JWKS URL, with when they were fetched.
-#[derive(Clone, Default)]
-pub struct KeyCache(
-    std::sync::Arc<
-        tokio::sync::Mutex<
-            std::collections::HashMap<String, (std::time::Instant, CoreJsonWebKeySet)>,
-        >,
-    >,
-);
-
-const KEYS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+const KEYS_MAX_AGE: Duration = Duration::from_secs(3600);
+/// Discovery documents change rarely; a cached copy saves a round trip on every sign-in.
+const DISCOVERY_MAX_AGE: Duration = Duration::from_secs(900);
 
 /// The provider's keys: cached up to an hour; `refresh` asks for a fresh copy, granted at most
 /// once per `oidc.jwks_refresh_min_seconds`.
-async fn keys(state: &AppState, uri: &str, refresh: bool) -> Result<CoreJsonWebKeySet, Failure> {
-    let min_refresh = std::time::Duration::from_secs(state.config.oidc.jwks_refresh_min_seconds);
-    if let Some((fetched, keys)) = state.jwks.0.lock().await.get(uri) {
-        let age = fetched.elapsed();
-        if (!refresh && age < KEYS_MAX_AGE) || (refresh && age < min_refresh) {
-            return Ok(keys.clone());
-        }
+async fn keys(
+    state: &AppState,
+    uri: &str,
+    refresh: bool,
+) -> Result<CoreJsonWebKeySet, SignInFailure> {
+    let max_age = if refresh {
+        Duration::from_secs(state.config.oidc.jwks_refresh_min_seconds)
+    } else {
+        KEYS_MAX_AGE
+    };
+    if let Some(keys) = state.jwks.get(uri, max_age).await {
+        return Ok(keys);
     }
     let fresh: CoreJsonWebKeySet = fetch_json(state, uri).await?;
-    state
-        .jwks
-        .0
-        .lock()
-        .await
-        .insert(uri.to_string(), (std::time::Instant::now(), fresh.clone()));
+    state.jwks.put(uri, fresh.clone()).await;
     Ok(fresh)
 }
 
@@ -131,165 +124,58 @@ struct Discovery {
     jwks_uri: String,
 }
 
-/// A sign-in failure: a short message for the person, the precise reason for the log.
-pub(crate) struct Failure {
-    status: StatusCode,
-    message: &'static str,
-    pub(crate) reason: String,
+fn fail(status: StatusCode, message: &str, reason: impl Into<String>) -> SignInFailure {
+    SignInFailure::new(status, message, reason)
 }
 
-fn fail(status: StatusCode, message: &'static str, reason: impl Into<String>) -> Failure {
-    Failure {
-        status,
-        message,
-        reason: reason.into(),
-    }
-}
-
-impl From<store::Error> for Failure {
-    fn from(err: store::Error) -> Self {
-        fail(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong on our side. Please try again.",
-            err.to_string(),
-        )
-    }
-}
-
-/// Logs the precise reason with the request's reference, and shows the short message.
-fn failure_page(failure: Failure, headers: &HeaderMap) -> Response {
-    let reference = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
-    tracing::warn!(reason = %failure.reason, %reference, "OIDC sign-in failed");
-    let text = format!(
-        "{} If it keeps happening, give your administrator this reference: {reference}.",
-        failure.message
-    );
-    web::message(failure.status, "Sign-in failed", &text).into_response()
-}
-
-/// An HTTP client for providers: no redirects (a redirect could lead anywhere), short timeouts.
-pub(crate) fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .expect("a reqwest client with rustls builds")
+fn failure_page(failure: SignInFailure, headers: &HeaderMap) -> Response {
+    failure.page("OIDC sign-in", &RequestId::of(headers))
 }
 
 /// Refuses URLs an admin could use to reach rollcall's own network (SSRF), unless the
-/// operator allowed private addresses.
-async fn check_destination(state: &AppState, url: &str) -> Result<reqwest::Url, Failure> {
-    outbound_url(url, state.config.oidc.allow_private_addresses).await
+/// operator allowed private addresses; host names are judged again where the client
+/// connects.
+fn check_destination(state: &AppState, url: &str) -> Result<reqwest::Url, SignInFailure> {
+    Ok(Outbound::check(
+        url,
+        state.config.oidc.allow_private_addresses,
+    )?)
 }
 
-/// The check behind [`check_destination`], for any front door that fetches what an admin
-/// names (SAML metadata too): https only, and no loopback, private or link-local address,
-/// unless `allow_private`.
-pub(crate) async fn outbound_url(url: &str, allow_private: bool) -> Result<reqwest::Url, Failure> {
-    let parsed = reqwest::Url::parse(url).map_err(|_| {
-        fail(
-            StatusCode::BAD_GATEWAY,
-            "The sign-in provider is misconfigured.",
-            format!("{url:?} is not a URL"),
-        )
-    })?;
-    if allow_private {
-        return Ok(parsed);
-    }
-    if parsed.scheme() != "https" {
-        return Err(fail(
-            StatusCode::BAD_GATEWAY,
-            "The sign-in provider is misconfigured.",
-            format!("{url} is not https"),
-        ));
-    }
-    let host = parsed.host_str().unwrap_or_default().to_string();
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    // IP literals are judged as they are; names by every address they resolve to.
-    let literal = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>();
-    let addrs: Vec<SocketAddr> = match literal {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| {
-                fail(
-                    StatusCode::BAD_GATEWAY,
-                    "The sign-in provider cannot be reached.",
-                    format!("resolving {host}: {e}"),
-                )
-            })?
-            .collect(),
-    };
-    let private = |ip: std::net::IpAddr| match ip {
-        std::net::IpAddr::V4(v4) => {
-            v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-        }
-        std::net::IpAddr::V6(v6) => {
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (v6.segments()[0] & 0xfe00) == 0xfc00
-                || (v6.segments()[0] & 0xffc0) == 0xfe80
-        }
-    };
-    if addrs.is_empty() || addrs.iter().any(|a| private(a.ip())) {
-        return Err(fail(
-            StatusCode::BAD_GATEWAY,
-            "The sign-in provider is misconfigured.",
-            format!("{host} resolves to a private or loopback address"),
-        ));
-    }
-    Ok(parsed)
+fn client(state: &AppState) -> &reqwest::Client {
+    state
+        .outbound
+        .client(state.config.oidc.allow_private_addresses)
 }
 
 async fn fetch_json<T: serde::de::DeserializeOwned>(
     state: &AppState,
     url: &str,
-) -> Result<T, Failure> {
-    let url = check_destination(state, url).await?;
-    let unreachable = |e: String| {
-        fail(
-            StatusCode::BAD_GATEWAY,
-            "The sign-in provider cannot be reached right now. Please try again.",
-            e,
-        )
-    };
-    let response = client()
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(|e| unreachable(format!("GET {url}: {e}")))?;
-    if !response.status().is_success() {
-        return Err(unreachable(format!(
-            "GET {url}: status {}",
-            response.status()
-        )));
-    }
-    response
-        .json()
-        .await
-        .map_err(|e| unreachable(format!("GET {url}: {e}")))
+) -> Result<T, SignInFailure> {
+    Ok(state
+        .outbound
+        .get_json(url, state.config.oidc.allow_private_addresses)
+        .await?)
 }
 
 /// The provider's endpoints; its `issuer` must be exactly the one configured (OIDC Discovery §4.3).
-async fn discover(state: &AppState, settings: &Settings) -> Result<Discovery, Failure> {
+async fn discover(state: &AppState, settings: &Settings) -> Result<Discovery, SignInFailure> {
     let authority = &state.config.oidc.entra_authority;
     let issuer = settings.issuer(authority);
     let url = format!(
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
     );
-    let discovery: Discovery = fetch_json(state, &url).await?;
+    let document = match state.discovery.get(&url, DISCOVERY_MAX_AGE).await {
+        Some(document) => document,
+        None => {
+            let fresh: Value = fetch_json(state, &url).await?;
+            state.discovery.put(&url, fresh.clone()).await;
+            fresh
+        }
+    };
+    let discovery: Discovery = serde_json::from_value(document)
+        .map_err(|e| SignInFailure::misconfigured(format!("discovery document at {url}: {e}")))?;
     // Entra's multi-tenant document publishes the template `…/{tenantid}/v2.0` instead.
     let expected = if settings.multi_tenant() {
         format!("{}/{{tenantid}}/v2.0", authority.trim_end_matches('/'))
@@ -326,7 +212,7 @@ async fn connection_of(
     state: &AppState,
     slug: &str,
     id: i64,
-) -> Result<(orgs::Org, connections::Connection, Settings), Failure> {
+) -> Result<(orgs::Org, connections::Connection, Settings), SignInFailure> {
     let missing = || {
         fail(
             StatusCode::NOT_FOUND,
@@ -370,7 +256,10 @@ async fn login(
             connection_id: connection.id,
             nonce: nonce.clone(),
             pkce_verifier: verifier,
-            return_to: web::safe_return(params.return_to.as_deref()),
+            return_to: browser::safe_return(
+                &state.config.public_base_url,
+                params.return_to.as_deref(),
+            ),
         };
         let mut tx = state.store.begin().await?;
         oidc_logins::create(
@@ -381,7 +270,7 @@ async fn login(
         )
         .await?;
         tx.commit().await?;
-        let mut url = check_destination(&state, &discovery.authorization_endpoint).await?;
+        let mut url = check_destination(&state, &discovery.authorization_endpoint)?;
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", &settings.client_id)
@@ -392,7 +281,7 @@ async fn login(
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256")
             .append_pair("response_mode", "query");
-        Ok::<_, Failure>(web::see_other(url.as_str(), Vec::new()))
+        Ok::<_, SignInFailure>(see_other(url.as_str(), Vec::new()))
     };
     result.await.unwrap_or_else(|f| failure_page(f, &headers))
 }
@@ -416,10 +305,7 @@ async fn callback(
     headers: HeaderMap,
     Query(params): Query<CallbackParams>,
 ) -> Response {
-    let request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let request_id = RequestId::of(&headers).0;
     let result = async {
         let expired = || {
             fail(
@@ -495,7 +381,7 @@ async fn finish(
     code: &str,
     pending: &oidc_logins::PendingLogin,
     request_id: Option<String>,
-) -> Result<Response, Failure> {
+) -> Result<Response, SignInFailure> {
     let discovery = discover(state, settings).await?;
     let misconfigured = |reason: String| {
         fail(
@@ -504,7 +390,7 @@ async fn finish(
             reason,
         )
     };
-    let token_url = check_destination(state, &discovery.token_endpoint).await?;
+    let token_url = check_destination(state, &discovery.token_endpoint)?;
     let redirect = redirect_uri(state);
     let mut form: Vec<(&str, String)> = vec![
         ("grant_type", "authorization_code".into()),
@@ -536,18 +422,12 @@ async fn finish(
             form.push(("client_secret", secret));
         }
     }
-    let response = client()
+    let response = client(state)
         .post(token_url)
         .form(&form)
         .send()
         .await
-        .map_err(|e| {
-            fail(
-                StatusCode::BAD_GATEWAY,
-                "The sign-in provider cannot be reached right now. Please try again.",
-                format!("token request: {e}"),
-            )
-        })?;
+        .map_err(|e| SignInFailure::from(outbound::explain("the token endpoint", &e)))?;
     if !response.status().is_success() {
         let status = response.status();
         let body = response.text().await.unwrap_or_default();
@@ -609,7 +489,7 @@ async fn finish(
     match provisioning::provision(&state.store, &identity, Via::Sso, request_id).await {
         Ok(outcome) => {
             let mut tx = state.store.begin().await?;
-            let cookie = web::start_session(
+            let (cookie, _) = session::start(
                 state,
                 &mut tx,
                 outcome.user_id,
@@ -619,12 +499,12 @@ async fn finish(
             .await?;
             tx.commit().await?;
             tracing::info!(org = %org.slug, user_id = outcome.user_id, "OIDC sign-in");
-            Ok(web::see_other(&pending.return_to, vec![cookie]))
+            Ok(see_other(&pending.return_to, vec![cookie]))
         }
         // The core has logged and audited its own refusal.
         Err(provisioning::Error::Refused(r)) => {
             let text = format!("{} Reference: {reference}.", r.message);
-            Ok(web::message(StatusCode::FORBIDDEN, "Sign-in refused", &text).into_response())
+            Ok(message(StatusCode::FORBIDDEN, "Sign-in refused", &text).into_response())
         }
         Err(provisioning::Error::Store(e)) => Err(e.into()),
     }
@@ -639,7 +519,7 @@ async fn validate(
     connection_id: i64,
     raw: &str,
     nonce: &str,
-) -> Result<(ExternalIdentity, bool), Failure> {
+) -> Result<(ExternalIdentity, bool), SignInFailure> {
     let refused = |reason: String| {
         fail(
             StatusCode::FORBIDDEN,
@@ -821,7 +701,10 @@ fn verified_payload(raw: &str) -> Result<serde_json::Map<String, Value>, String>
 
 /// The person's groups (transitive, with names) from Microsoft Graph, page by page. Paging
 /// links must stay under the configured Graph address.
-async fn graph_groups(state: &AppState, access_token: &str) -> Result<Vec<IdpGroup>, Failure> {
+async fn graph_groups(
+    state: &AppState,
+    access_token: &str,
+) -> Result<Vec<IdpGroup>, SignInFailure> {
     #[derive(Deserialize)]
     struct Group {
         id: String,
@@ -853,8 +736,8 @@ async fn graph_groups(state: &AppState, access_token: &str) -> Result<Vec<IdpGro
     let mut groups = Vec::new();
     // 100 pages of 999: far beyond any real directory, and a bound on a looping server.
     for _ in 0..100 {
-        let target = check_destination(state, &url).await?;
-        let response = client()
+        let target = check_destination(state, &url)?;
+        let response = client(state)
             .get(target)
             .bearer_auth(access_token)
             .send()
@@ -882,48 +765,4 @@ async fn graph_groups(state: &AppState, access_token: &str) -> Result<Vec<IdpGro
         }
     }
     Err(unreadable("Graph paging did not end".into()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{config::Config, store::testing::memory_store};
-
-    async fn state(allow_private_addresses: bool) -> AppState {
-        let mut config = Config::default();
-        config.secrets.key = Some(URL_SAFE_NO_PAD.encode([3u8; 32]));
-        config.dns.nameservers = vec!["127.0.0.1:53".into()];
-        config.oidc.allow_private_addresses = allow_private_addresses;
-        AppState::new(memory_store().await, config).unwrap()
-    }
-
-    /// Connection settings come from org admins: they must not reach rollcall's own network.
-    #[tokio::test]
-    async fn providers_on_private_addresses_are_refused() {
-        let strict = state(false).await;
-        for url in [
-            "https://127.0.0.1/.well-known/openid-configuration",
-            "https://10.1.2.3/token",
-            "https://192.168.0.10/keys",
-            "https://169.254.169.254/latest/meta-data/",
-            "https://[::1]/keys",
-            "https://[fd00::1]/keys",
-            "https://localhost/keys",
-            "http://login.microsoftonline.com/x",
-        ] {
-            let Err(failure) = check_destination(&strict, url).await else {
-                panic!("{url} should be refused");
-            };
-            assert!(
-                failure.reason.contains("private") || failure.reason.contains("https"),
-                "{url}: {}",
-                failure.reason
-            );
-        }
-        // The operator may allow them, for a provider on their own network.
-        let relaxed = state(true).await;
-        assert!(check_destination(&relaxed, "http://127.0.0.1:8080/keys")
-            .await
-            .is_ok());
-    }
 }

@@ -364,6 +364,38 @@ async fn reconcile_teams(
     Ok((added, removed))
 }
 
+/// The one linking rule: may the existing account with an identity's email be taken as this
+/// person, by this connection? Every front door that links by email asks here.
+///
+/// - Yes when the email's domain is verified for the org: the org vouches for the domain.
+/// - For a sign-in, yes when this same connection's SCIM push created the account: the IdP
+///   vouching for the sign-in is the one that made the account.
+/// - Otherwise no: the account belongs to someone this org cannot vouch for, and linking
+///   would let the org's IdP take it over.
+pub(crate) async fn linkable(
+    tx: &mut Tx,
+    connection_id: i64,
+    user_id: i64,
+    domain_verified: bool,
+    via: Via,
+) -> Result<Option<LinkedBy>, Error> {
+    if domain_verified {
+        return Ok(Some(LinkedBy::VerifiedEmail));
+    }
+    if via == Via::Sso && scim::created_by_connection(tx, connection_id, user_id).await? {
+        return Ok(Some(LinkedBy::ScimUser));
+    }
+    Ok(None)
+}
+
+/// Whether `email`'s domain is verified for the org.
+pub(crate) async fn domain_verified(tx: &mut Tx, org_id: i64, email: &str) -> Result<bool, Error> {
+    Ok(match domains::of_email(email) {
+        Some(domain) => domains::is_verified(tx, org_id, &domain).await?,
+        None => false,
+    })
+}
+
 /// Works out, without writing anything, whether the identity may sign in and what it gets.
 pub async fn decide(tx: &mut Tx, identity: &ExternalIdentity) -> Result<Decision, Error> {
     let connection = connections::by_id(tx, identity.connection_id)
@@ -409,32 +441,37 @@ pub async fn decide(tx: &mut Tx, identity: &ExternalIdentity) -> Result<Decision
             }
             Some(email) => match users::by_email(tx, email).await? {
                 None => {}
-                Some(user) if domain_verified => linked = Some((user.id, LinkedBy::VerifiedEmail)),
-                // The account exists because this same connection pushed it through SCIM:
-                // the IdP that vouches for this sign-in is the one that made the account.
-                Some(user) if scim::created_by_connection(tx, connection.id, user.id).await? => {
-                    linked = Some((user.id, LinkedBy::ScimUser))
-                }
-                Some(user) => {
+                Some(user) => match linkable(
+                    tx,
+                    connection.id,
+                    user.id,
+                    domain_verified,
+                    Via::Sso,
+                )
+                .await?
+                {
+                    Some(by) => linked = Some((user.id, by)),
+                    None => {
                     // On PostgreSQL each statement sees the latest commits: a concurrent first
                     // login of this same subject may have committed the user and its link
                     // between the subject lookup above and the email lookup. Seeing the user
                     // means seeing the link, so look again before refusing.
-                    linked = by_subject(tx, connection.id, &identity.subject).await?;
-                    if linked.is_none() {
-                        refused = Some(refusal(
-                            "email_unverified_link",
-                            format!(
-                                "An account for {email} already exists, and this sign-in cannot be linked to it because {} is not a verified domain of this organization. Ask an administrator.",
-                                email_domain.as_deref().unwrap_or("its domain")
-                            ),
-                            format!(
-                                "subject {:?} of connection {} claims {email}, which belongs to user {}, and the domain is not verified for org {org_id}",
-                                identity.subject, connection.id, user.id
-                            ),
-                        ));
+                        linked = by_subject(tx, connection.id, &identity.subject).await?;
+                        if linked.is_none() {
+                            refused = Some(refusal(
+                                "email_unverified_link",
+                                format!(
+                                    "An account for {email} already exists, and this sign-in cannot be linked to it because {} is not a verified domain of this organization. Ask an administrator.",
+                                    email_domain.as_deref().unwrap_or("its domain")
+                                ),
+                                format!(
+                                    "subject {:?} of connection {} claims {email}, which belongs to user {}, and the domain is not verified for org {org_id}",
+                                    identity.subject, connection.id, user.id
+                                ),
+                            ));
+                        }
                     }
-                }
+                },
             },
         }
     }

@@ -10,11 +10,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{
-    match_loaded, reconcile_grant_admin, reconcile_teams, Error, ExternalIdentity, IdpGroup,
-    MatchedMapping, Rules, Via,
+    domain_verified, linkable, match_loaded, reconcile_grant_admin, reconcile_teams, refusal,
+    Error, ExternalIdentity, IdpGroup, MatchedMapping, Rules, Via,
 };
 use crate::store::{
-    domains,
+    self,
     grants::{self, TeamRef},
     members::{self, Source, Status},
     scim, users, Tx,
@@ -59,6 +59,56 @@ impl PushOutcome {
     }
 }
 
+/// The account for a pushed email: a new one made from the pushed profile, or the existing
+/// one when the core's linking rule ([`linkable`]) lets this org take it. Returns the user
+/// and whether this push created it.
+pub async fn account_for(
+    tx: &mut Tx,
+    org_id: i64,
+    connection_id: i64,
+    profile: &users::NewUser,
+) -> Result<(i64, bool), Error> {
+    if let Some(user) = users::insert_if_absent(tx, profile).await? {
+        return Ok((user.id, true));
+    }
+    let email = users::normalize_email(&profile.email)?;
+    let existing = users::by_email(tx, &email).await?.ok_or_else(|| {
+        store::Error::conflict("concurrent", "the account changed concurrently; retry")
+    })?;
+    let verified = domain_verified(tx, org_id, &email).await?;
+    match linkable(tx, connection_id, existing.id, verified, Via::Scim).await? {
+        Some(_) => Ok((existing.id, false)),
+        None => Err(Error::Refused(refusal(
+            "email_unverified_link",
+            format!(
+                "an account for {email} already exists, and its domain is not verified for this organization, so it cannot be linked",
+            ),
+            format!(
+                "connection {connection_id} pushed {email}, which belongs to user {}, and the domain is not verified for org {org_id}",
+                existing.id
+            ),
+        ))),
+    }
+}
+
+/// A pushed change of name or email. It applies only to an account this org's push created
+/// and no other org shares, so no org's IdP rewrites a shared identity. Returns whether it
+/// applied.
+pub async fn update_profile(
+    tx: &mut Tx,
+    org_id: i64,
+    user_id: i64,
+    created_by_push: bool,
+    profile: &users::NewUser,
+) -> Result<bool, Error> {
+    if !created_by_push || scim::shared_with_other_orgs(tx, org_id, user_id).await? {
+        return Ok(false);
+    }
+    users::update_names(tx, user_id, profile).await?;
+    users::update_email(tx, user_id, &profile.email).await?;
+    Ok(true)
+}
+
 /// Makes the membership match the push: present, active or suspended as the IdP says, and
 /// with exactly the `scim` teams its groups and the connection's grants give.
 pub async fn sync(tx: &mut Tx, pushed: &Pushed) -> Result<PushOutcome, Error> {
@@ -82,8 +132,8 @@ async fn sync_with(tx: &mut Tx, pushed: &Pushed, rules: &Rules) -> Result<PushOu
         .as_deref()
         .map(users::normalize_email)
         .transpose()?;
-    let domain_verified = match email.as_deref().and_then(domains::of_email) {
-        Some(domain) => domains::is_verified(tx, pushed.org_id, &domain).await?,
+    let domain_verified = match email.as_deref() {
+        Some(email) => domain_verified(tx, pushed.org_id, email).await?,
         None => false,
     };
     let identity = ExternalIdentity {

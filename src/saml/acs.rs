@@ -27,7 +27,7 @@ use samael::{
     service_provider::{Error as SpError, ServiceProvider},
 };
 
-use super::{settings::Settings, Failure};
+use crate::{browser::SignInFailure, connections::saml::Settings};
 use crate::{
     provisioning::{ExternalIdentity, IdpGroup},
     store::{connections::Connection, orgs::Org, saml, saml::PendingRequest, Tx},
@@ -44,21 +44,21 @@ pub struct Endpoints {
     pub acs_url: String,
 }
 
-fn refused(reason: impl Into<String>) -> Failure {
-    Failure::forbidden(
+fn refused(reason: impl Into<String>) -> SignInFailure {
+    SignInFailure::forbidden(
         "Your sign-in could not be verified. Please start again.",
         reason,
     )
 }
 
-fn expired(reason: impl Into<String>) -> Failure {
-    Failure::forbidden("This sign-in link has expired. Please start again.", reason)
+fn expired(reason: impl Into<String>) -> SignInFailure {
+    SignInFailure::forbidden("This sign-in link has expired. Please start again.", reason)
 }
 
 /// Steps 1 and 2: the XML text, once it is safe to hand to a parser.
-pub fn decode(encoded: &str) -> Result<String, Failure> {
+pub fn decode(encoded: &str) -> Result<String, SignInFailure> {
     if encoded.len() > MAX_RESPONSE_BYTES {
-        return Err(Failure::new(
+        return Err(SignInFailure::new(
             axum::http::StatusCode::PAYLOAD_TOO_LARGE,
             "Your sign-in could not be verified. Please start again.",
             format!("SAMLResponse of {} bytes is over the cap", encoded.len()),
@@ -69,7 +69,7 @@ pub fn decode(encoded: &str) -> Result<String, Failure> {
         .decode(compact)
         .map_err(|e| refused(format!("SAMLResponse is not base64: {e}")))?;
     let xml = String::from_utf8(bytes).map_err(|_| refused("SAMLResponse is not UTF-8 XML"))?;
-    if super::settings::has_doctype(&xml) {
+    if crate::connections::saml::has_doctype(&xml) {
         return Err(refused(
             "the response carries a DOCTYPE or entity declaration",
         ));
@@ -90,7 +90,7 @@ pub fn decode(encoded: &str) -> Result<String, Failure> {
 
 /// Whether the one assertion is encrypted (to the org's SP certificate). RSA PKCS#1 v1.5
 /// key transport (Bleichenbacher's oracle) is refused before anything decrypts.
-pub fn check_encryption(xml: &str) -> Result<(), Failure> {
+pub fn check_encryption(xml: &str) -> Result<(), SignInFailure> {
     if xml.contains("xmlenc#rsa-1_5") {
         return Err(refused(
             "the assertion's key is encrypted with RSA PKCS#1 v1.5; only RSA-OAEP is accepted",
@@ -133,7 +133,7 @@ pub async fn request_for(
     tx: &mut Tx,
     org: &Org,
     relay_state: Option<&str>,
-) -> Result<Option<PendingRequest>, Failure> {
+) -> Result<Option<PendingRequest>, SignInFailure> {
     let Some(relay_state) = relay_state.filter(|r| !r.is_empty()) else {
         return Ok(None);
     };
@@ -160,7 +160,7 @@ pub async fn request_for(
 
 /// The refusal of a response that answers no request of rollcall's, where no connection
 /// accepts IdP-initiated sign-ins from its issuer.
-pub fn unsolicited(issuer: Option<&str>) -> Failure {
+pub fn unsolicited(issuer: Option<&str>) -> SignInFailure {
     refused(format!(
         "unsolicited response (no RelayState of a sign-in rollcall started) from issuer {issuer:?}, and no connection of this org accepts IdP-initiated sign-ins from it"
     ))
@@ -183,11 +183,11 @@ pub fn verify(
     endpoints: &Endpoints,
     request: Option<&PendingRequest>,
     decryption_key: Option<openssl::pkey::PKey<openssl::pkey::Private>>,
-) -> Result<Assertion, Failure> {
+) -> Result<Assertion, SignInFailure> {
     let idp = settings
         .idp()
-        .map_err(|e| Failure::misconfigured(format!("connection settings: {e}")))?
-        .ok_or_else(|| Failure::misconfigured("the connection has no IdP metadata yet"))?;
+        .map_err(|e| SignInFailure::misconfigured(format!("connection settings: {e}")))?
+        .ok_or_else(|| SignInFailure::misconfigured("the connection has no IdP metadata yet"))?;
 
     // Unsigned parts of the wrapper, read only to report the IdP's own status and to refuse
     // a misdirected response early; nothing from them is trusted.
@@ -200,7 +200,7 @@ pub fn verify(
         .and_then(|s| s.status_code.value.as_deref())
     {
         if code != SUCCESS {
-            return Err(Failure::forbidden_owned(
+            return Err(SignInFailure::forbidden(
                 format!(
                     "Your identity provider did not sign you in (status {}). Ask your administrator.",
                     code.rsplit(':').next().unwrap_or(code)
@@ -302,7 +302,7 @@ pub async fn use_once(
     request: Option<&PendingRequest>,
     assertion: &Assertion,
     skew: Duration,
-) -> Result<(), Failure> {
+) -> Result<(), SignInFailure> {
     if let Some(request) = request {
         if !saml::consume_request(tx, &request.request_id).await? {
             return Err(expired(format!(
@@ -341,7 +341,7 @@ pub fn identity(
     assertion: &Assertion,
     settings: &Settings,
     connection_id: i64,
-) -> Result<ExternalIdentity, Failure> {
+) -> Result<ExternalIdentity, SignInFailure> {
     let name_id = assertion
         .subject
         .as_ref()

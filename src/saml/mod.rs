@@ -8,8 +8,6 @@
 //!   session.
 
 pub mod acs;
-pub mod metadata;
-pub mod settings;
 pub mod sp_key;
 
 use axum::{
@@ -22,13 +20,14 @@ use axum::{
 use serde::Deserialize;
 
 use crate::{
-    http::AppState,
+    browser::{self, message, see_other, session, CheckedForm, CsrfForm, SignInFailure},
+    connections::saml::{Settings, REDIRECT_BINDING},
     provisioning::{self, Via},
+    request::RequestId,
     secrets,
+    state::AppState,
     store::{self, audit, connections, orgs, saml},
-    web,
 };
-use settings::Settings;
 
 /// How long a started sign-in may take at the IdP.
 const REQUEST_TTL_MINUTES: i64 = 10;
@@ -42,72 +41,8 @@ pub fn router() -> Router<AppState> {
         .route("/saml/{org}/slo", get(slo_return))
 }
 
-/// A sign-in failure: a short message for the person, the precise reason for the log and
-/// the audit trail.
-#[derive(Debug)]
-pub struct Failure {
-    pub status: StatusCode,
-    pub message: String,
-    pub reason: String,
-}
-
-impl Failure {
-    pub fn new(status: StatusCode, message: &str, reason: impl Into<String>) -> Self {
-        Failure {
-            status,
-            message: message.to_string(),
-            reason: reason.into(),
-        }
-    }
-
-    pub fn forbidden(message: &str, reason: impl Into<String>) -> Self {
-        Failure::new(StatusCode::FORBIDDEN, message, reason)
-    }
-
-    pub fn forbidden_owned(message: String, reason: impl Into<String>) -> Self {
-        Failure {
-            status: StatusCode::FORBIDDEN,
-            message,
-            reason: reason.into(),
-        }
-    }
-
-    pub fn misconfigured(reason: impl Into<String>) -> Self {
-        Failure::new(
-            StatusCode::BAD_GATEWAY,
-            "This sign-in method is not set up correctly. Ask your administrator.",
-            reason,
-        )
-    }
-}
-
-impl From<store::Error> for Failure {
-    fn from(err: store::Error) -> Self {
-        Failure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong on our side. Please try again.",
-            err.to_string(),
-        )
-    }
-}
-
-fn reference(headers: &HeaderMap) -> String {
-    headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string()
-}
-
-/// Logs the precise reason with the request's reference, and shows the short message.
-fn failure_page(failure: Failure, headers: &HeaderMap) -> Response {
-    let reference = reference(headers);
-    tracing::warn!(reason = %failure.reason, %reference, "SAML sign-in failed");
-    let text = format!(
-        "{} If it keeps happening, give your administrator this reference: {reference}.",
-        failure.message
-    );
-    web::message(failure.status, "Sign-in failed", &text).into_response()
+fn failure_page(failure: SignInFailure, headers: &HeaderMap) -> Response {
+    failure.page("SAML sign-in", &RequestId::of(headers))
 }
 
 /// rollcall's entity ID and ACS URL for an org.
@@ -119,10 +54,10 @@ pub fn endpoints(state: &AppState, org_slug: &str) -> acs::Endpoints {
     }
 }
 
-async fn org_by_slug(state: &AppState, slug: &str) -> Result<orgs::Org, Failure> {
+async fn org_by_slug(state: &AppState, slug: &str) -> Result<orgs::Org, SignInFailure> {
     let mut tx = state.store.read().await?;
     orgs::by_slug(&mut tx, slug).await?.ok_or_else(|| {
-        Failure::new(
+        SignInFailure::new(
             StatusCode::NOT_FOUND,
             "This sign-in link is not valid.",
             format!("no org {slug:?}"),
@@ -186,7 +121,7 @@ async fn metadata(
     response
 }
 
-async fn signs_requests(state: &AppState, org: &orgs::Org) -> Result<bool, Failure> {
+async fn signs_requests(state: &AppState, org: &orgs::Org) -> Result<bool, SignInFailure> {
     let mut tx = state.store.read().await?;
     Ok(connections::list(&mut tx, org.id).await?.iter().any(|c| {
         c.kind == "saml" && Settings::from_value(&c.settings.0).is_ok_and(|s| s.sign_requests)
@@ -204,9 +139,9 @@ async fn saml_connection(
     state: &AppState,
     org: &orgs::Org,
     id: Option<i64>,
-) -> Result<(connections::Connection, Settings), Failure> {
+) -> Result<(connections::Connection, Settings), SignInFailure> {
     let missing = |why: String| {
-        Failure::new(
+        SignInFailure::new(
             StatusCode::NOT_FOUND,
             "This sign-in link is not valid.",
             why,
@@ -237,12 +172,13 @@ async fn saml_connection(
         }
     };
     if !connection.enabled {
-        return Err(Failure::forbidden(
+        return Err(SignInFailure::forbidden(
             "This sign-in method is turned off. Ask an administrator of your organization.",
             format!("connection {} is disabled", connection.id),
         ));
     }
-    let settings = Settings::from_value(&connection.settings.0).map_err(Failure::misconfigured)?;
+    let settings =
+        Settings::from_value(&connection.settings.0).map_err(SignInFailure::misconfigured)?;
     Ok((connection, settings))
 }
 
@@ -258,8 +194,10 @@ async fn login(
         let (connection, settings) = saml_connection(&state, &org, params.connection).await?;
         let idp = settings
             .idp()
-            .map_err(Failure::misconfigured)?
-            .ok_or_else(|| Failure::misconfigured("the connection has no IdP metadata yet"))?;
+            .map_err(SignInFailure::misconfigured)?
+            .ok_or_else(|| {
+                SignInFailure::misconfigured("the connection has no IdP metadata yet")
+            })?;
         let ends = endpoints(&state, &org.slug);
         let sp = samael::service_provider::ServiceProvider {
             entity_id: Some(ends.entity_id.clone()),
@@ -269,7 +207,7 @@ async fn login(
         };
         let mut request = sp
             .make_authentication_request(&idp.sso_url)
-            .map_err(|e| Failure::misconfigured(format!("AuthnRequest: {e}")))?;
+            .map_err(|e| SignInFailure::misconfigured(format!("AuthnRequest: {e}")))?;
         // samael's own IDs carry 32 random bits; the ID is what InResponseTo must echo, so
         // it gets as many as a session secret.
         request.id = format!("id-{}", secrets::generate("").hash);
@@ -280,8 +218,8 @@ async fn login(
         } else {
             request.redirect(&relay_state)
         }
-        .map_err(|e| Failure::misconfigured(format!("AuthnRequest: {e}")))?
-        .ok_or_else(|| Failure::misconfigured("the IdP has no SSO URL"))?;
+        .map_err(|e| SignInFailure::misconfigured(format!("AuthnRequest: {e}")))?
+        .ok_or_else(|| SignInFailure::misconfigured("the IdP has no SSO URL"))?;
         let mut tx = state.store.begin().await?;
         saml::create_request(
             &mut tx,
@@ -289,7 +227,10 @@ async fn login(
                 org_id: org.id,
                 connection_id: connection.id,
                 request_id: request.id.clone(),
-                return_to: web::safe_return(params.return_to.as_deref()),
+                return_to: browser::safe_return(
+                    &state.config.public_base_url,
+                    params.return_to.as_deref(),
+                ),
                 expires_at: store::now() + chrono::Duration::minutes(REQUEST_TTL_MINUTES),
                 consumed_at: None,
             },
@@ -297,7 +238,7 @@ async fn login(
         )
         .await?;
         tx.commit().await?;
-        Ok::<_, Failure>(web::see_other(url.as_str(), Vec::new()))
+        Ok::<_, SignInFailure>(see_other(url.as_str(), Vec::new()))
     };
     started.await.unwrap_or_else(|f| failure_page(f, &headers))
 }
@@ -316,14 +257,11 @@ async fn acs_post(
     headers: HeaderMap,
     form: Result<Form<AcsForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let request_id = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let request_id = RequestId::of(&headers).0;
     let result = async {
         let org = org_by_slug(&state, &slug).await?;
         let Form(form) = form.map_err(|e| {
-            Failure::new(
+            SignInFailure::new(
                 // 413 for a body over the server's limit, 400 or 415 for the rest.
                 e.status(),
                 "Your sign-in could not be verified. Please start again.",
@@ -349,7 +287,7 @@ async fn acs_post(
         match provisioning::provision(&state.store, &identity, Via::Sso, request_id.clone()).await {
             Ok(outcome) => {
                 let mut tx = state.store.begin().await?;
-                let (cookie, secret) = web::start_session_with_secret(
+                let (cookie, secret) = session::start(
                     &state,
                     &mut tx,
                     outcome.user_id,
@@ -362,12 +300,12 @@ async fn acs_post(
                 saml::record_session(&mut tx, &secret, &saml_session, expires).await?;
                 tx.commit().await?;
                 tracing::info!(org = %org.slug, connection = connection.id, user_id = outcome.user_id, "SAML sign-in");
-                Ok(web::see_other(&return_to, vec![cookie]))
+                Ok(see_other(&return_to, vec![cookie]))
             }
             // The core has logged and audited its own refusal.
             Err(provisioning::Error::Refused(r)) => {
                 let text = format!("{} Reference: {reference}.", r.message);
-                Ok(web::message(StatusCode::FORBIDDEN, "Sign-in refused", &text).into_response())
+                Ok(message(StatusCode::FORBIDDEN, "Sign-in refused", &text).into_response())
             }
             Err(provisioning::Error::Store(e)) => Err(e.into()),
         }
@@ -388,7 +326,7 @@ async fn consume(
         String,
         saml::SamlSession,
     ),
-    (Option<connections::Connection>, Failure),
+    (Option<connections::Connection>, SignInFailure),
 > {
     let xml = acs::decode(&form.saml_response).map_err(|f| (None, f))?;
     // Before the transaction: making the key pair writes in a transaction of its own.
@@ -412,7 +350,12 @@ async fn consume(
         Some(request) => connections::by_id(&mut tx, request.connection_id)
             .await
             .map_err(|e| (None, e.into()))?
-            .ok_or_else(|| (None, Failure::misconfigured("the connection was deleted")))?,
+            .ok_or_else(|| {
+                (
+                    None,
+                    SignInFailure::misconfigured("the connection was deleted"),
+                )
+            })?,
         None => {
             let issuer = acs::claimed_issuer(&xml);
             idp_initiated_connection(&mut tx, org, issuer.as_deref())
@@ -421,15 +364,15 @@ async fn consume(
                 .ok_or_else(|| (None, acs::unsolicited(issuer.as_deref())))?
         }
     };
-    let with = |f: Failure| (Some(connection.clone()), f);
+    let with = |f: SignInFailure| (Some(connection.clone()), f);
     if !connection.enabled {
-        return Err(with(Failure::forbidden(
+        return Err(with(SignInFailure::forbidden(
             "This sign-in method is turned off. Ask an administrator of your organization.",
             format!("connection {} is disabled", connection.id),
         )));
     }
     let settings = Settings::from_value(&connection.settings.0)
-        .map_err(|e| with(Failure::misconfigured(e)))?;
+        .map_err(|e| with(SignInFailure::misconfigured(e)))?;
     let ends = endpoints(state, &org.slug);
     let assertion = acs::verify(&xml, &settings, &ends, request.as_ref(), key).map_err(with)?;
     acs::use_once(
@@ -461,7 +404,7 @@ async fn consume(
     let return_to = match request {
         Some(request) => request.return_to,
         // Okta may send a default RelayState with an IdP-initiated sign-in: a path here.
-        None => web::safe_return(form.relay_state.as_deref()),
+        None => browser::safe_return(&state.config.public_base_url, form.relay_state.as_deref()),
     };
     Ok((connection, identity, return_to, saml_session))
 }
@@ -493,9 +436,9 @@ async fn audit_failure(
     state: &AppState,
     org: &orgs::Org,
     connection: Option<&connections::Connection>,
-    failure: &Failure,
+    failure: &SignInFailure,
     request_id: Option<String>,
-) -> Result<(), Failure> {
+) -> Result<(), SignInFailure> {
     let actor = audit::Actor {
         user_id: None,
         label: match connection {
@@ -523,15 +466,18 @@ async fn logout(
     State(state): State<AppState>,
     Path(slug): Path<String>,
     headers: HeaderMap,
-    web::CheckedForm(form): web::CheckedForm<web::CsrfForm>,
+    CheckedForm(form): CheckedForm<CsrfForm>,
 ) -> Response {
     let result = async {
         let org = org_by_slug(&state, &slug).await?;
-        let mut to = web::safe_return(form.return_to.as_deref().or(Some("/login")));
-        if let Some((secret, id)) = web::session_of(&state, &headers).await? {
+        let mut to = browser::safe_return(
+            &state.config.public_base_url,
+            form.return_to.as_deref().or(Some("/login")),
+        );
+        if let Some(signed) = session::signed_in(&state, &headers).await? {
             let mut tx = state.store.begin().await?;
-            store::credentials::revoke_session(&mut tx, id).await?;
-            let saml_session = saml::take_session(&mut tx, &secret).await?;
+            store::credentials::revoke_session(&mut tx, signed.session_id).await?;
+            let saml_session = saml::take_session(&mut tx, &signed.secret).await?;
             tx.commit().await?;
             if let Some(session) = saml_session.filter(|s| s.org_id == org.id) {
                 if let Some(url) = logout_request(&state, &org, &session).await? {
@@ -539,7 +485,7 @@ async fn logout(
                 }
             }
         }
-        Ok::<_, Failure>(web::see_other(&to, vec![web::end_session_cookie(&state)]))
+        Ok::<_, SignInFailure>(see_other(&to, vec![session::end_cookie(&state.config)]))
     };
     result.await.unwrap_or_else(|f| failure_page(f, &headers))
 }
@@ -550,7 +496,7 @@ async fn logout_request(
     state: &AppState,
     org: &orgs::Org,
     session: &saml::SamlSession,
-) -> Result<Option<String>, Failure> {
+) -> Result<Option<String>, SignInFailure> {
     use samael::traits::ToXml;
     use std::io::Write;
 
@@ -559,15 +505,16 @@ async fn logout_request(
         return Ok(None);
     };
     drop(tx);
-    let settings = Settings::from_value(&connection.settings.0).map_err(Failure::misconfigured)?;
-    let Some(idp) = settings.idp().map_err(Failure::misconfigured)? else {
+    let settings =
+        Settings::from_value(&connection.settings.0).map_err(SignInFailure::misconfigured)?;
+    let Some(idp) = settings.idp().map_err(SignInFailure::misconfigured)? else {
         return Ok(None);
     };
     let sp = samael::service_provider::ServiceProvider {
         idp_metadata: idp.metadata,
         ..Default::default()
     };
-    let Some(destination) = sp.slo_binding_location(settings::REDIRECT_BINDING) else {
+    let Some(destination) = sp.slo_binding_location(REDIRECT_BINDING) else {
         return Ok(None);
     };
     let ends = endpoints(state, &org.slug);
@@ -589,17 +536,17 @@ async fn logout_request(
     };
     let xml = request
         .to_string()
-        .map_err(|e| Failure::misconfigured(format!("LogoutRequest: {e}")))?;
+        .map_err(|e| SignInFailure::misconfigured(format!("LogoutRequest: {e}")))?;
     let mut deflated = Vec::new();
     {
         let mut encoder =
             flate2::write::DeflateEncoder::new(&mut deflated, flate2::Compression::default());
         encoder
             .write_all(xml.as_bytes())
-            .map_err(|e| Failure::misconfigured(format!("LogoutRequest: {e}")))?;
+            .map_err(|e| SignInFailure::misconfigured(format!("LogoutRequest: {e}")))?;
     }
     let mut url = reqwest::Url::parse(&destination)
-        .map_err(|e| Failure::misconfigured(format!("SLO URL {destination:?}: {e}")))?;
+        .map_err(|e| SignInFailure::misconfigured(format!("SLO URL {destination:?}: {e}")))?;
     url.query_pairs_mut().append_pair(
         "SAMLRequest",
         &base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &deflated),
@@ -607,12 +554,12 @@ async fn logout_request(
     // IdPs that support SLO require it signed (Okta does).
     let key = sp_key::for_org(state, org.id, &ends.entity_id).await?;
     let signed = samael::crypto::sign_url(url, &key.private_key)
-        .map_err(|e| Failure::misconfigured(format!("signing the LogoutRequest: {e}")))?;
+        .map_err(|e| SignInFailure::misconfigured(format!("signing the LogoutRequest: {e}")))?;
     Ok(Some(signed.to_string()))
 }
 
 /// Where the IdP sends the browser back after Single Logout: the rollcall session ended
 /// before the browser left, so there is nothing to check here.
 async fn slo_return() -> Response {
-    web::see_other("/login", Vec::new())
+    see_other("/login", Vec::new())
 }

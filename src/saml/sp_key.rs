@@ -8,8 +8,7 @@ use samael::{
     idp::{CertificateParams, IdentityProvider, KeyType, Rsa},
 };
 
-use super::Failure;
-use crate::{http::AppState, store::saml};
+use crate::{browser::SignInFailure, state::AppState, store::saml};
 
 pub struct SpKey {
     pub private_key: PKey<Private>,
@@ -22,8 +21,8 @@ impl SpKey {
     }
 }
 
-fn broken(reason: String) -> Failure {
-    Failure::new(
+fn broken(reason: String) -> SignInFailure {
+    SignInFailure::new(
         axum::http::StatusCode::INTERNAL_SERVER_ERROR,
         "Something went wrong on our side. Please try again.",
         reason,
@@ -31,7 +30,11 @@ fn broken(reason: String) -> Failure {
 }
 
 /// The org's key pair, made now if it has none.
-pub async fn for_org(state: &AppState, org_id: i64, entity_id: &str) -> Result<SpKey, Failure> {
+pub async fn for_org(
+    state: &AppState,
+    org_id: i64,
+    entity_id: &str,
+) -> Result<SpKey, SignInFailure> {
     let mut tx = state.store.read().await?;
     let found = saml::sp_key(&mut tx, org_id).await?;
     drop(tx);

@@ -17,8 +17,12 @@ use axum::{
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-use super::http::{max_payload, scim_json, ScimBody, ScimClient, ScimError, CONTENT_TYPE};
-use crate::http::AppState;
+use super::{
+    client::ScimClient,
+    error::{scim_json, ScimError, CONTENT_TYPE},
+    protocol::{max_payload, ScimBody},
+};
+use crate::state::AppState;
 
 pub const BULK_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse";

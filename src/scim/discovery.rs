@@ -10,13 +10,18 @@ use axum::{
 use serde_json::{json, Value};
 
 use super::{
-    http::{base_url, list_response, scim_json, ScimClient, ScimError},
-    sql::{
+    client::ScimClient,
+    error::{scim_json, ScimError},
+    list::list_response,
+    protocol::{base_url, max_payload},
+};
+use crate::{
+    state::AppState,
+    store::scim_query::{
         ENTERPRISE_SCALARS, ENTERPRISE_SCHEMA, GROUP_SCHEMA, NAME_SUBS, USER_JSON_SCALARS,
         USER_MULTI, USER_SCHEMA,
     },
 };
-use crate::http::AppState;
 
 const SCHEMA_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Schema";
 const RESOURCE_TYPE_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:ResourceType";
@@ -303,4 +308,41 @@ pub async fn schema(
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Response, ScimError> {
     by_id(all_schemas(&base_url(&state, &client)), "Schema", &id)
+}
+
+/// RFC 7643 §5. It states what this build serves, and nothing more: features flip to
+/// `supported: true` as their endpoints land, so an IdP never relies on one that is missing.
+pub async fn service_provider_config(
+    State(state): State<AppState>,
+    client: ScimClient,
+) -> Response {
+    let location = format!(
+        "{}/scim/v2/{}/ServiceProviderConfig",
+        state.config.public_base_url.trim_end_matches('/'),
+        client.org.slug
+    );
+    scim_json(
+        StatusCode::OK,
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "documentationUri": "https://github.com/rollcall/rollcall/blob/main/docs/scim.md",
+            "patch": {"supported": true},
+            "bulk": {
+                "supported": true,
+                "maxOperations": super::bulk::MAX_OPERATIONS,
+                "maxPayloadSize": max_payload(&state),
+            },
+            "filter": {"supported": true, "maxResults": super::list::MAX_PAGE},
+            "changePassword": {"supported": false},
+            "sort": {"supported": true},
+            "etag": {"supported": true},
+            "authenticationSchemes": [{
+                "type": "oauthbearertoken",
+                "name": "OAuth Bearer Token",
+                "description": "A SCIM token created for this organization in rollcall's admin API",
+                "primary": true,
+            }],
+            "meta": {"resourceType": "ServiceProviderConfig", "location": location},
+        }),
+    )
 }

@@ -297,7 +297,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::scim::{patch::parse_request, sql::USER_SCHEMA};
+    use crate::{scim::patch::parse_request, store::scim_query::USER_SCHEMA};
 
     fn patched(document: Value, operations: Value) -> Result<Value, PatchError> {
         let mut document = document.as_object().unwrap().clone();

@@ -18,60 +18,13 @@
 
 use std::fmt;
 
+/// The syntax tree is the store's typed filter: the store compiles it to bound SQL.
+pub use crate::store::scim_query::{AttrPath, CompareOp, Filter, Value};
+
 /// Longer filters are refused: real IdP filters are a few dozen characters.
 pub const MAX_LENGTH: usize = 2048;
 /// Deeper nesting is refused, so recursion stays bounded.
 pub const MAX_DEPTH: usize = 32;
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Filter {
-    /// `attr op value`
-    Compare {
-        path: AttrPath,
-        op: CompareOp,
-        value: Value,
-    },
-    /// `attr pr`
-    Present(AttrPath),
-    And(Box<Filter>, Box<Filter>),
-    Or(Box<Filter>, Box<Filter>),
-    Not(Box<Filter>),
-    /// `attr[filter]`: some element of a multi-valued attribute matches `filter`, whose
-    /// paths are relative to the element (e.g. `emails[type eq "work"]`).
-    ValuePath {
-        path: AttrPath,
-        filter: Box<Filter>,
-    },
-}
-
-/// `urn:…:User:name.givenName` → uri `urn:…:User`, name `name`, sub `givenName`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AttrPath {
-    pub uri: Option<String>,
-    pub name: String,
-    pub sub: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompareOp {
-    Eq,
-    Ne,
-    Co,
-    Sw,
-    Ew,
-    Gt,
-    Lt,
-    Ge,
-    Le,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    Null,
-    Bool(bool),
-    Number(serde_json::Number),
-    String(String),
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
@@ -87,113 +40,6 @@ impl fmt::Display for ParseError {
 }
 
 impl std::error::Error for ParseError {}
-
-impl CompareOp {
-    fn from_word(word: &str) -> Option<CompareOp> {
-        Some(match word.to_ascii_lowercase().as_str() {
-            "eq" => CompareOp::Eq,
-            "ne" => CompareOp::Ne,
-            "co" => CompareOp::Co,
-            "sw" => CompareOp::Sw,
-            "ew" => CompareOp::Ew,
-            "gt" => CompareOp::Gt,
-            "lt" => CompareOp::Lt,
-            "ge" => CompareOp::Ge,
-            "le" => CompareOp::Le,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CompareOp::Eq => "eq",
-            CompareOp::Ne => "ne",
-            CompareOp::Co => "co",
-            CompareOp::Sw => "sw",
-            CompareOp::Ew => "ew",
-            CompareOp::Gt => "gt",
-            CompareOp::Lt => "lt",
-            CompareOp::Ge => "ge",
-            CompareOp::Le => "le",
-        }
-    }
-}
-
-impl AttrPath {
-    /// Parses `[URI ":"] ATTRNAME ["." ATTRNAME]`. The URI is everything up to the last
-    /// colon (schema URNs contain dots, as in `…:enterprise:2.0:User`).
-    pub fn parse(text: &str) -> Option<AttrPath> {
-        let (uri, rest) = match text.rfind(':') {
-            Some(i) => (Some(&text[..i]), &text[i + 1..]),
-            None => (None, text),
-        };
-        if let Some(uri) = uri {
-            let ok = uri.len() > 4
-                && uri.to_ascii_lowercase().starts_with("urn:")
-                && uri
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b":.-_".contains(&b));
-            if !ok {
-                return None;
-            }
-        }
-        let (name, sub) = match rest.split_once('.') {
-            Some((name, sub)) => (name, Some(sub)),
-            None => (rest, None),
-        };
-        let valid = |n: &str| {
-            let mut bytes = n.bytes();
-            matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'$')
-                && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        };
-        if !valid(name) || !sub.is_none_or(valid) {
-            return None;
-        }
-        Some(AttrPath {
-            uri: uri.map(str::to_string),
-            name: name.to_string(),
-            sub: sub.map(str::to_string),
-        })
-    }
-}
-
-impl fmt::Display for AttrPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(uri) = &self.uri {
-            write!(f, "{uri}:")?;
-        }
-        write!(f, "{}", self.name)?;
-        if let Some(sub) = &self.sub {
-            write!(f, ".{sub}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for Value {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Value::Null => f.write_str("null"),
-            Value::Bool(b) => write!(f, "{b}"),
-            Value::Number(n) => write!(f, "{n}"),
-            Value::String(s) => write!(f, "{}", serde_json::Value::String(s.clone())),
-        }
-    }
-}
-
-/// Prints a filter in the RFC's syntax, fully parenthesised, so it parses back to itself.
-impl fmt::Display for Filter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Filter::Compare { path, op, value } => write!(f, "{path} {} {value}", op.as_str()),
-            Filter::Present(path) => write!(f, "{path} pr"),
-            Filter::And(a, b) => write!(f, "({a} and {b})"),
-            Filter::Or(a, b) => write!(f, "({a} or {b})"),
-            Filter::Not(inner) => write!(f, "not ({inner})"),
-            Filter::ValuePath { path, filter } => write!(f, "{path}[{filter}]"),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 enum Token {
@@ -480,11 +326,9 @@ pub fn element_matches(
             let ordering = match (actual, value) {
                 (None | Some(J::Null), Value::Null) => Some(std::cmp::Ordering::Equal),
                 (None | Some(J::Null), _) | (Some(_), Value::Null) => None,
-                (Some(actual), Value::Bool(b)) => {
-                    crate::scim::patch::as_bool(actual).map(|a| a.cmp(b))
-                }
+                (Some(actual), Value::Bool(b)) => as_bool(actual).map(|a| a.cmp(b)),
                 (Some(J::Bool(a)), Value::String(s)) => {
-                    crate::scim::patch::as_bool(&J::String(s.clone())).map(|b| a.cmp(&b))
+                    as_bool(&J::String(s.clone())).map(|b| a.cmp(&b))
                 }
                 (Some(J::Number(a)), Value::Number(b)) => a
                     .as_f64()
@@ -518,6 +362,17 @@ pub fn element_matches(
     }
 }
 
+/// A boolean, also when sent as a string ("True", as Entra sends it).
+pub fn as_bool(value: &serde_json::Value) -> Option<bool> {
+    use serde_json::Value as J;
+    match value {
+        J::Bool(b) => Some(*b),
+        J::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        J::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
 fn compare_ordering(op: CompareOp, ordering: std::cmp::Ordering) -> bool {
     use std::cmp::Ordering::*;
     match op {
@@ -532,5 +387,7 @@ fn compare_ordering(op: CompareOp, ordering: std::cmp::Ordering) -> bool {
     }
 }
 
+#[cfg(test)]
+mod sql_tests;
 #[cfg(test)]
 mod tests;

@@ -15,23 +15,23 @@ use axum::{
 use serde_json::{json, Map, Value};
 
 use super::{
+    client::ScimClient,
+    error::ScimError,
     filter::{CompareOp, Filter, Value as FilterValue},
-    http::{
-        base_url, check_if_match, etag, list_response, meta, parse_id, project, resource_response,
-        ListRequest, ScimBody, ScimClient, ScimError,
-    },
+    list::{list_response, project, ListRequest},
     patch::{self, Op},
-    sql::{Resource, GROUP_SCHEMA},
+    protocol::{base_url, check_if_match, etag, meta, parse_id, resource_response, ScimBody},
 };
 use crate::{
-    http::AppState,
     provisioning::{
         push::{self, PushOutcome},
         IdpGroup, Rules,
     },
+    state::AppState,
     store::{
         audit,
         scim::{self as stored, ScimGroup},
+        scim_query::{Resource, GROUP_SCHEMA},
         Tx,
     },
 };
@@ -246,7 +246,7 @@ pub async fn list(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
     let mut tx = state.store.read().await?;
-    let request = ListRequest::from_query(&query, Resource::Group, stored::dialect(&tx))?;
+    let request = ListRequest::from_query(&query, Resource::Group)?;
     respond_list(&state, &client, &mut tx, request).await
 }
 
@@ -256,7 +256,7 @@ pub async fn search(
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let mut tx = state.store.read().await?;
-    let request = ListRequest::from_search(&body, Resource::Group, stored::dialect(&tx))?;
+    let request = ListRequest::from_search(&body, Resource::Group)?;
     respond_list(&state, &client, &mut tx, request).await
 }
 

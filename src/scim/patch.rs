@@ -11,7 +11,7 @@
 //!   a value, which removes only the listed members, never all of them;
 //! - value-filter paths: `members[value eq "…"]`, `emails[type eq "work"].value`.
 //!
-//! Booleans sent as strings ("True", Entra) are read by [`as_bool`].
+//! Booleans sent as strings ("True", Entra) are read by [`filter::as_bool`].
 
 use serde_json::Value;
 
@@ -254,16 +254,6 @@ fn is_schema_urn(key: &str) -> bool {
             .rsplit(':')
             .next()
             .is_some_and(|last| last.starts_with(|c: char| c.is_ascii_uppercase()))
-}
-
-/// A boolean, also when sent as the string "True"/"False" (Entra without its feature flag).
-pub fn as_bool(value: &Value) -> Option<bool> {
-    match value {
-        Value::Bool(b) => Some(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
-        _ => None,
-    }
 }
 
 /// The `value`s of a member list: `[{"value": "id"}, …]` or one `{"value": "id"}`.

@@ -8,14 +8,16 @@ use axum::{extract::State, response::Response};
 use serde_json::Value;
 
 use super::{
+    client::ScimClient,
+    error::ScimError,
     groups,
-    http::{base_url, list_response, ListRequest, ScimBody, ScimClient, ScimError},
-    sql::Resource,
+    list::{list_response, ListRequest},
+    protocol::{base_url, ScimBody},
     users,
 };
 use crate::{
-    http::AppState,
-    store::scim::{self as stored, ListQuery},
+    state::AppState,
+    store::{scim::ListQuery, scim_query::Resource},
 };
 
 pub async fn search(
@@ -24,10 +26,9 @@ pub async fn search(
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let mut tx = state.store.read().await?;
-    let dialect = stored::dialect(&tx);
     let (for_users, for_groups) = match (
-        ListRequest::from_search(&body, Resource::User, dialect),
-        ListRequest::from_search(&body, Resource::Group, dialect),
+        ListRequest::from_search(&body, Resource::User),
+        ListRequest::from_search(&body, Resource::Group),
     ) {
         (Err(e), Err(_)) => return Err(e),
         (u, g) => (u.ok(), g.ok()),

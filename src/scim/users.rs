@@ -14,23 +14,24 @@ use axum::{
 use serde_json::{json, Map, Value};
 
 use super::{
+    client::ScimClient,
     document,
-    http::{
-        base_url, check_if_match, list_response, meta, parse_id, project, resource_response,
-        ScimBody, ScimClient, ScimError,
-    },
-    patch::{self, as_bool},
-    sql::{
-        canonical, Resource, ENTERPRISE_SCALARS, ENTERPRISE_SCHEMA, NAME_SUBS, USER_JSON_SCALARS,
-        USER_MULTI, USER_SCHEMA,
-    },
+    error::ScimError,
+    filter::as_bool,
+    list::{list_response, project, ListRequest},
+    patch,
+    protocol::{base_url, check_if_match, meta, parse_id, resource_response, ScimBody},
 };
 use crate::{
-    http::AppState,
     provisioning::push::{self, Pushed},
+    state::AppState,
     store::{
-        audit, domains,
+        audit,
         scim::{self as stored, ScimUser, UserFields},
+        scim_query::{
+            canonical, Resource, ENTERPRISE_SCALARS, ENTERPRISE_SCHEMA, NAME_SUBS,
+            USER_JSON_SCALARS, USER_MULTI, USER_SCHEMA,
+        },
         users, Tx,
     },
 };
@@ -382,8 +383,7 @@ pub async fn list(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
     let mut tx = state.store.read().await?;
-    let request =
-        super::http::ListRequest::from_query(&query, Resource::User, stored::dialect(&tx))?;
+    let request = ListRequest::from_query(&query, Resource::User)?;
     respond_list(&state, &client, &mut tx, request).await
 }
 
@@ -393,8 +393,7 @@ pub async fn search(
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let mut tx = state.store.read().await?;
-    let request =
-        super::http::ListRequest::from_search(&body, Resource::User, stored::dialect(&tx))?;
+    let request = ListRequest::from_search(&body, Resource::User)?;
     respond_list(&state, &client, &mut tx, request).await
 }
 
@@ -402,7 +401,7 @@ async fn respond_list(
     state: &AppState,
     client: &ScimClient,
     tx: &mut Tx,
-    request: super::http::ListRequest,
+    request: ListRequest,
 ) -> Result<Response, ScimError> {
     let base = base_url(state, client);
     let (total, resources) =
@@ -416,7 +415,7 @@ pub async fn page(
     tx: &mut Tx,
     base: &str,
     org_id: i64,
-    request: &super::http::ListRequest,
+    request: &ListRequest,
     query: &stored::ListQuery<'_>,
 ) -> Result<(i64, Vec<Value>), ScimError> {
     let page = stored::list_users(tx, org_id, query).await?;
@@ -448,7 +447,7 @@ pub async fn get(
 ) -> Result<Response, ScimError> {
     let mut tx = state.store.read().await?;
     let user = load(&mut tx, &client, &id).await?;
-    let request = super::http::ListRequest::projection(&query, Resource::User)?;
+    let request = ListRequest::projection(&query, Resource::User)?;
     let body = rendered(&mut tx, &base_url(&state, &client), &user).await?;
     Ok(resource_response(
         StatusCode::OK,
@@ -457,74 +456,14 @@ pub async fn get(
     ))
 }
 
-/// Finds or creates the global user for a pushed email. An existing account is taken only
-/// when its domain is verified for the org, the rule SSO sign-ins follow too: otherwise any
-/// org's IdP could push a stranger's address and claim their account.
-async fn account_for(
-    tx: &mut Tx,
-    org_id: i64,
-    parsed: &Parsed,
-    email: &str,
-) -> Result<(i64, bool), ScimError> {
-    let new = users::NewUser {
+/// The pushed profile, as the core takes it.
+fn profile(parsed: &Parsed, email: &str) -> users::NewUser {
+    users::NewUser {
         email: email.to_string(),
         display_name: parsed.fields.display_name.clone(),
         given_name: parsed.fields.given_name.clone(),
         family_name: parsed.fields.family_name.clone(),
-    };
-    if let Some(user) = users::insert_if_absent(tx, &new).await? {
-        return Ok((user.id, true));
     }
-    let existing = users::by_email(tx, email).await?.ok_or_else(|| {
-        ScimError::new(
-            StatusCode::CONFLICT,
-            None,
-            "the account changed concurrently; retry",
-        )
-    })?;
-    let verified = match domains::of_email(&users::normalize_email(email)?) {
-        Some(domain) => domains::is_verified(tx, org_id, &domain).await?,
-        None => false,
-    };
-    if !verified {
-        return Err(ScimError::new(
-            StatusCode::CONFLICT,
-            Some("uniqueness"),
-            format!(
-                "an account for {email} already exists, and its domain is not verified for this organization, so it cannot be linked",
-            ),
-        ));
-    }
-    Ok((existing.id, false))
-}
-
-/// Global profile updates from one org's IdP apply only to people no other org shares, and
-/// only to accounts this IdP's push created, so no org rewrites a shared identity.
-async fn update_profile(
-    tx: &mut Tx,
-    org_id: i64,
-    user: &ScimUser,
-    parsed: &Parsed,
-) -> Result<(), ScimError> {
-    let (Some(user_id), Some(email)) = (user.user_id, &parsed.email) else {
-        return Ok(());
-    };
-    if !user.created_user || stored::shared_with_other_orgs(tx, org_id, user_id).await? {
-        return Ok(());
-    }
-    users::update_names(
-        tx,
-        user_id,
-        &users::NewUser {
-            email: email.clone(),
-            display_name: parsed.fields.display_name.clone(),
-            given_name: parsed.fields.given_name.clone(),
-            family_name: parsed.fields.family_name.clone(),
-        },
-    )
-    .await?;
-    users::update_email(tx, user_id, email).await?;
-    Ok(())
 }
 
 pub async fn create(
@@ -537,7 +476,13 @@ pub async fn create(
     let mut tx = state.store.begin().await?;
     let (user_id, created_user) = match &parsed.email {
         Some(email) => {
-            let (id, created) = account_for(&mut tx, org_id, &parsed, email).await?;
+            let (id, created) = push::account_for(
+                &mut tx,
+                org_id,
+                client.token.connection_id,
+                &profile(&parsed, email),
+            )
+            .await?;
             (Some(id), created)
         }
         None => (None, false),
@@ -602,10 +547,18 @@ async fn write(
     let org_id = client.org.id;
     if let (None, Some(email)) = (before.user_id, &parsed.email) {
         // The first address for a User pushed without one: now it is someone.
-        let (user_id, created) = account_for(tx, org_id, &parsed, email).await?;
+        let (user_id, created) =
+            push::account_for(tx, org_id, before.connection_id, &profile(&parsed, email)).await?;
         stored::link_user(tx, org_id, before.id, user_id, created).await?;
-    } else {
-        update_profile(tx, org_id, before, &parsed).await?;
+    } else if let (Some(user_id), Some(email)) = (before.user_id, &parsed.email) {
+        push::update_profile(
+            tx,
+            org_id,
+            user_id,
+            before.created_user,
+            &profile(&parsed, email),
+        )
+        .await?;
     }
     let after = stored::update_user(tx, org_id, before.id, &parsed.fields).await?;
     let outcome = sync_member(tx, &after, parsed.email.clone()).await?;

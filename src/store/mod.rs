@@ -24,6 +24,7 @@ pub mod passwords;
 pub mod resets;
 pub mod saml;
 pub mod scim;
+pub mod scim_query;
 pub mod scim_tokens;
 pub mod teams;
 pub mod users;

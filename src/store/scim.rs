@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::types::Json;
 
+use super::scim_query::{compile, Bind, Dialect, Filter, Resource, Sql};
 use super::{now, on, on_unique, Error, Result, Tx};
-use crate::scim::sql::{Bind, Dialect, Sql};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ScimUser {
@@ -87,7 +87,7 @@ fn placeholders(n: usize) -> String {
         .join(", ")
 }
 
-pub fn dialect(tx: &Tx) -> Dialect {
+fn dialect(tx: &Tx) -> Dialect {
     match tx {
         Tx::Sqlite(_) => Dialect::Sqlite,
         Tx::Postgres(_) => Dialect::Postgres,
@@ -274,8 +274,9 @@ pub struct Page<T> {
 
 /// How a list is ordered and cut.
 pub struct ListQuery<'a> {
-    pub filter: Option<&'a Sql>,
-    /// An allow-listed column (see `scim::sql::sort_column`).
+    /// The typed filter; the store compiles it for its backend.
+    pub filter: Option<&'a Filter>,
+    /// An allow-listed column (see `scim_query::sort_column`).
     pub sort_column: Option<&'static str>,
     pub descending: bool,
     /// 0-based.
@@ -287,6 +288,7 @@ async fn list<T>(
     tx: &mut Tx,
     table: &str,
     columns: &str,
+    resource: Resource,
     org_id: i64,
     query: &ListQuery<'_>,
 ) -> Result<Page<T>>
@@ -296,8 +298,12 @@ where
         + Send
         + Unpin,
 {
-    let empty = Sql::default();
-    let filter = query.filter.unwrap_or(&empty);
+    let filter = match query.filter {
+        Some(filter) => {
+            compile(filter, resource, dialect(tx), "r").map_err(|e| Error::Invalid(e.0))?
+        }
+        None => Sql::default(),
+    };
     // The filter's placeholders start at $1; the org comes after them.
     let org_param = filter.binds.len() + 1;
     let mut where_clause = format!("r.org_id = ${org_param}");
@@ -334,7 +340,15 @@ where
 }
 
 pub async fn list_users(tx: &mut Tx, org_id: i64, query: &ListQuery<'_>) -> Result<Page<ScimUser>> {
-    list(tx, "scim_users", USER_COLUMNS, org_id, query).await
+    list(
+        tx,
+        "scim_users",
+        USER_COLUMNS,
+        Resource::User,
+        org_id,
+        query,
+    )
+    .await
 }
 
 pub async fn list_groups(
@@ -342,7 +356,15 @@ pub async fn list_groups(
     org_id: i64,
     query: &ListQuery<'_>,
 ) -> Result<Page<ScimGroup>> {
-    list(tx, "scim_groups", GROUP_COLUMNS, org_id, query).await
+    list(
+        tx,
+        "scim_groups",
+        GROUP_COLUMNS,
+        Resource::Group,
+        org_id,
+        query,
+    )
+    .await
 }
 
 /// The groups of these users (of one org), for the users' read-only `groups` attribute.

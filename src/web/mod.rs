@@ -1,13 +1,7 @@
-//! The browser front door: sign-in, sign-out, the home page and the invitation pages.
-//!
-//! Pages answer with readable HTML, never JSON or a stack trace. Every form carries a CSRF
-//! token (double-submit cookie, plus an Origin check when the browser sends one); every page
-//! is `no-store` and `no-referrer`, since invitation links carry a secret.
+//! The password and invitation front door: the home page, password sign-in and sign-out,
+//! the invitation pages, 2FA and password reset. Page, cookie, session and CSRF helpers are
+//! the browser layer's (`crate::browser`).
 
-mod csrf;
-
-use csrf::with_csrf;
-pub(crate) use csrf::CheckedForm;
 mod reset;
 mod two_factor;
 
@@ -16,20 +10,31 @@ use std::net::SocketAddr;
 use askama::Template;
 use axum::{
     extract::{ConnectInfo, Path, Query, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
-    response::{IntoResponse, Redirect, Response},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
     routing::{get, post},
     Router,
 };
+use axum_extra::extract::cookie::SameSite;
 use serde::Deserialize;
 
 use crate::{
     accounts,
-    http::{AppState, SESSION_COOKIE},
-    invitations as front, provisioning, secrets,
+    browser::{
+        self, cookies,
+        csrf::{self, with_csrf},
+        internal,
+        limiter::limited,
+        message, see_other,
+        session::{self, signed_in},
+        CheckedForm, CsrfForm, Message, Page,
+    },
+    invitations as front, provisioning,
+    request::{client_ip, RequestId},
+    secrets,
+    state::AppState,
     store::{
-        self, audit,
-        credentials::{self, Credential},
+        self, audit, credentials,
         invitations::{self, Invitation},
         members::{self, OrgAccess},
         orgs::{self, Org},
@@ -56,281 +61,21 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-/// The client's address for per-address limits: the TCP peer, or the first entry of the
-/// configured proxy header.
-fn client_ip(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> String {
-    state
-        .config
-        .http
-        .client_ip_header
-        .as_deref()
-        .and_then(|name| headers.get(name))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| peer.ip().to_string())
-}
-
-/// Counts an attempt against each (key, max per 15 minutes). Over any limit: the 429 page,
-/// with Retry-After, to show instead of doing the work.
-async fn limited(state: &AppState, keys: &[(String, i64)]) -> store::Result<Option<Response>> {
-    let mut tx = state.store.begin().await?;
-    let mut over = None;
-    for (key, max) in keys {
-        if let Err(until) = store::limits::hit(&mut tx, key, *max, 15).await? {
-            over = Some(over.map_or(until, |u: chrono::DateTime<chrono::Utc>| u.max(until)));
-        }
-    }
-    tx.commit().await?;
-    Ok(over.map(|until| {
-        let seconds = (until - store::now()).num_seconds().max(1);
-        tracing::warn!(keys = ?keys.iter().map(|(k, _)| k).collect::<Vec<_>>(), "rate limit reached");
-        let text = format!(
-            "Too many attempts. For your security, wait {} minute(s) and try again.",
-            (seconds + 59) / 60
-        );
-        let mut response =
-            message(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", &text).into_response();
-        if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        response
-    }))
-}
-
-/// An HTML response with the headers every page carries, and cookies to set.
-pub(crate) struct Page {
-    status: StatusCode,
-    html: String,
-    cookies: Vec<String>,
-}
-
-impl Page {
-    fn new(status: StatusCode, template: impl Template) -> Page {
-        let html = template.render().unwrap_or_else(|err| {
-            tracing::error!(%err, "page template failed");
-            "<!DOCTYPE html><title>Error</title><p>Something went wrong. Please try again.</p>"
-                .into()
-        });
-        Page {
-            status,
-            html,
-            cookies: Vec::new(),
-        }
-    }
-
-    fn cookie(mut self, cookie: Option<String>) -> Page {
-        self.cookies.extend(cookie);
-        self
-    }
-}
-
-fn page_headers(headers: &mut HeaderMap) {
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"),
-    );
-}
-
-impl IntoResponse for Page {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, axum::response::Html(self.html)).into_response();
-        page_headers(response.headers_mut());
-        for cookie in self.cookies {
-            if let Ok(value) = HeaderValue::from_str(&cookie) {
-                response.headers_mut().append(header::SET_COOKIE, value);
-            }
-        }
-        response
-    }
-}
-
-/// A redirect after a form, with cookies to set.
-pub(crate) fn see_other(to: &str, cookies: Vec<String>) -> Response {
-    let mut response = Redirect::to(to).into_response();
-    page_headers(response.headers_mut());
-    for cookie in cookies {
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response.headers_mut().append(header::SET_COOKIE, value);
-        }
-    }
-    response
-}
-
-#[derive(Template)]
-#[template(path = "pages/message.html")]
-struct Message<'a> {
-    title: &'a str,
-    message: &'a str,
-    link: Option<(&'a str, &'a str)>,
-}
-
-pub(crate) fn message(status: StatusCode, title: &str, text: &str) -> Page {
-    Page::new(
-        status,
-        Message {
-            title,
-            message: text,
-            link: None,
-        },
-    )
+/// Only a path on this server.
+fn safe_return(state: &AppState, to: Option<&str>) -> String {
+    browser::safe_return(&state.config.public_base_url, to)
 }
 
 /// Internal failures: logged with detail, shown as a short page with the request's reference.
 fn failure(err: impl std::fmt::Display, headers: &HeaderMap) -> Response {
-    let reference = headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
-    tracing::error!(%err, %reference, "page failed");
-    let text = format!("Something went wrong on our side. Please try again; if it keeps happening, give your administrator this reference: {reference}.");
-    message(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        &text,
-    )
-    .into_response()
-}
-
-fn csrf_refused() -> Response {
-    message(
-        StatusCode::FORBIDDEN,
-        "This form has expired",
-        "For your security the form could not be used. Go back, reload the page and try again.",
-    )
-    .into_response()
-}
-
-fn cookie(state: &AppState, name: &str, value: &str, max_age_seconds: i64) -> String {
-    let secure = if state.config.public_base_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}")
-}
-
-fn session_cookie(state: &AppState, secret: &str) -> String {
-    cookie(
-        state,
-        SESSION_COOKIE,
-        secret,
-        state.config.sessions.ttl_hours * 3600,
-    )
-}
-
-pub(crate) fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v)
-}
-
-/// The signed-in user of this browser, if its session is valid.
-async fn signed_in(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> store::Result<Option<(users::User, i64, credentials::Method)>> {
-    let Some(secret) =
-        cookie_value(headers, SESSION_COOKIE).filter(|s| s.starts_with(secrets::SESSION_PREFIX))
-    else {
-        return Ok(None);
-    };
-    let mut tx = state.store.read().await?;
-    Ok(credentials::authenticate(&mut tx, secret)
-        .await?
-        .and_then(|(auth, _)| match auth.credential {
-            Credential::Session { id, method } => Some((auth.user, id, method)),
-            Credential::Token { .. } => None,
-        }))
-}
-
-/// Starts a session for the user, ending the browser's previous one (a new session ID at
-/// every sign-in, so a planted cookie is worthless). Returns the cookie to set.
-pub(crate) async fn start_session(
-    state: &AppState,
-    tx: &mut store::Tx,
-    user_id: i64,
-    previous: Option<i64>,
-    method: credentials::Method,
-) -> store::Result<String> {
-    Ok(
-        start_session_with_secret(state, tx, user_id, previous, method)
-            .await?
-            .0,
-    )
-}
-
-/// [`start_session`], also returning the session's secret (the SAML front door keys what
-/// Single Logout needs by its hash).
-pub(crate) async fn start_session_with_secret(
-    state: &AppState,
-    tx: &mut store::Tx,
-    user_id: i64,
-    previous: Option<i64>,
-    method: credentials::Method,
-) -> store::Result<(String, String)> {
-    if let Some(id) = previous {
-        credentials::revoke_session(tx, id).await?;
-    }
-    let ttl = chrono::Duration::hours(state.config.sessions.ttl_hours);
-    let secret = credentials::create_session(tx, user_id, ttl, method).await?;
-    Ok((session_cookie(state, &secret), secret))
-}
-
-/// The cookie that removes the session cookie.
-pub(crate) fn end_session_cookie(state: &AppState) -> String {
-    cookie(state, SESSION_COOKIE, "", 0)
-}
-
-/// The browser's session: its secret and id, when valid.
-pub(crate) async fn session_of(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> store::Result<Option<(String, i64)>> {
-    let Some(secret) = cookie_value(headers, SESSION_COOKIE) else {
-        return Ok(None);
-    };
-    Ok(signed_in(state, headers)
-        .await?
-        .map(|(_, id, _)| (secret.to_string(), id)))
-}
-
-/// Only a path on this server: never another host (no open redirect).
-pub(crate) fn safe_return(to: Option<&str>) -> String {
-    match to {
-        Some(to)
-            if to.starts_with('/')
-                && !to.starts_with("//")
-                && !to.contains('\\')
-                && !to.contains("://") =>
-        {
-            to.to_string()
-        }
-        _ => "/".to_string(),
-    }
+    internal(err, &RequestId::of(headers))
 }
 
 fn web_actor(user: &users::User, headers: &HeaderMap) -> audit::Actor {
     audit::Actor {
         user_id: Some(user.id),
         label: format!("{} (web)", user.email),
-        request_id: headers
-            .get("x-request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
+        request_id: RequestId::of(headers).0,
     }
 }
 
@@ -348,7 +93,8 @@ struct Home {
 
 async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let result = async {
-        let Some((user, _, method)) = signed_in(&state, &headers).await? else {
+        let Some(session::SignedIn { user, method, .. }) = signed_in(&state, &headers).await?
+        else {
             return Ok(see_other("/login", Vec::new()));
         };
         let mut tx = state.store.read().await?;
@@ -405,7 +151,7 @@ async fn login_page(
         .map(|_| "Your password was changed. Sign in with the new one.".to_string());
     let page = Login {
         csrf,
-        return_to: safe_return(q.return_to.as_deref()),
+        return_to: safe_return(&state, q.return_to.as_deref()),
         email: String::new(),
         error: None,
         notice,
@@ -427,11 +173,11 @@ async fn login(
     headers: HeaderMap,
     CheckedForm(form): CheckedForm<LoginForm>,
 ) -> Response {
-    let return_to = safe_return(form.return_to.as_deref());
+    let return_to = safe_return(&state, form.return_to.as_deref());
     let result = async {
         let keys = [
             (
-                format!("login:ip:{}", client_ip(&state, &headers, peer)),
+                format!("login:ip:{}", client_ip(&state.config.http, &headers, peer)),
                 30,
             ),
             (
@@ -439,7 +185,7 @@ async fn login(
                 10,
             ),
         ];
-        if let Some(refused) = limited(&state, &keys).await? {
+        if let Some(refused) = limited(&state, &keys, 15).await? {
             return Ok(refused);
         }
         let mut tx = state.store.read().await?;
@@ -479,11 +225,17 @@ async fn login(
             let secret =
                 store::mfa::create_challenge(&mut tx, user.id, purpose, &return_to).await?;
             tx.commit().await?;
-            let challenge = cookie(&state, two_factor::COOKIE, &secret, 600);
+            let challenge = cookies::make(
+                &state.config,
+                cookies::TWO_FACTOR,
+                secret,
+                Some(600),
+                SameSite::Lax,
+            );
             return Ok(see_other("/login/2fa", vec![challenge]));
         }
-        let previous = signed_in(&state, &headers).await?.map(|(_, id, _)| id);
-        let cookie = start_session(
+        let previous = signed_in(&state, &headers).await?.map(|s| s.session_id);
+        let (cookie, _) = session::start(
             &state,
             &mut tx,
             user.id,
@@ -499,28 +251,22 @@ async fn login(
         .unwrap_or_else(|err: store::Error| failure(err, &headers))
 }
 
-#[derive(Deserialize)]
-pub(crate) struct CsrfForm {
-    csrf: String,
-    pub(crate) return_to: Option<String>,
-}
-
 async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
     CheckedForm(form): CheckedForm<CsrfForm>,
 ) -> Response {
     let result = async {
-        if let Some((_, id, _)) = signed_in(&state, &headers).await? {
+        if let Some(signed) = signed_in(&state, &headers).await? {
             let mut tx = state.store.begin().await?;
-            credentials::revoke_session(&mut tx, id).await?;
+            credentials::revoke_session(&mut tx, signed.session_id).await?;
             tx.commit().await?;
         }
         let to = match form.return_to.as_deref() {
-            Some(_) => safe_return(form.return_to.as_deref()),
+            Some(_) => safe_return(&state, form.return_to.as_deref()),
             None => "/login".to_string(),
         };
-        store::Result::Ok(see_other(&to, vec![cookie(&state, SESSION_COOKIE, "", 0)]))
+        store::Result::Ok(see_other(&to, vec![session::end_cookie(&state.config)]))
     };
     result
         .await
@@ -627,9 +373,9 @@ async fn render_invite(
     error: Option<String>,
     status: StatusCode,
 ) -> store::Result<Response> {
-    let signed_in = signed_in(state, headers).await?;
+    let signed_in = signed_in(state, headers).await?.map(|s| s.user);
     let invited = users::normalize_email(&open.invitation.email)?;
-    let step = if let (Some(connection), Some((user, _, _))) = (&open.sso, &signed_in) {
+    let step = if let (Some(connection), Some(user)) = (&open.sso, &signed_in) {
         if user.email.to_lowercase() == invited {
             InviteStep::Sso {
                 login_url: front::sso_login_url(&open.org, connection, &format!("/invite/{token}")),
@@ -648,8 +394,8 @@ async fn render_invite(
         }
     } else {
         match signed_in {
-            Some((user, _, _)) if user.email.to_lowercase() == invited => InviteStep::Accept,
-            Some((user, _, _)) => InviteStep::WrongAccount {
+            Some(user) if user.email.to_lowercase() == invited => InviteStep::Accept,
+            Some(user) => InviteStep::WrongAccount {
                 signed_in: user.email,
             },
             None => {
@@ -698,7 +444,7 @@ async fn invite_page(
     let result = async {
         Ok(match open_invitation(&state, &token).await? {
             Lookup::Accepted(by, org) => {
-                let me = signed_in(&state, &headers).await?.map(|(u, _, _)| u.id);
+                let me = signed_in(&state, &headers).await?.map(|s| s.user.id);
                 if by.is_some() && by == me {
                     let text = format!("You are a member of {} now.", org.name);
                     let page = Message {
@@ -732,7 +478,7 @@ async fn finish_accept(
     mut tx: store::Tx,
     open: &Open,
     user: &users::User,
-    cookies: Vec<String>,
+    cookies: Vec<axum_extra::extract::cookie::Cookie<'static>>,
 ) -> store::Result<Response> {
     match provisioning::accept_invitation(&mut tx, &open.invitation, user).await {
         Ok(accepted) => {
@@ -775,8 +521,8 @@ async fn for_local_account(
     peer: SocketAddr,
     token: &str,
 ) -> store::Result<Result<Box<Open>, Response>> {
-    let ip_key = format!("invite:ip:{}", client_ip(state, headers, peer));
-    if let Some(refused) = limited(state, &[(ip_key, 30)]).await? {
+    let ip_key = format!("invite:ip:{}", client_ip(&state.config.http, headers, peer));
+    if let Some(refused) = limited(state, &[(ip_key, 30)], 15).await? {
         return Ok(Err(refused));
     }
     let open = match open_invitation(state, token).await? {
@@ -811,7 +557,7 @@ async fn accept(
             Ok(open) => open,
             Err(page) => return Ok(page),
         };
-        let Some((user, _, _)) = signed_in(&state, &headers).await? else {
+        let Some(session::SignedIn { user, .. }) = signed_in(&state, &headers).await? else {
             return Ok(see_other(
                 &format!("/login?return_to=/invite/{token}"),
                 Vec::new(),
@@ -889,8 +635,8 @@ async fn signup(
             .await;
         };
         passwords::set(&mut tx, user.id, &password_hash).await?;
-        let previous = signed_in(&state, &headers).await?.map(|(_, id, _)| id);
-        let cookie = start_session(
+        let previous = signed_in(&state, &headers).await?.map(|s| s.session_id);
+        let (cookie, _) = session::start(
             &state,
             &mut tx,
             user.id,
@@ -905,4 +651,4 @@ async fn signup(
         .unwrap_or_else(|err: store::Error| failure(err, &headers))
 }
 
-with_csrf!(LoginForm, CsrfForm, SignupForm);
+with_csrf!(LoginForm, SignupForm);

@@ -10,13 +10,18 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{
-    client_ip, csrf, csrf::with_csrf, failure, limited, message, see_other, CheckedForm, Page,
-};
+use super::failure;
 use crate::{
     accounts,
-    http::AppState,
-    mail, secrets,
+    browser::{
+        csrf::{self, with_csrf},
+        limiter::limited,
+        message, see_other, CheckedForm, Page,
+    },
+    mail,
+    request::client_ip,
+    secrets,
+    state::AppState,
     store::{self, credentials, outbox, passwords, resets, users},
 };
 
@@ -60,12 +65,12 @@ pub async fn forgot(
         let email = form.email.trim().to_lowercase();
         let keys = [
             (
-                format!("reset:ip:{}", client_ip(&state, &headers, peer)),
+                format!("reset:ip:{}", client_ip(&state.config.http, &headers, peer)),
                 10,
             ),
             (format!("reset:account:{email}"), 3),
         ];
-        if let Some(refused) = limited(&state, &keys).await? {
+        if let Some(refused) = limited(&state, &keys, 15).await? {
             return Ok(refused);
         }
         let mut tx = state.store.begin().await?;
@@ -180,9 +185,10 @@ pub async fn reset(
         if let Some(refused) = limited(
             &state,
             &[(
-                format!("reset:ip:{}", client_ip(&state, &headers, peer)),
+                format!("reset:ip:{}", client_ip(&state.config.http, &headers, peer)),
                 10,
             )],
+            15,
         )
         .await?
         {

@@ -11,18 +11,20 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{
-    client_ip, cookie, cookie_value, csrf, csrf::with_csrf, failure, limited, see_other,
-    start_session, CheckedForm, Page,
-};
+use super::failure;
 use crate::{
     accounts,
-    http::AppState,
+    browser::{
+        cookies,
+        csrf::{self, with_csrf},
+        limiter::limited,
+        see_other, session, CheckedForm, Page,
+    },
+    request::client_ip,
+    state::AppState,
     store::{self, audit, members, mfa, users},
 };
 
-/// Holds the pending challenge between the password and the code (10 minutes).
-pub const COOKIE: &str = "rollcall_mfa";
 const RECOVERY_CODES: usize = 10;
 
 pub enum TwoFactorStep {
@@ -51,11 +53,11 @@ async fn current(
     state: &AppState,
     headers: &HeaderMap,
 ) -> store::Result<Option<(mfa::Challenge, users::User)>> {
-    let Some(secret) = cookie_value(headers, COOKIE) else {
+    let Some(secret) = cookies::read(&state.config, headers, cookies::TWO_FACTOR) else {
         return Ok(None);
     };
     let mut tx = state.store.read().await?;
-    let Some(challenge) = mfa::challenge(&mut tx, secret).await? else {
+    let Some(challenge) = mfa::challenge(&mut tx, &secret).await? else {
         return Ok(None);
     };
     let user = users::get(&mut tx, challenge.user_id).await?;
@@ -147,9 +149,12 @@ pub async fn submit(
         };
         let keys = [
             (format!("mfa:user:{}", user.id), 10),
-            (format!("mfa:ip:{}", client_ip(&state, &headers, peer)), 30),
+            (
+                format!("mfa:ip:{}", client_ip(&state.config.http, &headers, peer)),
+                30,
+            ),
         ];
-        if let Some(refused) = limited(&state, &keys).await? {
+        if let Some(refused) = limited(&state, &keys, 15).await? {
             return Ok(refused);
         }
         let mut tx = state.store.begin().await?;
@@ -181,7 +186,7 @@ pub async fn submit(
             .await;
         }
         mfa::end_challenge(&mut tx, challenge.id).await?;
-        let session = start_session(
+        let (session, _) = session::start(
             &state,
             &mut tx,
             user.id,
@@ -189,7 +194,7 @@ pub async fn submit(
             store::credentials::Method::Password,
         )
         .await?;
-        let clear = cookie(&state, COOKIE, "", 0);
+        let clear = cookies::removal(&state.config, cookies::TWO_FACTOR);
         if !enrolling {
             tx.commit().await?;
             return Ok(see_other(&challenge.return_to, vec![session, clear]));
@@ -219,10 +224,11 @@ pub async fn submit(
             csrf,
             show_form: false,
         };
-        let mut page = Page::new(StatusCode::OK, page).cookie(set);
-        page.cookies.push(session);
-        page.cookies.push(clear);
-        Ok(page.into_response())
+        Ok(Page::new(StatusCode::OK, page)
+            .cookie(set)
+            .cookie(Some(session))
+            .cookie(Some(clear))
+            .into_response())
     };
     result
         .await

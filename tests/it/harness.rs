@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use reqwest::{Method, StatusCode};
 use rollcall::{
     config::{Config, DnsConfig, HttpConfig, MailConfig, MailTransport},
-    http::{self, AppState},
-    mail, operator,
+    mail, operator, server,
+    state::AppState,
     store::{self, credentials, members, users, Store},
 };
 use serde_json::Value;
@@ -235,7 +235,7 @@ impl TestApp {
         adjust(&mut config);
         let state = AppState::new(store.clone(), config.clone()).expect("app state");
         let (tx, rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(http::serve(listener, state, async {
+        let server = tokio::spawn(server::serve(listener, state, async {
             let _ = rx.await;
         }));
         TestApp {

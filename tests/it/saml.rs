@@ -774,8 +774,8 @@ async fn second_instance(app: &TestApp) -> String {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let state = rollcall::http::AppState::new(store, app.config.clone()).unwrap();
-    tokio::spawn(rollcall::http::serve(
+    let state = rollcall::state::AppState::new(store, app.config.clone()).unwrap();
+    tokio::spawn(rollcall::server::serve(
         listener,
         state,
         std::future::pending(),
@@ -1207,9 +1207,11 @@ async fn metadata_by_url_is_fetched_and_refreshed(backend: Backend) {
         1,
     );
     *served.lock().unwrap() = Some(rotated);
-    let state = rollcall::http::AppState::new(app.store.clone(), app.config.clone()).unwrap();
+    let state = rollcall::state::AppState::new(app.store.clone(), app.config.clone()).unwrap();
     assert_eq!(
-        rollcall::saml::metadata::refresh_all(&state).await.unwrap(),
+        rollcall::connections::saml_metadata::refresh_all(&state)
+            .await
+            .unwrap(),
         1
     );
     let r = app.get(&path, &admin.token).await;
@@ -1225,7 +1227,9 @@ async fn metadata_by_url_is_fetched_and_refreshed(backend: Backend) {
     // copy stays in use, and the connection's status says why.
     *served.lock().unwrap() = None;
     assert_eq!(
-        rollcall::saml::metadata::refresh_all(&state).await.unwrap(),
+        rollcall::connections::saml_metadata::refresh_all(&state)
+            .await
+            .unwrap(),
         0
     );
     let r = app.get(&path, &admin.token).await;

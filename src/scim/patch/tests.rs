@@ -1,6 +1,7 @@
 use serde_json::json;
 
 use super::*;
+use crate::scim::filter::as_bool;
 
 fn request(operations: Value) -> Value {
     json!({"schemas": [PATCH_SCHEMA], "Operations": operations})

@@ -4,10 +4,10 @@
 use chrono::Utc;
 use serde_json::Value;
 
-use super::settings::Settings;
+use super::saml::Settings;
 use crate::{
-    http::AppState,
-    oidc,
+    outbound::{self, Outbound},
+    state::AppState,
     store::{self, connections},
 };
 
@@ -17,14 +17,15 @@ const MAX_METADATA_BYTES: usize = 1024 * 1024;
 /// Fetches and checks the metadata at `url`: https and no private address (unless the
 /// operator allows them), no redirects, a size cap, a signing certificate.
 pub async fn fetch(state: &AppState, url: &str) -> Result<String, String> {
-    let target = oidc::outbound_url(url, state.config.saml.allow_private_addresses)
-        .await
-        .map_err(|f| f.reason)?;
-    let response = oidc::client()
+    let allow_private = state.config.saml.allow_private_addresses;
+    let target = Outbound::check(url, allow_private).map_err(|e| e.to_string())?;
+    let response = state
+        .outbound
+        .client(allow_private)
         .get(target)
         .send()
         .await
-        .map_err(|e| format!("GET {url}: {e}"))?;
+        .map_err(|e| outbound::explain(url, &e).to_string())?;
     if !response.status().is_success() {
         return Err(format!("GET {url}: status {}", response.status()));
     }

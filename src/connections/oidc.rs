@@ -213,7 +213,7 @@ pub fn prepare(
             .client_certificate
             .as_deref()
             .ok_or("OIDC settings: client_key needs its client_certificate")?;
-        super::credential::certificate_der(pem)
+        super::oidc_credential::certificate_der(pem)
             .map_err(|e| format!("OIDC settings: client_certificate: {e}"))?;
     } else if settings.client_secret.is_none() {
         return Err(
@@ -238,7 +238,7 @@ pub fn redact(kind: &str, stored: &Value) -> Value {
                 .remove("client_certificate")
                 .and_then(|v| v.as_str().map(str::to_string))
             {
-                if let Ok(expires) = super::credential::certificate_expiry(&pem) {
+                if let Ok(expires) = super::oidc_credential::certificate_expiry(&pem) {
                     object.insert("client_certificate_expires".into(), Value::String(expires));
                 }
             }
@@ -304,8 +304,8 @@ mod tests {
             switched.get("client_key").is_none() && switched.get("client_certificate").is_none()
         );
         // The assertion is a three-part JWT naming the certificate.
-        let jwt =
-            super::super::credential::assertion("app", "https://idp/token", KEY, CERT).unwrap();
+        let jwt = super::super::oidc_credential::assertion("app", "https://idp/token", KEY, CERT)
+            .unwrap();
         let header: Value = serde_json::from_slice(
             &base64::Engine::decode(
                 &base64::engine::general_purpose::URL_SAFE_NO_PAD,

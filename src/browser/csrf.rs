@@ -8,10 +8,27 @@ use axum::{
     response::{IntoResponse, Response},
     Form,
 };
-use serde::de::DeserializeOwned;
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use serde::{de::DeserializeOwned, Deserialize};
 
-use super::{cookie_value, csrf_refused, message, AppState};
-use crate::secrets;
+use super::{cookies, message};
+use crate::{secrets, state::AppState};
+
+/// A form that carries nothing but its token (and, for sign-out, where to go next).
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+    pub return_to: Option<String>,
+}
+
+fn refused() -> Response {
+    message(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "For your security the form could not be used. Go back, reload the page and try again.",
+    )
+    .into_response()
+}
 
 /// A form whose fields include its `csrf` token.
 pub trait WithCsrf {
@@ -39,7 +56,7 @@ where
             );
         };
         if !check(state, &headers, form.csrf()) {
-            return Err(csrf_refused());
+            return Err(refused());
         }
         Ok(CheckedForm(form))
     }
@@ -48,7 +65,7 @@ where
 /// Implements [`WithCsrf`] for forms with a `csrf: String` field.
 macro_rules! with_csrf {
     ($($form:ty),* $(,)?) => {
-        $(impl $crate::web::csrf::WithCsrf for $form {
+        $(impl $crate::browser::csrf::WithCsrf for $form {
             fn csrf(&self) -> &str {
                 &self.csrf
             }
@@ -57,20 +74,23 @@ macro_rules! with_csrf {
 }
 pub(crate) use with_csrf;
 
-const COOKIE: &str = "rollcall_csrf";
+with_csrf!(CsrfForm);
 
-/// The browser's CSRF token, and the Set-Cookie header to send when it had none.
-pub fn token(state: &AppState, headers: &HeaderMap) -> (String, Option<String>) {
-    if let Some(existing) = cookie_value(headers, COOKIE).filter(|v| v.len() == 43) {
-        return (existing.to_string(), None);
+/// The browser's CSRF token, and the cookie to set when it had none.
+pub fn token(state: &AppState, headers: &HeaderMap) -> (String, Option<Cookie<'static>>) {
+    if let Some(existing) =
+        cookies::read(&state.config, headers, cookies::CSRF).filter(|v| v.len() == 43)
+    {
+        return (existing, None);
     }
     let fresh = secrets::generate("").plaintext;
-    let secure = if state.config.public_base_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!("{COOKIE}={fresh}; Path=/; HttpOnly; SameSite=Strict{secure}");
+    let cookie = cookies::make(
+        &state.config,
+        cookies::CSRF,
+        fresh.clone(),
+        None,
+        SameSite::Strict,
+    );
     (fresh, Some(cookie))
 }
 
@@ -83,22 +103,20 @@ pub fn check(state: &AppState, headers: &HeaderMap, submitted: &str) -> bool {
             return false;
         }
     }
-    match cookie_value(headers, COOKIE) {
-        Some(expected) => constant_time_eq(expected.as_bytes(), submitted.as_bytes()),
-        None => false,
+    // An empty token never matches, not even an empty cookie.
+    match cookies::read(&state.config, headers, cookies::CSRF) {
+        Some(expected) if !expected.is_empty() && !submitted.is_empty() => {
+            constant_time_eq(expected.as_bytes(), submitted.as_bytes())
+        }
+        _ => false,
     }
 }
 
 fn same_origin(origin: &str, base: &str) -> bool {
-    let base = base.trim_end_matches('/');
-    let base_origin = match base.find("://") {
-        Some(i) => match base[i + 3..].find('/') {
-            Some(j) => &base[..i + 3 + j],
-            None => base,
-        },
-        None => base,
-    };
-    origin.eq_ignore_ascii_case(base_origin)
+    match (url::Url::parse(origin), url::Url::parse(base)) {
+        (Ok(origin), Ok(base)) => origin.origin() == base.origin(),
+        _ => false,
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -1,0 +1,41 @@
+//! Per-key attempt limits for pages anyone can reach (sign-in, password reset, invitation
+//! forms, SSO starts): counted in the database, so every instance counts together.
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+use super::message;
+use crate::{state::AppState, store};
+
+/// Counts an attempt against each (key, max per `window_minutes`). Over any limit: the 429
+/// page, with Retry-After, to show instead of doing the work.
+pub async fn limited(
+    state: &AppState,
+    keys: &[(String, i64)],
+    window_minutes: i64,
+) -> store::Result<Option<Response>> {
+    let mut tx = state.store.begin().await?;
+    let mut over = None;
+    for (key, max) in keys {
+        if let Err(until) = store::limits::hit(&mut tx, key, *max, window_minutes).await? {
+            over = Some(over.map_or(until, |u: chrono::DateTime<chrono::Utc>| u.max(until)));
+        }
+    }
+    tx.commit().await?;
+    Ok(over.map(|until| {
+        let seconds = (until - store::now()).num_seconds().max(1);
+        tracing::warn!(keys = ?keys.iter().map(|(k, _)| k).collect::<Vec<_>>(), "rate limit reached");
+        let text = format!(
+            "Too many attempts. For your security, wait {} minute(s) and try again.",
+            (seconds + 59) / 60
+        );
+        let mut response =
+            message(StatusCode::TOO_MANY_REQUESTS, "Too many attempts", &text).into_response();
+        if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }))
+}

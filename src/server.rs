@@ -1,0 +1,110 @@
+//! The server: every front door's router under one set of layers, serving and graceful
+//! shutdown. The only module that knows every front door.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use axum::{
+    extract::DefaultBodyLimit,
+    http::{HeaderName, Request},
+    response::IntoResponse,
+    Extension, Router,
+};
+use tokio::net::TcpListener;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::{DefaultOnResponse, TraceLayer},
+};
+
+use crate::{
+    http, oidc,
+    request::{BodyLimit, REQUEST_ID},
+    saml, scim,
+    state::AppState,
+    web,
+};
+
+pub fn router(state: AppState) -> Router {
+    let x_request_id = HeaderName::from_static(REQUEST_ID);
+    let limit = state.config.http.max_body_bytes;
+    http::router()
+        .merge(web::router())
+        .merge(oidc::router())
+        .merge(saml::router())
+        .merge(scim::router())
+        .fallback(http::error::not_found)
+        .method_not_allowed_fallback(http::error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(Extension(BodyLimit(limit)))
+        .layer(CatchPanicLayer::custom(|_| {
+            http::error::Error::Internal("handler panicked".into()).into_response()
+        }))
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let request_id = request
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!("request", method = %request.method(), uri = %request.uri(), request_id)
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
+/// finish for up to the configured grace period.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let grace = Duration::from_secs(state.config.http.shutdown_grace_seconds);
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let notify = stopping.clone();
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        notify.notify_one();
+    });
+    tokio::select! {
+        result = server => result,
+        () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(seconds = grace.as_secs(), "grace period over; dropping unfinished requests");
+            Ok(())
+        }
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(%err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(%err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
