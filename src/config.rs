@@ -56,6 +56,10 @@ pub struct HttpConfig {
     /// `x-forwarded-for`; its first entry is used). Unset: the TCP peer's address. Set it
     /// only behind a proxy that overwrites the header, or clients choose their own address.
     pub client_ip_header: Option<String>,
+    /// SSO sign-ins one client address may start per minute (`/saml/{org}/login`,
+    /// `/oidc/{org}/login`): each start writes a row and may fetch from the IdP, and anyone
+    /// can ask. 0 turns the limit off.
+    pub sign_in_starts_per_minute: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -266,6 +270,8 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             shutdown_grace_seconds: 30,
             client_ip_header: None,
+            // Generous for an office behind one NAT address at nine in the morning.
+            sign_in_starts_per_minute: 120,
         }
     }
 }

@@ -96,6 +96,10 @@ async fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::connect(&config.database_url).await?;
     store.migrate().await?;
+    if matches!(command, Command::Serve | Command::Migrate) {
+        let sealer = rollcall::secrets::Sealer::from_config(&config.secrets)?;
+        operator::seal_stored_secrets(&store, &sealer).await?;
+    }
     match command {
         Command::Migrate => {
             tracing::info!(backend = store.backend(), "migrations applied");

@@ -111,13 +111,16 @@ pub async fn set_password(
     email: &str,
     password: &str,
 ) -> store::Result<users::User> {
-    let mut tx = store.begin().await?;
+    let mut tx = store.read().await?;
     let user = users::by_email(&mut tx, email)
         .await?
         .ok_or(store::Error::NotFound("user"))?;
+    drop(tx);
     crate::accounts::check_policy(password, &user.email, user.display_name.as_deref())
         .map_err(store::Error::Invalid)?;
-    passwords::set(&mut tx, user.id, &crate::accounts::hash(password)).await?;
+    let password_hash = crate::accounts::hash(password).await;
+    let mut tx = store.begin().await?;
+    passwords::set(&mut tx, user.id, &password_hash).await?;
     credentials::revoke_sessions(&mut tx, user.id).await?;
     for access in members::of_user(&mut tx, user.id).await? {
         audit::record(
@@ -136,4 +139,19 @@ pub async fn set_password(
     }
     tx.commit().await?;
     Ok(user)
+}
+
+/// Seals what older versions stored in plaintext (TOTP seeds), with the configured key.
+/// `serve` and `migrate` run it after the migrations; it is a no-op once done.
+pub async fn seal_stored_secrets(
+    store: &Store,
+    sealer: &crate::secrets::Sealer,
+) -> store::Result<u64> {
+    let mut tx = store.begin().await?;
+    let sealed = store::mfa::seal_plaintext_seeds(&mut tx, sealer).await?;
+    tx.commit().await?;
+    if sealed > 0 {
+        tracing::info!(sealed, "sealed TOTP seeds stored in plaintext");
+    }
+    Ok(sealed)
 }

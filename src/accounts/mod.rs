@@ -8,7 +8,7 @@ use argon2::{
     Argon2,
 };
 
-use crate::store::{self, passwords, users, Tx};
+use crate::store::{self, passwords, users, Store};
 
 pub const MIN_LENGTH: usize = 10;
 pub const MAX_LENGTH: usize = 256;
@@ -41,8 +41,16 @@ pub fn check_policy(password: &str, email: &str, name: Option<&str>) -> Result<(
     Ok(())
 }
 
-/// An argon2id hash in PHC form, with a fresh salt.
-pub fn hash(password: &str) -> String {
+/// An argon2id hash in PHC form, with a fresh salt. Argon2 is deliberately slow, so it runs
+/// on the blocking pool: a burst of sign-ins must not stall the async workers.
+pub async fn hash(password: &str) -> String {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || hash_now(&password))
+        .await
+        .expect("argon2 hashing does not panic")
+}
+
+fn hash_now(password: &str) -> String {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -50,7 +58,14 @@ pub fn hash(password: &str) -> String {
         .to_string()
 }
 
-pub fn verify(stored: &str, password: &str) -> bool {
+/// Whether `password` matches the stored hash, checked on the blocking pool.
+pub async fn verify(stored: String, password: String) -> bool {
+    tokio::task::spawn_blocking(move || verify_now(&stored, &password))
+        .await
+        .expect("argon2 verification does not panic")
+}
+
+fn verify_now(stored: &str, password: &str) -> bool {
     PasswordHash::new(stored)
         .map(|parsed| {
             Argon2::default()
@@ -64,25 +79,31 @@ pub fn verify(stored: &str, password: &str) -> bool {
 /// email costs the same time as a wrong password and responses cannot tell them apart.
 fn decoy() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
-    DECOY.get_or_init(|| hash("rollcall-decoy-password"))
+    DECOY.get_or_init(|| hash_now("rollcall-decoy-password"))
 }
 
 /// The user, if the email has a local account and the password is right. Unknown email,
-/// no password set and wrong password all answer `None`, in about the same time.
+/// no password set and wrong password all answer `None`, in about the same time. The hash
+/// is read in a short transaction that ends before the slow check begins, so no database
+/// connection waits on Argon2.
 pub async fn authenticate(
-    tx: &mut Tx,
+    store: &Store,
     email: &str,
     password: &str,
 ) -> store::Result<Option<users::User>> {
+    let mut tx = store.read().await?;
     let user = match users::normalize_email(email) {
-        Ok(email) => users::by_email(tx, &email).await?,
+        Ok(email) => users::by_email(&mut tx, &email).await?,
         Err(_) => None,
     };
     let stored = match &user {
-        Some(user) => passwords::hash_of(tx, user.id).await?,
+        Some(user) => passwords::hash_of(&mut tx, user.id).await?,
         None => None,
     };
-    let ok = verify(stored.as_deref().unwrap_or_else(|| decoy()), password) && stored.is_some();
+    drop(tx);
+    let known = stored.is_some();
+    let against = stored.unwrap_or_else(|| decoy().to_string());
+    let ok = verify(against, password.to_string()).await && known;
     Ok(user.filter(|_| ok))
 }
 
@@ -149,15 +170,43 @@ pub fn totp_code(secret: &str, unix_time: u64) -> Option<String> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn hashes_verify_and_are_salted() {
-        let a = hash("correct horse battery staple");
-        let b = hash("correct horse battery staple");
+    #[tokio::test]
+    async fn hashes_verify_and_are_salted() {
+        let a = hash("correct horse battery staple").await;
+        let b = hash("correct horse battery staple").await;
         assert!(a.starts_with("$argon2id$"));
         assert_ne!(a, b);
-        assert!(verify(&a, "correct horse battery staple"));
-        assert!(!verify(&a, "correct horse battery stapler"));
-        assert!(!verify("not a hash", "anything"));
+        assert!(verify(a.clone(), "correct horse battery staple".into()).await);
+        assert!(!verify(a, "correct horse battery stapler".into()).await);
+        assert!(!verify("not a hash".into(), "anything".into()).await);
+    }
+
+    /// On a single-threaded runtime, a task keeps ticking while passwords are hashed and
+    /// checked: Argon2 runs on the blocking pool, not on the async worker.
+    #[tokio::test(flavor = "current_thread")]
+    async fn argon2_leaves_the_async_workers_free() {
+        use std::sync::{
+            atomic::{AtomicUsize, Ordering},
+            Arc,
+        };
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let counter = ticks.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        tokio::task::yield_now().await;
+        let before = ticks.load(Ordering::SeqCst);
+        let stored = hash("correct horse battery staple").await;
+        assert!(verify(stored, "correct horse battery staple".into()).await);
+        let during = ticks.load(Ordering::SeqCst) - before;
+        ticker.abort();
+        assert!(
+            during >= 2,
+            "the runtime ticked {during} times while Argon2 ran: it blocked the worker"
+        );
     }
 
     #[test]

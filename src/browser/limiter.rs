@@ -9,6 +9,21 @@ use axum::{
 use super::message;
 use crate::{state::AppState, store};
 
+/// Counts the start of an SSO sign-in against the client address's allowance per minute
+/// (`http.sign_in_starts_per_minute`). Over it: the 429 page to answer with.
+pub async fn sign_in_start(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    peer: std::net::SocketAddr,
+) -> store::Result<Option<Response>> {
+    let max = state.config.http.sign_in_starts_per_minute;
+    if max <= 0 {
+        return Ok(None);
+    }
+    let ip = crate::request::client_ip(&state.config.http, headers, peer);
+    limited(state, &[(format!("sso-start:ip:{ip}"), max)], 1).await
+}
+
 /// Counts an attempt against each (key, max per `window_minutes`). Over any limit: the 429
 /// page, with Retry-After, to show instead of doing the work.
 pub async fn limited(

@@ -9,23 +9,26 @@ pub mod saml_metadata;
 
 use serde_json::Value;
 
-use crate::{state::AppState, store::connections::Connection};
+use crate::{
+    state::AppState,
+    store::connections::{Connection, Kind},
+};
 
 /// Checks an admin's settings for a connection of `kind` and makes them ready to store:
 /// secrets sealed, SAML metadata fetched when its URL is new. `previous` is what is stored
 /// now, when the connection exists.
 pub async fn prepare(
     state: &AppState,
-    kind: &str,
+    kind: Kind,
     mut input: Value,
     previous: Option<&Value>,
 ) -> Result<Value, String> {
     match kind {
-        "saml" => {
+        Kind::Saml => {
             saml_metadata::fill(state, &mut input, previous).await?;
             saml::prepare(input)
         }
-        _ => oidc::prepare(
+        Kind::Oidc => oidc::prepare(
             kind,
             input,
             previous,
@@ -38,8 +41,8 @@ pub async fn prepare(
 /// A connection as admins see it: secrets in its settings are never shown, and a SAML
 /// connection carries the status of its IdP metadata and certificates.
 pub fn shown(mut connection: Connection) -> Connection {
-    connection.settings = sqlx::types::Json(oidc::redact(&connection.kind, &connection.settings.0));
-    if connection.kind == "saml" {
+    connection.settings = sqlx::types::Json(oidc::redact(connection.kind, &connection.settings.0));
+    if connection.kind == Kind::Saml {
         let status = saml::status(&connection.settings.0);
         if let Some(settings) = connection.settings.0.as_object_mut() {
             settings.insert("idp".into(), status);

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::secrets::Sealer;
+use crate::{secrets::Sealer, store::connections::Kind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -135,13 +135,13 @@ fn is_guid(s: &str) -> bool {
 /// `oidc`, with the client secret sealed (and the stored one kept when none is given).
 /// Other kinds' settings are their front doors' to check.
 pub fn prepare(
-    kind: &str,
+    kind: Kind,
     input: Value,
     previous: Option<&Value>,
     sealer: &Sealer,
     allow_http: bool,
 ) -> Result<Value, String> {
-    if kind != "oidc" {
+    if kind != Kind::Oidc {
         return Ok(input);
     }
     let mut settings: Settings =
@@ -225,9 +225,9 @@ pub fn prepare(
 }
 
 /// Stored settings as admins see them: never the client secret, only whether one is set.
-pub fn redact(kind: &str, stored: &Value) -> Value {
+pub fn redact(kind: Kind, stored: &Value) -> Value {
     let mut shown = stored.clone();
-    if kind == "oidc" {
+    if kind == Kind::Oidc {
         if let Some(object) = shown.as_object_mut() {
             let secret = object.remove("client_secret").is_some();
             object.insert("client_secret_set".into(), Value::Bool(secret));
@@ -259,7 +259,7 @@ mod tests {
     fn secrets_are_sealed_kept_and_never_shown() {
         let sealer = Sealer::new(&[1u8; 32]);
         let input = json!({"preset": "entra", "tenant_id": TENANT, "client_id": "app", "client_secret": "s3cret"});
-        let stored = prepare("oidc", input, None, &sealer, false).unwrap();
+        let stored = prepare(Kind::Oidc, input, None, &sealer, false).unwrap();
         let sealed = stored["client_secret"].as_str().unwrap();
         assert!(sealed.starts_with("v1:") && !sealed.contains("s3cret"));
         let settings: Settings = serde_json::from_value(stored.clone()).unwrap();
@@ -270,9 +270,9 @@ mod tests {
         );
         // An update without a secret keeps the stored one.
         let update = json!({"preset": "entra", "tenant_id": TENANT, "client_id": "app2"});
-        let kept = prepare("oidc", update, Some(&stored), &sealer, false).unwrap();
+        let kept = prepare(Kind::Oidc, update, Some(&stored), &sealer, false).unwrap();
         assert_eq!(kept["client_secret"], stored["client_secret"]);
-        let shown = redact("oidc", &kept);
+        let shown = redact(Kind::Oidc, &kept);
         assert!(shown.get("client_secret").is_none());
         assert_eq!(shown["client_secret_set"], true);
         assert!(!shown.to_string().contains("v1:"));
@@ -285,11 +285,11 @@ mod tests {
     fn certificate_credentials_are_sealed_and_shown_by_expiry() {
         let sealer = Sealer::new(&[2u8; 32]);
         let input = json!({"preset": "entra", "tenant_id": TENANT, "client_id": "app", "client_key": KEY, "client_certificate": CERT});
-        let stored = prepare("oidc", input, None, &sealer, false).unwrap();
+        let stored = prepare(Kind::Oidc, input, None, &sealer, false).unwrap();
         assert!(stored["client_key"].as_str().unwrap().starts_with("v1:"));
         let settings: Settings = serde_json::from_value(stored.clone()).unwrap();
         assert_eq!(settings.client_key(&sealer).as_deref(), Some(KEY));
-        let shown = redact("oidc", &stored);
+        let shown = redact(Kind::Oidc, &stored);
         assert_eq!(shown["client_key_set"], true);
         assert_eq!(shown["client_secret_set"], false);
         assert!(shown["client_certificate_expires"]
@@ -299,7 +299,7 @@ mod tests {
         assert!(!shown.to_string().contains("BEGIN"), "no PEM shown");
         // Switching to a secret drops the key and certificate.
         let update = json!({"preset": "entra", "tenant_id": TENANT, "client_id": "app", "client_secret": "s"});
-        let switched = prepare("oidc", update, Some(&stored), &sealer, false).unwrap();
+        let switched = prepare(Kind::Oidc, update, Some(&stored), &sealer, false).unwrap();
         assert!(
             switched.get("client_key").is_none() && switched.get("client_certificate").is_none()
         );
@@ -372,11 +372,11 @@ mod tests {
             ),
         ];
         for (input, needle) in cases {
-            let err = prepare("oidc", input.clone(), None, &sealer, false).unwrap_err();
+            let err = prepare(Kind::Oidc, input.clone(), None, &sealer, false).unwrap_err();
             assert!(err.contains(needle), "{input}: {err}");
         }
         assert_eq!(
-            prepare("saml", json!({"anything": 1}), None, &sealer, false).unwrap(),
+            prepare(Kind::Saml, json!({"anything": 1}), None, &sealer, false).unwrap(),
             json!({"anything": 1})
         );
     }

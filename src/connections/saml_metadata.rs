@@ -92,7 +92,7 @@ pub async fn fill(
 pub async fn refresh_all(state: &AppState) -> Result<usize, store::Error> {
     let targets: Vec<(i64, i64, String)> = {
         let mut tx = state.store.read().await?;
-        connections::all_of_kind(&mut tx, "saml")
+        connections::all_of_kind(&mut tx, connections::Kind::Saml)
             .await?
             .into_iter()
             .filter_map(|c| {

@@ -85,7 +85,7 @@ async fn create(
     Path(slug): Path<String>,
     extract::Json(input): extract::Json<NewConnection>,
 ) -> Result<(StatusCode, Json<Connection>)> {
-    let settings = prepare(&state, input.kind.as_str(), input.settings, None)
+    let settings = prepare(&state, input.kind, input.settings, None)
         .await
         .map_err(Error::BadRequest)?;
     let mut tx = state.store.begin().await?;
@@ -138,7 +138,7 @@ async fn update(
     let current = stored::require(&mut tx, org.id, id).await?;
     let settings = match input.settings {
         Some(new) => Some(
-            prepare(&state, &current.kind, new, Some(&current.settings.0))
+            prepare(&state, current.kind, new, Some(&current.settings.0))
                 .await
                 .map_err(Error::BadRequest)?,
         ),

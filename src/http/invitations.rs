@@ -17,7 +17,7 @@ use crate::{
     state::AppState,
     store::{
         audit::Event,
-        invitations::{self as store_invitations, Invitation, StatusFilter},
+        invitations::{self as store_invitations, Invitation, Status},
     },
 };
 
@@ -85,7 +85,7 @@ async fn send(
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    status: Option<StatusFilter>,
+    status: Option<Status>,
     /// `next_cursor` from the previous page.
     cursor: Option<i64>,
     /// Page size, 1–200 (default 50).
@@ -125,7 +125,7 @@ async fn list(
 #[serde(deny_unknown_fields)]
 pub struct CleanUpParams {
     /// Must be `expired`: only expired invitations are cleaned up this way.
-    status: StatusFilter,
+    status: Status,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -142,7 +142,7 @@ async fn clean_up(
     Path(slug): Path<String>,
     Query(params): Query<CleanUpParams>,
 ) -> Result<Json<CleanedUp>> {
-    if params.status != StatusFilter::Expired {
+    if params.status != Status::Expired {
         return Err(Error::BadRequest(
             "only expired invitations can be deleted in bulk: use ?status=expired".into(),
         ));

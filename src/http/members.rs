@@ -141,8 +141,15 @@ async fn update(
             .await?;
         member = after;
     }
-    if let Some(status) = changes.status.filter(|s| s.as_str() != member.status) {
-        let (before, after) = members::set_status(&mut tx, org.id, user_id, status).await?;
+    if let Some(status) = changes.status.filter(|s| *s != member.status) {
+        let (before, after) = members::set_status(
+            &mut tx,
+            org.id,
+            user_id,
+            status,
+            members::SuspendedBy::Admin,
+        )
+        .await?;
         let action = match status {
             Status::Suspended => "member.suspended",
             Status::Active => "member.reactivated",

@@ -147,7 +147,7 @@ async fn add_member(
     let mut tx = state.store.begin().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
     teams::require(&mut tx, org.id, team_id).await?;
-    if !teams::add_member(&mut tx, org.id, team_id, user_id, "manual").await? {
+    if !teams::add_member(&mut tx, org.id, team_id, user_id, teams::TeamSource::Manual).await? {
         return Ok(StatusCode::NO_CONTENT);
     }
     principal

@@ -237,6 +237,7 @@ async fn housekeeping(store: &Store, purge_invitations_after_days: i64) -> store
     store::limits::prune(&mut tx, now - chrono::Duration::days(1)).await?;
     store::mfa::prune_challenges(&mut tx, now).await?;
     store::saml::prune(&mut tx, now).await?;
+    store::oidc_logins::prune(&mut tx, now).await?;
     tx.commit().await?;
     Ok(n)
 }
@@ -282,7 +283,9 @@ mod tests {
 
     #[tokio::test]
     async fn housekeeping_removes_only_what_is_stale() {
-        use crate::store::{limits, mfa, orgs, testing::memory_store, users};
+        use crate::store::{
+            connections, limits, mfa, oidc_logins, orgs, saml, testing::memory_store, users,
+        };
         let store = memory_store().await;
         let mut tx = store.begin().await.unwrap();
         let org = orgs::create(&mut tx, "acme", "Acme").await.unwrap();
@@ -310,9 +313,43 @@ mod tests {
         mfa::create_challenge(&mut tx, user.id, "verify", "/")
             .await
             .unwrap();
+        // Sign-ins anyone can start: an OIDC state and a SAML request, one live, one stale.
+        let connection = connections::create(
+            &mut tx,
+            org.id,
+            connections::Kind::Oidc,
+            "Entra",
+            true,
+            serde_json::json!({}),
+        )
+        .await
+        .unwrap();
+        for (state, minutes) in [("live", 10), ("stale", -10)] {
+            let pending = oidc_logins::PendingLogin {
+                connection_id: connection.id,
+                nonce: "n".into(),
+                pkce_verifier: "v".into(),
+                return_to: "/".into(),
+            };
+            oidc_logins::create(&mut tx, state, &pending, chrono::Duration::minutes(minutes))
+                .await
+                .unwrap();
+            let request = saml::PendingRequest {
+                org_id: org.id,
+                connection_id: connection.id,
+                request_id: format!("id-{state}"),
+                return_to: "/".into(),
+                expires_at: store::now() + chrono::Duration::minutes(minutes),
+                consumed_at: None,
+            };
+            saml::create_request(&mut tx, &request, state)
+                .await
+                .unwrap();
+        }
         tx.commit().await.unwrap();
 
-        // Nothing is stale yet but the invitation that expired 40 days ago.
+        // Nothing is stale yet but the invitation that expired 40 days ago, and the sign-ins
+        // whose time ran out.
         assert_eq!(housekeeping(&store, 30).await.unwrap(), 1);
         let mut tx = store.read().await.unwrap();
         let left = invitations::list(&mut tx, org.id, None, None, 10)
@@ -331,6 +368,8 @@ mod tests {
         };
         assert_eq!(count("SELECT COUNT(*) FROM rate_limits").await, 1);
         assert_eq!(count("SELECT COUNT(*) FROM login_challenges").await, 1);
+        assert_eq!(count("SELECT COUNT(*) FROM oidc_logins").await, 1);
+        assert_eq!(count("SELECT COUNT(*) FROM saml_requests").await, 1);
         sqlx::query("UPDATE rate_limits SET window_start = '2000-01-01T00:00:00+00:00'")
             .execute(pool)
             .await

@@ -7,10 +7,10 @@
 //! Entra the tenant), turns it into an `ExternalIdentity` and hands it to the provisioning
 //! core; then a session, and back to `return_to`.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use axum::{
-    extract::{Path, Query, State},
+    extract::{ConnectInfo, Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
@@ -30,7 +30,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{
-    browser::{self, message, see_other, session, SignInFailure},
+    browser::{self, limiter, message, see_other, session, SignInFailure},
     connections::{
         oidc::{Preset, Settings},
         oidc_credential as credential,
@@ -225,7 +225,7 @@ async fn connection_of(
     let connection = connections::require(&mut tx, org.id, id)
         .await
         .map_err(|_| missing())?;
-    if connection.kind != "oidc" || !connection.enabled {
+    if connection.kind != connections::Kind::Oidc || !connection.enabled {
         return Err(missing());
     }
     let settings: Settings =
@@ -241,11 +241,15 @@ async fn connection_of(
 
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(slug): Path<String>,
     Query(params): Query<LoginParams>,
 ) -> Response {
     let result = async {
+        if let Some(refused) = limiter::sign_in_start(&state, &headers, peer).await? {
+            return Ok(refused);
+        }
         let (_, connection, settings) = connection_of(&state, &slug, params.connection).await?;
         let discovery = discover(&state, &settings).await?;
         let state_token = secrets::generate("").plaintext;

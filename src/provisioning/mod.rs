@@ -64,10 +64,17 @@ pub enum Via {
 }
 
 impl Via {
-    fn source(self) -> &'static str {
+    fn label(self) -> &'static str {
         match self {
             Via::Sso => "sso",
             Via::Scim => "scim",
+        }
+    }
+
+    fn team_source(self) -> teams::TeamSource {
+        match self {
+            Via::Sso => teams::TeamSource::Sso,
+            Via::Scim => teams::TeamSource::Scim,
         }
     }
 
@@ -306,10 +313,10 @@ async fn reconcile_grant_admin(
     grant_admin: bool,
 ) -> Result<Option<bool>, Error> {
     if grant_admin && !member.is_admin {
-        members::set_admin_source(tx, org_id, user_id, Some("grant")).await?;
+        members::set_admin_source(tx, org_id, user_id, Some(members::AdminSource::Grant)).await?;
         return Ok(Some(true));
     }
-    if !grant_admin && member.admin_source.as_deref() == Some("grant") {
+    if !grant_admin && member.admin_source == Some(members::AdminSource::Grant) {
         // The last admin stays admin even when the grant that made them one is gone.
         orgs::lock(tx, org_id).await?;
         if members::other_active_admins(tx, org_id, user_id).await? > 0 {
@@ -335,23 +342,23 @@ async fn reconcile_teams(
     wanted: &[TeamRef],
     via: Via,
 ) -> Result<(Vec<TeamRef>, Vec<TeamRef>), Error> {
-    let current: BTreeMap<i64, (String, String)> = member
+    let current: BTreeMap<i64, (String, teams::TeamSource)> = member
         .teams
         .iter()
-        .map(|t| (t.id, (t.name.clone(), t.source.clone())))
+        .map(|t| (t.id, (t.name.clone(), t.source)))
         .collect();
     let wanted_ids: BTreeSet<i64> = wanted.iter().map(|t| t.id).collect();
     let mut added = Vec::new();
     let mut removed = Vec::new();
     for team in wanted {
         if !current.contains_key(&team.id)
-            && teams::add_member(tx, org_id, team.id, user_id, via.source()).await?
+            && teams::add_member(tx, org_id, team.id, user_id, via.team_source()).await?
         {
             added.push(team.clone());
         }
     }
     for (id, (name, source)) in &current {
-        if source == via.source()
+        if *source == via.team_source()
             && !wanted_ids.contains(id)
             && teams::remove_member(tx, org_id, *id, user_id).await?
         {
@@ -501,7 +508,10 @@ pub async fn decide(tx: &mut Tx, identity: &ExternalIdentity) -> Result<Decision
                 "This sign-in method is turned off. Ask an administrator of your organization.",
                 format!("connection {} is disabled", connection.id),
             ))
-        } else if membership.as_ref().is_some_and(|m| m.status == "suspended") {
+        } else if membership
+            .as_ref()
+            .is_some_and(|m| m.status == members::Status::Suspended)
+        {
             Some(refusal(
                 "suspended",
                 "Your membership of this organization is suspended. Ask an administrator.",
@@ -611,7 +621,7 @@ pub async fn apply(
     let membership_created =
         members::insert_if_absent(tx, org_id, user_id, membership_source).await?;
     let member = members::require(tx, org_id, user_id).await?;
-    if member.status == members::Status::Suspended.as_str() {
+    if member.status == members::Status::Suspended {
         return Err(Error::Refused(refusal(
             "suspended",
             "Your membership of this organization is suspended. Ask an administrator.",
@@ -630,9 +640,9 @@ pub async fn apply(
 
     // 4. Admin: by an invitation (kept like a manual grant), by a grant (taken back with it).
     let admin_changed_to = if accepted.is_some_and(|i| i.is_admin)
-        && member.admin_source.as_deref() != Some("manual")
+        && member.admin_source != Some(members::AdminSource::Manual)
     {
-        members::set_admin_source(tx, org_id, user_id, Some("manual")).await?;
+        members::set_admin_source(tx, org_id, user_id, Some(members::AdminSource::Manual)).await?;
         (!member.is_admin).then_some(true)
     } else {
         reconcile_grant_admin(tx, org_id, user_id, &member, decision.grant_admin).await?
@@ -647,7 +657,8 @@ pub async fn apply(
         for team in &inv.teams {
             if !current.contains(&team.id)
                 && !wanted.contains(&team.id)
-                && teams::add_member(tx, org_id, team.id, user_id, "invitation").await?
+                && teams::add_member(tx, org_id, team.id, user_id, teams::TeamSource::Invitation)
+                    .await?
             {
                 teams_added.push(team.clone());
             }
@@ -672,8 +683,8 @@ pub async fn apply(
 
 fn actor(connection: Option<&Connection>, via: Via) -> audit::Actor {
     let label = match connection {
-        Some(c) => format!("{} connection {:?} ({})", c.kind, c.name, via.source()),
-        None => format!("unknown connection ({})", via.source()),
+        Some(c) => format!("{} connection {:?} ({})", c.kind, c.name, via.label()),
+        None => format!("unknown connection ({})", via.label()),
     };
     audit::Actor {
         user_id: None,
@@ -792,6 +803,20 @@ pub async fn accept_invitation(
             ),
         )));
     }
+    // A suspended member stays out: accepting an invitation grants no more than a sign-in.
+    if members::get(tx, invitation.org_id, user.id)
+        .await?
+        .is_some_and(|m| m.status == members::Status::Suspended)
+    {
+        return Err(Error::Refused(refusal(
+            "suspended",
+            "Your membership of this organization is suspended. Ask an administrator.",
+            format!(
+                "user {} is suspended in org {} and tried invitation {}",
+                user.id, invitation.org_id, invitation.id
+            ),
+        )));
+    }
     if !invitations::mark_accepted(tx, invitation.id, user.id).await? {
         return Err(Error::Refused(refusal(
             "invitation_invalid",
@@ -806,11 +831,11 @@ pub async fn accept_invitation(
     let membership_created =
         members::insert_if_absent(tx, org_id, user.id, members::Source::Invitation).await?;
     if invitation.is_admin {
-        members::set_admin_source(tx, org_id, user.id, Some("manual")).await?;
+        members::set_admin_source(tx, org_id, user.id, Some(members::AdminSource::Manual)).await?;
     }
     let mut teams_added = Vec::new();
     for team in &invitation.teams {
-        if teams::add_member(tx, org_id, team.id, user.id, "invitation").await? {
+        if teams::add_member(tx, org_id, team.id, user.id, teams::TeamSource::Invitation).await? {
             teams_added.push(team.clone());
         }
     }

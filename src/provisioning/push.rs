@@ -16,7 +16,7 @@ use super::{
 use crate::store::{
     self,
     grants::{self, TeamRef},
-    members::{self, Source, Status},
+    members::{self, Source, Status, SuspendedBy},
     scim, users, Tx,
 };
 
@@ -47,6 +47,9 @@ pub struct PushOutcome {
     pub teams_added: Vec<TeamRef>,
     pub teams_removed: Vec<TeamRef>,
     pub matched_mappings: Vec<MatchedMapping>,
+    /// The IdP said active, but an admin suspended the member: they stay suspended.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub suspension_kept: bool,
 }
 
 impl PushOutcome {
@@ -164,11 +167,19 @@ async fn sync_with(tx: &mut Tx, pushed: &Pushed, rules: &Rules) -> Result<PushOu
             Status::Suspended
         }
     });
-    if let Some(wanted) = wanted.filter(|w| member.status != w.as_str()) {
-        // Suspension revokes the person's sessions and tokens when no other org is left.
-        let (_, after) = members::set_status(tx, org_id, user_id, wanted).await?;
-        member = after;
-        status_changed_to = Some(wanted);
+    let mut suspension_kept = false;
+    if let Some(wanted) = wanted.filter(|w| member.status != *w) {
+        if wanted == Status::Active && member.suspended_by != Some(SuspendedBy::Scim) {
+            // An admin suspended them: the IdP's active=true (sent with every update) does
+            // not undo that. Only an admin reactivates.
+            suspension_kept = true;
+        } else {
+            // Suspension revokes the person's sessions and tokens when no other org is left.
+            let (_, after) =
+                members::set_status(tx, org_id, user_id, wanted, SuspendedBy::Scim).await?;
+            member = after;
+            status_changed_to = Some(wanted);
+        }
     }
     let grant_admin = matched.grants.iter().any(|g| g.is_admin);
     let admin_changed_to = reconcile_grant_admin(tx, org_id, user_id, &member, grant_admin).await?;
@@ -182,6 +193,7 @@ async fn sync_with(tx: &mut Tx, pushed: &Pushed, rules: &Rules) -> Result<PushOu
         teams_added,
         teams_removed,
         matched_mappings: matched.mappings,
+        suspension_kept,
     })
 }
 

@@ -165,9 +165,9 @@ async fn a_grant_provisions_once_and_the_second_login_changes_nothing() {
         [w.ops]
     );
     let member = w.member(first.user_id).await;
-    assert_eq!(member.source, "sso");
+    assert_eq!(member.source.as_str(), "sso");
     assert!(!member.is_admin);
-    assert_eq!(member.teams[0].source, "sso");
+    assert_eq!(member.teams[0].source.as_str(), "sso");
 
     let counts = (
         w.count("users").await,
@@ -209,9 +209,15 @@ async fn groups_reconcile_teams_without_touching_manual_ones() {
 
     // An admin adds a team by hand; the IdP then moves Ann from Engineering to SRE.
     let mut tx = w.store.begin().await.unwrap();
-    teams::add_member(&mut tx, w.org_id, w.manual, out.user_id, "manual")
-        .await
-        .unwrap();
+    teams::add_member(
+        &mut tx,
+        w.org_id,
+        w.manual,
+        out.user_id,
+        teams::TeamSource::Manual,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let out = w
         .login(&w.person("00u1", "ann@acme.com", &["SRE"]))
@@ -238,7 +244,7 @@ async fn groups_reconcile_teams_without_touching_manual_ones() {
         .await
         .teams
         .into_iter()
-        .map(|t| (t.id, t.source))
+        .map(|t| (t.id, t.source.to_string()))
         .collect();
     assert_eq!(teams, [(w.manual, "manual".to_string())]);
 }
@@ -263,8 +269,8 @@ async fn admin_comes_and_goes_with_its_grant_but_not_by_hand_or_as_last_admin() 
         .unwrap();
     assert_eq!(ann.admin_changed_to, Some(true));
     assert_eq!(
-        w.member(ann.user_id).await.admin_source.as_deref(),
-        Some("grant")
+        w.member(ann.user_id).await.admin_source,
+        Some(members::AdminSource::Grant)
     );
     let bob = w
         .login(&w.person("b", "bob@acme.com", &["rollcall-admins"]))
@@ -292,8 +298,8 @@ async fn admin_comes_and_goes_with_its_grant_but_not_by_hand_or_as_last_admin() 
     let out = w.login(&w.person("b", "bob@acme.com", &[])).await.unwrap();
     assert_eq!(out.admin_changed_to, None);
     assert_eq!(
-        w.member(bob.user_id).await.admin_source.as_deref(),
-        Some("manual")
+        w.member(bob.user_id).await.admin_source,
+        Some(members::AdminSource::Manual)
     );
 }
 
@@ -357,9 +363,9 @@ async fn a_pending_invitation_is_accepted_by_the_sso_arrival() {
     assert_eq!(out.allowed_by, AllowedBy::Invitation);
     assert_eq!(out.invitation_accepted, Some(inv.id));
     let member = w.member(out.user_id).await;
-    assert_eq!(member.source, "invitation");
+    assert_eq!(member.source.as_str(), "invitation");
     assert!(member.is_admin);
-    assert_eq!(member.admin_source.as_deref(), Some("manual"));
+    assert_eq!(member.admin_source, Some(members::AdminSource::Manual));
     let teams: Vec<_> = member
         .teams
         .iter()
@@ -369,7 +375,7 @@ async fn a_pending_invitation_is_accepted_by_the_sso_arrival() {
     let mut tx = w.store.read().await.unwrap();
     let inv = invitations::get(&mut tx, inv.id).await.unwrap().unwrap();
     drop(tx);
-    assert_eq!(inv.status, "accepted");
+    assert_eq!(inv.status.as_str(), "accepted");
     assert_eq!(w.count("users").await, 1);
 
     // She stays a member on later logins; the invitation's team is not the IdP's to remove.
@@ -409,13 +415,19 @@ async fn suspended_members_stay_out_and_disabled_connections_let_no_one_in() {
     w.grant(Match::Everyone, &[], false).await;
     let out = w.login(&w.person("s", "sam@acme.com", &[])).await.unwrap();
     let mut tx = w.store.begin().await.unwrap();
-    members::set_status(&mut tx, w.org_id, out.user_id, members::Status::Suspended)
-        .await
-        .unwrap();
+    members::set_status(
+        &mut tx,
+        w.org_id,
+        out.user_id,
+        members::Status::Suspended,
+        members::SuspendedBy::Admin,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let r = refused(w.login(&w.person("s", "sam@acme.com", &[])).await);
     assert_eq!(r.code, "suspended");
-    assert_eq!(w.member(out.user_id).await.status, "suspended");
+    assert_eq!(w.member(out.user_id).await.status.as_str(), "suspended");
 
     let mut tx = w.store.begin().await.unwrap();
     connections::update(
@@ -569,7 +581,10 @@ async fn a_pushed_account_is_linked_at_first_sign_in_through_the_same_connection
         .push(w.connection_id, "new.hire@gmail.test", true, true)
         .await;
     assert!(outcome.membership_created);
-    assert_eq!(w.member(pushed.user_id.unwrap()).await.source, "scim");
+    assert_eq!(
+        w.member(pushed.user_id.unwrap()).await.source.as_str(),
+        "scim"
+    );
 
     // Another connection of the org claiming the same unverified address is refused.
     let mut tx = w.store.begin().await.unwrap();
@@ -616,7 +631,10 @@ async fn a_push_that_did_not_create_the_account_does_not_open_it_to_email_linkin
             .await,
     );
     assert_eq!(r.code, "email_unverified_link");
-    assert_eq!(w.member(pushed.user_id.unwrap()).await.status, "active");
+    assert_eq!(
+        w.member(pushed.user_id.unwrap()).await.status.as_str(),
+        "active"
+    );
 }
 
 #[tokio::test]
@@ -636,7 +654,7 @@ async fn pushed_groups_map_to_scim_teams_and_leave_sso_and_manual_teams_alone() 
         w.org_id,
         w.manual,
         pushed.user_id.unwrap(),
-        "manual",
+        teams::TeamSource::Manual,
     )
     .await
     .unwrap();
@@ -650,7 +668,11 @@ async fn pushed_groups_map_to_scim_teams_and_leave_sso_and_manual_teams_alone() 
     tx.commit().await.unwrap();
     assert_eq!(synced.teams_added.len(), 1);
     let sources = |m: members::Member| -> Vec<(i64, String)> {
-        let mut v: Vec<_> = m.teams.into_iter().map(|t| (t.id, t.source)).collect();
+        let mut v: Vec<_> = m
+            .teams
+            .into_iter()
+            .map(|t| (t.id, t.source.to_string()))
+            .collect();
         v.sort();
         v
     };
@@ -688,4 +710,106 @@ async fn a_group_change_never_undoes_an_admins_removal() {
         .await
         .unwrap()
         .is_none());
+}
+
+/// Re-pushes an already pushed User with `active` as the IdP says it.
+async fn repush(w: &World, pushed: &scim::ScimUser, active: bool) -> push::PushOutcome {
+    let mut tx = w.store.begin().await.unwrap();
+    let outcome = push::sync(
+        &mut tx,
+        &push::Pushed {
+            org_id: w.org_id,
+            connection_id: pushed.connection_id,
+            user_id: pushed.user_id.unwrap(),
+            scim_user_id: pushed.id,
+            email: None,
+            active: Some(active),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    outcome
+}
+
+#[tokio::test]
+async fn the_idp_lifts_only_its_own_suspensions() {
+    let w = world().await;
+    let (pushed, _) = w.push(w.connection_id, "pat@acme.com", true, true).await;
+    let user_id = pushed.user_id.unwrap();
+
+    // The IdP deactivates and reactivates: both apply.
+    let off = repush(&w, &pushed, false).await;
+    assert_eq!(off.status_changed_to, Some(members::Status::Suspended));
+    assert_eq!(
+        w.member(user_id).await.suspended_by,
+        Some(members::SuspendedBy::Scim)
+    );
+    let on = repush(&w, &pushed, true).await;
+    assert_eq!(on.status_changed_to, Some(members::Status::Active));
+    assert_eq!(w.member(user_id).await.suspended_by, None);
+
+    // An admin suspends: the IdP's routine active=true leaves them suspended.
+    let mut tx = w.store.begin().await.unwrap();
+    members::set_status(
+        &mut tx,
+        w.org_id,
+        user_id,
+        members::Status::Suspended,
+        members::SuspendedBy::Admin,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let kept = repush(&w, &pushed, true).await;
+    assert!(kept.suspension_kept);
+    assert_eq!(kept.status_changed_to, None);
+    let member = w.member(user_id).await;
+    assert_eq!(member.status, members::Status::Suspended);
+    assert_eq!(member.suspended_by, Some(members::SuspendedBy::Admin));
+}
+
+#[tokio::test]
+async fn a_suspended_member_cannot_accept_an_invitation() {
+    let w = world().await;
+    w.grant(Match::Everyone, &[w.eng], false).await;
+    let out = w.login(&w.person("s", "sue@acme.com", &[])).await.unwrap();
+    let mut tx = w.store.begin().await.unwrap();
+    // Invited (e.g. before she first signed in), then suspended.
+    let new = invitations::NewInvitation {
+        email: "sue@acme.com",
+        is_admin: true,
+        team_ids: &[w.ops],
+        invited_by: None,
+        ttl: Duration::days(7),
+        token_hash: "test-token-hash-sue",
+    };
+    let inv = invitations::create(&mut tx, w.org_id, new).await.unwrap();
+    members::set_status(
+        &mut tx,
+        w.org_id,
+        out.user_id,
+        members::Status::Suspended,
+        members::SuspendedBy::Admin,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = w.store.begin().await.unwrap();
+    let user = users::get(&mut tx, out.user_id).await.unwrap().unwrap();
+    let r = match accept_invitation(&mut tx, &inv, &user).await {
+        Err(Error::Refused(r)) => r,
+        other => panic!("a suspended member accepted an invitation: {other:?}"),
+    };
+    assert_eq!(r.code, "suspended");
+    drop(tx);
+    let member = w.member(out.user_id).await;
+    assert!(
+        !member.is_admin,
+        "the invitation's admin flag was not given"
+    );
+    assert_eq!(member.status, members::Status::Suspended);
+    let mut tx = w.store.read().await.unwrap();
+    let inv = invitations::get(&mut tx, inv.id).await.unwrap().unwrap();
+    assert_eq!(inv.status, invitations::Status::Pending);
 }

@@ -10,8 +10,10 @@
 pub mod acs;
 pub mod sp_key;
 
+use std::net::SocketAddr;
+
 use axum::{
-    extract::{Path, Query, State},
+    extract::{ConnectInfo, Path, Query, State},
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -20,7 +22,7 @@ use axum::{
 use serde::Deserialize;
 
 use crate::{
-    browser::{self, message, see_other, session, CheckedForm, CsrfForm, SignInFailure},
+    browser::{self, limiter, message, see_other, session, CheckedForm, CsrfForm, SignInFailure},
     connections::saml::{Settings, REDIRECT_BINDING},
     provisioning::{self, Via},
     request::RequestId,
@@ -124,7 +126,8 @@ async fn metadata(
 async fn signs_requests(state: &AppState, org: &orgs::Org) -> Result<bool, SignInFailure> {
     let mut tx = state.store.read().await?;
     Ok(connections::list(&mut tx, org.id).await?.iter().any(|c| {
-        c.kind == "saml" && Settings::from_value(&c.settings.0).is_ok_and(|s| s.sign_requests)
+        c.kind == connections::Kind::Saml
+            && Settings::from_value(&c.settings.0).is_ok_and(|s| s.sign_requests)
     }))
 }
 
@@ -151,13 +154,13 @@ async fn saml_connection(
     let connection = match id {
         Some(id) => connections::by_id(&mut tx, id)
             .await?
-            .filter(|c| c.org_id == org.id && c.kind == "saml")
+            .filter(|c| c.org_id == org.id && c.kind == connections::Kind::Saml)
             .ok_or_else(|| missing(format!("no SAML connection {id} in org {}", org.slug)))?,
         None => {
             let all: Vec<_> = connections::list(&mut tx, org.id)
                 .await?
                 .into_iter()
-                .filter(|c| c.kind == "saml" && c.enabled)
+                .filter(|c| c.kind == connections::Kind::Saml && c.enabled)
                 .collect();
             match <[_; 1]>::try_from(all) {
                 Ok([only]) => only,
@@ -185,11 +188,15 @@ async fn saml_connection(
 /// SP-initiated sign-in: an AuthnRequest to the IdP over the HTTP-Redirect binding.
 async fn login(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(slug): Path<String>,
     Query(params): Query<LoginParams>,
     headers: HeaderMap,
 ) -> Response {
     let started = async {
+        if let Some(refused) = limiter::sign_in_start(&state, &headers, peer).await? {
+            return Ok(refused);
+        }
         let org = org_by_slug(&state, &slug).await?;
         let (connection, settings) = saml_connection(&state, &org, params.connection).await?;
         let idp = settings
@@ -419,7 +426,7 @@ async fn idp_initiated_connection(
         return Ok(None);
     };
     Ok(connections::list(tx, org.id).await?.into_iter().find(|c| {
-        c.kind == "saml"
+        c.kind == connections::Kind::Saml
             && c.enabled
             && Settings::from_value(&c.settings.0).is_ok_and(|s| {
                 s.allow_idp_initiated

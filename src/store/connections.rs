@@ -7,7 +7,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 use utoipa::ToSchema;
 
-use super::{now, on, on_unique, Error, Result, Tx};
+use super::{now, on, on_unique, text_enum, Error, Result, Tx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -18,14 +18,10 @@ pub enum Kind {
     Oidc,
 }
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Saml => "saml",
-            Kind::Oidc => "oidc",
-        }
-    }
-}
+text_enum!(Kind {
+    Saml = "saml",
+    Oidc = "oidc",
+});
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Connection {
@@ -33,7 +29,7 @@ pub struct Connection {
     #[serde(skip)]
     pub org_id: i64,
     /// `saml` or `oidc`.
-    pub kind: String,
+    pub kind: Kind,
     pub name: String,
     pub enabled: bool,
     #[schema(value_type = Object)]
@@ -127,7 +123,7 @@ pub async fn require(tx: &mut Tx, org_id: i64, id: i64) -> Result<Connection> {
 }
 
 /// Every connection of a kind, in every org (for the SAML metadata refresher).
-pub async fn all_of_kind(tx: &mut Tx, kind: &str) -> Result<Vec<Connection>> {
+pub async fn all_of_kind(tx: &mut Tx, kind: Kind) -> Result<Vec<Connection>> {
     let sql = concat!(select!(), "WHERE kind = $1 ORDER BY id");
     Ok(on!(tx, c => sqlx::query_as::<_, Connection>(sql).bind(kind).fetch_all(&mut *c).await)?)
 }

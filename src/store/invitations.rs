@@ -9,7 +9,8 @@ use sqlx::QueryBuilder;
 use utoipa::ToSchema;
 
 use super::{
-    grants::TeamRef, now, on, on_unique, outbox::Delivery, teams, users, Error, Result, Tx,
+    grants::TeamRef, now, on, on_unique, outbox::Delivery, teams, text_enum, users, Error, Result,
+    Tx,
 };
 
 macro_rules! invitation_select {
@@ -29,8 +30,7 @@ pub struct Invitation {
     pub org_id: i64,
     pub email: String,
     pub is_admin: bool,
-    /// `pending`, `accepted`, `expired` or `revoked`.
-    pub status: String,
+    pub status: Status,
     pub teams: Vec<TeamRef>,
     pub expires_at: DateTime<Utc>,
     pub accepted_at: Option<DateTime<Utc>>,
@@ -51,7 +51,7 @@ struct Row {
     org_id: i64,
     email: String,
     is_admin: bool,
-    status: String,
+    status: Status,
     expires_at: DateTime<Utc>,
     accepted_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
@@ -127,7 +127,7 @@ pub async fn renew(
     token_hash: &str,
 ) -> Result<Invitation> {
     let current = require(tx, org_id, id).await?;
-    if current.status != "pending" && current.status != "expired" {
+    if !current.status.is_open() {
         return Err(Error::conflict(
             "invitation_closed",
             format!(
@@ -184,7 +184,7 @@ pub async fn by_token_hash(tx: &mut Tx, token_hash: &str) -> Result<Option<Invit
 
 pub async fn revoke(tx: &mut Tx, org_id: i64, id: i64) -> Result<Invitation> {
     let current = require(tx, org_id, id).await?;
-    if current.status != "pending" && current.status != "expired" {
+    if !current.status.is_open() {
         return Err(Error::conflict(
             "invitation_closed",
             format!("the invitation is already {}", current.status),
@@ -224,20 +224,36 @@ pub async fn purge_expired_before(tx: &mut Tx, cutoff: DateTime<Utc>) -> Result<
     )
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, ToSchema)]
+/// Where an invitation stands. `expired` is never stored: a pending invitation past its
+/// expiry reads as expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum StatusFilter {
+pub enum Status {
     Pending,
     Accepted,
     Expired,
     Revoked,
 }
 
+text_enum!(Status {
+    Pending = "pending",
+    Accepted = "accepted",
+    Expired = "expired",
+    Revoked = "revoked",
+});
+
+impl Status {
+    /// Still open: it can be resent or revoked.
+    pub fn is_open(self) -> bool {
+        matches!(self, Status::Pending | Status::Expired)
+    }
+}
+
 /// A page of the org's invitations, newest first, with where their latest email stands.
 pub async fn list(
     tx: &mut Tx,
     org_id: i64,
-    status: Option<StatusFilter>,
+    status: Option<Status>,
     before_id: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Invitation>> {
@@ -253,12 +269,7 @@ pub async fn list(
     let rows = on!(tx, c => sqlx::query_as::<_, Row>(sql)
         .bind(org_id)
         .bind(before_id)
-        .bind(status.map(|s| match s {
-            StatusFilter::Pending => "pending",
-            StatusFilter::Accepted => "accepted",
-            StatusFilter::Expired => "expired",
-            StatusFilter::Revoked => "revoked",
-        }))
+        .bind(status.map(Status::as_str))
         .bind(now())
         .bind(limit)
         .fetch_all(&mut *c)
@@ -319,8 +330,8 @@ async fn hydrate(tx: &mut Tx, rows: Vec<Row>) -> Result<Vec<Invitation>> {
         .into_iter()
         .map(|row| Invitation {
             // "expired" is not stored: a pending invitation past its expiry is expired.
-            status: if row.status == "pending" && row.expires_at <= now {
-                "expired".to_string()
+            status: if row.status == Status::Pending && row.expires_at <= now {
+                Status::Expired
             } else {
                 row.status
             },

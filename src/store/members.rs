@@ -12,6 +12,8 @@ use utoipa::ToSchema;
 
 use super::{
     credentials, now, on, orgs,
+    teams::TeamSource,
+    text_enum,
     users::{user_columns, User},
     Error, Result, Tx,
 };
@@ -23,14 +25,10 @@ pub enum Status {
     Suspended,
 }
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Active => "active",
-            Status::Suspended => "suspended",
-        }
-    }
-}
+text_enum!(Status {
+    Active = "active",
+    Suspended = "suspended",
+});
 
 /// How a membership came to be. Later IdP-driven changes use it to leave alone what they
 /// did not create.
@@ -44,37 +42,60 @@ pub enum Source {
     Bootstrap,
 }
 
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Invitation => "invitation",
-            Source::Sso => "sso",
-            Source::Scim => "scim",
-            Source::Manual => "manual",
-            Source::Bootstrap => "bootstrap",
-        }
-    }
+text_enum!(Source {
+    Invitation = "invitation",
+    Sso = "sso",
+    Scim = "scim",
+    Manual = "manual",
+    Bootstrap = "bootstrap",
+});
+
+/// Who suspended a member: an admin, or the IdP through SCIM (`active=false`). SCIM lifts
+/// only its own suspensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SuspendedBy {
+    Admin,
+    Scim,
 }
+
+text_enum!(SuspendedBy {
+    Admin = "admin",
+    Scim = "scim",
+});
+
+/// Who made a member admin: an admin's hand (also bootstrap and an invitation's admin flag)
+/// or an access grant, which takes it back when no grant gives it any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminSource {
+    Manual,
+    Grant,
+}
+
+text_enum!(AdminSource {
+    Manual = "manual",
+    Grant = "grant",
+});
 
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Eq)]
 pub struct MemberTeam {
     pub id: i64,
     pub name: String,
-    /// `manual`, `sso`, `scim` or `invitation`: IdP reconciliation only touches its own.
-    pub source: String,
+    /// IdP reconciliation only touches its own.
+    pub source: TeamSource,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Member {
     pub user: User,
     pub is_admin: bool,
-    /// Who made them admin: `manual` (an admin, bootstrap or invitation) or `grant` (an
-    /// access grant, which takes it back when no grant gives it any more).
-    pub admin_source: Option<String>,
-    /// `active` or `suspended`.
-    pub status: String,
-    /// `invitation`, `sso`, `scim`, `manual` or `bootstrap`.
-    pub source: String,
+    pub admin_source: Option<AdminSource>,
+    pub status: Status,
+    /// Who suspended them, while suspended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended_by: Option<SuspendedBy>,
+    pub source: Source,
     pub joined_at: DateTime<Utc>,
     pub teams: Vec<MemberTeam>,
 }
@@ -84,9 +105,10 @@ struct MemberRow {
     #[sqlx(flatten)]
     user: User,
     is_admin: bool,
-    admin_source: Option<String>,
-    status: String,
-    source: String,
+    admin_source: Option<AdminSource>,
+    status: Status,
+    suspended_by: Option<SuspendedBy>,
+    source: Source,
     joined_at: DateTime<Utc>,
 }
 
@@ -95,7 +117,7 @@ struct TeamRow {
     user_id: i64,
     id: i64,
     name: String,
-    source: String,
+    source: TeamSource,
 }
 
 macro_rules! member_select {
@@ -103,7 +125,7 @@ macro_rules! member_select {
         concat!(
             "SELECT ",
             user_columns!(),
-            ", m.is_admin, m.admin_source, m.status, m.source, m.created_at AS joined_at ",
+            ", m.is_admin, m.admin_source, m.status, m.suspended_by, m.source, m.created_at AS joined_at ",
             "FROM memberships m JOIN users ON users.id = m.user_id "
         )
     };
@@ -168,13 +190,13 @@ pub async fn insert_if_absent(
     Ok(n == 1)
 }
 
-/// Sets the admin flag from its source: `Some("manual" | "grant")` makes admin, `None` not.
-/// The caller applies the last-admin rule.
+/// Sets the admin flag from its source: `Some(_)` makes admin, `None` not. The caller
+/// applies the last-admin rule.
 pub(crate) async fn set_admin_source(
     tx: &mut Tx,
     org_id: i64,
     user_id: i64,
-    source: Option<&str>,
+    source: Option<AdminSource>,
 ) -> Result<()> {
     on!(tx, c => sqlx::query(
         "UPDATE memberships SET is_admin = $3, admin_source = $4, updated_at = $5 WHERE org_id = $1 AND user_id = $2",
@@ -283,6 +305,7 @@ async fn with_teams(tx: &mut Tx, org_id: i64, rows: Vec<MemberRow>) -> Result<Ve
             is_admin: r.is_admin,
             admin_source: r.admin_source,
             status: r.status,
+            suspended_by: r.suspended_by,
             source: r.source,
             joined_at: r.joined_at,
         })
@@ -313,7 +336,7 @@ async fn ensure_other_admin(tx: &mut Tx, org_id: i64, user_id: i64, what: &str) 
 }
 
 fn is_active_admin(member: &Member) -> bool {
-    member.is_admin && member.status == Status::Active.as_str()
+    member.is_admin && member.status == Status::Active
 }
 
 /// Promotes or demotes. Returns the member before and after.
@@ -342,13 +365,14 @@ pub async fn set_admin(
     Ok((before, after))
 }
 
-/// Suspends or reactivates. Suspension cuts access like removal but keeps the membership,
-/// its teams and its history, so it can be undone.
+/// Suspends or reactivates, as `by` decides. Suspension cuts access like removal but keeps
+/// the membership, its teams and its history, so it can be undone.
 pub async fn set_status(
     tx: &mut Tx,
     org_id: i64,
     user_id: i64,
     status: Status,
+    by: SuspendedBy,
 ) -> Result<(Member, Member)> {
     orgs::lock(tx, org_id).await?;
     let before = require(tx, org_id, user_id).await?;
@@ -356,11 +380,13 @@ pub async fn set_status(
         ensure_other_admin(tx, org_id, user_id, "suspend").await?;
     }
     on!(tx, c => sqlx::query(
-        "UPDATE memberships SET status = $3, updated_at = $4 WHERE org_id = $1 AND user_id = $2",
+        "UPDATE memberships SET status = $3, suspended_by = $4, updated_at = $5 \
+         WHERE org_id = $1 AND user_id = $2",
     )
     .bind(org_id)
     .bind(user_id)
-    .bind(status.as_str())
+    .bind(status)
+    .bind((status == Status::Suspended).then_some(by))
     .bind(now())
     .execute(&mut *c)
     .await.map(|r| r.rows_affected()))?;
@@ -427,7 +453,7 @@ pub async fn replace_teams(
         super::teams::remove_member(tx, org_id, *team_id, user_id).await?;
     }
     for team_id in wanted.difference(&current) {
-        super::teams::add_member(tx, org_id, *team_id, user_id, "manual").await?;
+        super::teams::add_member(tx, org_id, *team_id, user_id, TeamSource::Manual).await?;
     }
     let after = require(tx, org_id, user_id).await?;
     Ok((before, after))
@@ -492,7 +518,7 @@ pub async fn of_user(tx: &mut Tx, user_id: i64) -> Result<Vec<OrgAccess>> {
         org_id: i64,
         id: i64,
         name: String,
-        source: String,
+        source: TeamSource,
     }
     let rows = on!(tx, c => sqlx::query_as::<_, Row>(
         "SELECT o.id AS org_id, o.slug, o.name, m.is_admin, o.sso_enforced FROM memberships m \

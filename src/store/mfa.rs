@@ -21,7 +21,27 @@ pub async fn totp(tx: &mut Tx, user_id: i64) -> Result<Option<Totp>> {
     .await)?)
 }
 
-/// Starts (or restarts) enrolment with a new secret; unconfirmed until [`confirm_totp`].
+/// Seals TOTP seeds stored in plaintext by versions before they were sealed. Runs at every
+/// start; a sealed seed is left alone. Returns how many it sealed.
+pub async fn seal_plaintext_seeds(tx: &mut Tx, sealer: &secrets::Sealer) -> Result<u64> {
+    let plain: Vec<(i64, String)> = on!(tx, c => sqlx::query_as(
+        "SELECT user_id, secret FROM totp_credentials WHERE secret NOT LIKE 'v1:%'",
+    )
+    .fetch_all(&mut *c)
+    .await)?;
+    for (user_id, secret) in &plain {
+        on!(tx, c => sqlx::query("UPDATE totp_credentials SET secret = $2 WHERE user_id = $1")
+            .bind(user_id)
+            .bind(sealer.seal(secret))
+            .execute(&mut *c)
+            .await
+            .map(drop))?;
+    }
+    Ok(plain.len() as u64)
+}
+
+/// Starts (or restarts) enrolment with a new secret, sealed by the caller; unconfirmed until
+/// [`confirm_totp`].
 pub async fn begin_totp(tx: &mut Tx, user_id: i64, secret: &str) -> Result<()> {
     on!(tx, c => sqlx::query(
         "INSERT INTO totp_credentials (user_id, secret, created_at) VALUES ($1, $2, $3) \

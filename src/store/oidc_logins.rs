@@ -44,3 +44,14 @@ pub async fn consume(tx: &mut Tx, state: &str) -> Result<Option<PendingLogin>> {
     .fetch_optional(&mut *c)
     .await)?)
 }
+
+/// Forgets sign-ins whose time ran out; anyone can start one, so they must not pile up.
+pub async fn prune(tx: &mut Tx, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+    Ok(
+        on!(tx, c => sqlx::query("DELETE FROM oidc_logins WHERE expires_at < $1")
+        .bind(before)
+        .execute(&mut *c)
+        .await
+        .map(|r| r.rows_affected()))?,
+    )
+}

@@ -5,7 +5,25 @@ use serde::Serialize;
 use sqlx::QueryBuilder;
 use utoipa::ToSchema;
 
-use super::{now, on, on_unique, users::user_columns, users::User, Error, Result, Tx};
+use super::{now, on, on_unique, text_enum, users::user_columns, users::User, Error, Result, Tx};
+
+/// Who put a member in a team: an admin by hand, an SSO sign-in or a SCIM push (from the
+/// IdP's groups), or an invitation. IdP reconciliation only touches its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TeamSource {
+    Manual,
+    Sso,
+    Scim,
+    Invitation,
+}
+
+text_enum!(TeamSource {
+    Manual = "manual",
+    Sso = "sso",
+    Scim = "scim",
+    Invitation = "invitation",
+});
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 pub struct Team {
@@ -20,8 +38,7 @@ pub struct Team {
 pub struct TeamMember {
     #[sqlx(flatten)]
     pub user: User,
-    /// `manual`, `sso`, `scim` or `invitation`.
-    pub source: String,
+    pub source: TeamSource,
     pub added_at: DateTime<Utc>,
 }
 
@@ -140,7 +157,7 @@ pub async fn add_member(
     org_id: i64,
     team_id: i64,
     user_id: i64,
-    source: &str,
+    source: TeamSource,
 ) -> Result<bool> {
     let result = on!(tx, c => sqlx::query(
         "INSERT INTO team_memberships (team_id, org_id, user_id, source, created_at) \

@@ -188,9 +188,7 @@ async fn login(
         if let Some(refused) = limited(&state, &keys, 15).await? {
             return Ok(refused);
         }
-        let mut tx = state.store.read().await?;
-        let user = accounts::authenticate(&mut tx, &form.email, &form.password).await?;
-        drop(tx);
+        let user = accounts::authenticate(&state.store, &form.email, &form.password).await?;
         let Some(user) = user else {
             tracing::info!(email = %form.email, "password sign-in refused");
             let (csrf, set) = csrf::token(&state, &headers);
@@ -342,10 +340,10 @@ async fn open_invitation(state: &AppState, token: &str) -> store::Result<Lookup>
     let Some(org) = orgs::by_id(&mut tx, invitation.org_id).await? else {
         return Ok(Lookup::Invalid);
     };
-    if invitation.status == "accepted" {
+    if invitation.status == invitations::Status::Accepted {
         return Ok(Lookup::Accepted(invitation.accepted_user_id, org));
     }
-    if invitation.status != "pending" {
+    if invitation.status != invitations::Status::Pending {
         return Ok(Lookup::Invalid);
     }
     Ok(
@@ -615,7 +613,7 @@ async fn signup(
             )
             .await;
         }
-        let password_hash = accounts::hash(&form.password);
+        let password_hash = accounts::hash(&form.password).await;
         let mut tx = state.store.begin().await?;
         let new = users::NewUser {
             email: open.invitation.email.clone(),

@@ -197,14 +197,14 @@ pub async fn reset(
         let Some(user_id) = usable(&state, &token).await? else {
             return Ok(dead_link());
         };
-        let mut tx = state.store.begin().await?;
+        let mut tx = state.store.read().await?;
         let Some(user) = users::get(&mut tx, user_id).await? else {
             return Ok(dead_link());
         };
+        drop(tx);
         if let Err(reason) =
             accounts::check_policy(&form.password, &user.email, user.display_name.as_deref())
         {
-            drop(tx);
             let (csrf, set) = csrf::token(&state, &headers);
             let page = Reset {
                 csrf,
@@ -215,11 +215,14 @@ pub async fn reset(
                 .cookie(set)
                 .into_response());
         }
+        // Hashed before the write transaction, so no connection waits on Argon2.
+        let password_hash = accounts::hash(&form.password).await;
+        let mut tx = state.store.begin().await?;
         // Consumed in this transaction: a second use of the link, even at the same moment, fails.
         if resets::consume(&mut tx, &secrets::hash(&token)).await? != Some(user_id) {
             return Ok(dead_link());
         }
-        passwords::set(&mut tx, user_id, &accounts::hash(&form.password)).await?;
+        passwords::set(&mut tx, user_id, &password_hash).await?;
         // Whoever knew the old password is signed out everywhere.
         credentials::revoke_sessions(&mut tx, user_id).await?;
         tx.commit().await?;

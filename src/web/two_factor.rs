@@ -75,11 +75,16 @@ async fn render(
 ) -> store::Result<Response> {
     let step = if challenge.purpose == "enrol" {
         let mut tx = state.store.begin().await?;
-        let secret = match mfa::totp(&mut tx, user.id).await? {
-            Some(t) if t.confirmed_at.is_none() => t.secret,
-            _ => {
+        // The seed is sealed at rest, like client secrets and SP keys.
+        let pending = mfa::totp(&mut tx, user.id)
+            .await?
+            .filter(|t| t.confirmed_at.is_none())
+            .and_then(|t| state.sealer.open(&t.secret));
+        let secret = match pending {
+            Some(secret) => secret,
+            None => {
                 let secret = accounts::new_totp_secret();
-                mfa::begin_totp(&mut tx, user.id, &secret).await?;
+                mfa::begin_totp(&mut tx, user.id, &state.sealer.seal(&secret)).await?;
                 secret
             }
         };
@@ -161,7 +166,8 @@ pub async fn submit(
         let totp = mfa::totp(&mut tx, user.id).await?;
         let step = totp
             .as_ref()
-            .and_then(|t| accounts::totp_step(&t.secret, &form.code, unix_now()));
+            .and_then(|t| state.sealer.open(&t.secret))
+            .and_then(|secret| accounts::totp_step(&secret, &form.code, unix_now()));
         let code_ok = match step {
             Some(step) => mfa::use_step(&mut tx, user.id, step).await?,
             None => false,

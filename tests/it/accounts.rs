@@ -56,6 +56,17 @@ async fn orgs_that_require_2fa_make_members_enrol(backend: Backend) {
         page.body
     );
     let secret = between(&page.body, "Key to type in: <code>", "</code>").to_string();
+    // The seed is sealed at rest: the database never holds what the page showed.
+    let stored = {
+        let mut tx = app.store.read().await.unwrap();
+        rollcall::store::mfa::totp(&mut tx, admin.id)
+            .await
+            .unwrap()
+            .expect("enrolment started")
+            .secret
+    };
+    assert!(stored.starts_with("v1:"), "{stored}");
+    assert!(!stored.contains(&secret), "{stored}");
     assert!(page
         .body
         .contains("otpauth://totp/rollcall:ann%40acme.test"));
@@ -317,7 +328,48 @@ async fn back_from_sso_the_invitation_is_done(backend: Backend) {
     app.stop().await;
 }
 
+/// Seeds that versions before sealing stored in plaintext are sealed at start-up, and still
+/// verify afterwards.
+async fn plaintext_totp_seeds_are_sealed_at_start(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "ann@acme.test").await;
+    let seed = accounts::new_totp_secret();
+    let mut tx = app.store.begin().await.unwrap();
+    rollcall::store::mfa::begin_totp(&mut tx, admin.id, &seed)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let sealer = rollcall::secrets::Sealer::from_config(&app.config.secrets).unwrap();
+    assert_eq!(
+        rollcall::operator::seal_stored_secrets(&app.store, &sealer)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        rollcall::operator::seal_stored_secrets(&app.store, &sealer)
+            .await
+            .unwrap(),
+        0,
+        "a sealed seed is left alone"
+    );
+    let mut tx = app.store.read().await.unwrap();
+    let stored = rollcall::store::mfa::totp(&mut tx, admin.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .secret;
+    drop(tx);
+    assert!(
+        stored.starts_with("v1:") && !stored.contains(&seed),
+        "{stored}"
+    );
+    assert_eq!(sealer.open(&stored).as_deref(), Some(seed.as_str()));
+    app.stop().await;
+}
+
 crate::backend_tests!(
+    plaintext_totp_seeds_are_sealed_at_start,
     orgs_that_require_2fa_make_members_enrol,
     password_reset_by_email,
     sign_in_attempts_are_rate_limited,

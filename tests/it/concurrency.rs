@@ -41,7 +41,7 @@ async fn mutual_demotion_keeps_an_admin(backend: Backend) {
         let mut active_admins = 0;
         for id in [a.id, b.id] {
             let member = members::require(&mut tx, org.id, id).await.unwrap();
-            if member.is_admin && member.status == "active" {
+            if member.is_admin && member.status == rollcall::store::members::Status::Active {
                 active_admins += 1;
             }
         }

@@ -1,6 +1,6 @@
-//! A small authoritative DNS server on 127.0.0.1 for domain-verification tests: it answers
-//! TXT queries from a table the test fills, NXDOMAIN for unknown names, and SERVFAIL for
-//! names under `broken.test`.
+//! A small authoritative DNS server on 127.0.0.1 for domain-verification and outbound tests:
+//! it answers TXT and A queries from tables the test fills, NXDOMAIN for unknown names, and
+//! SERVFAIL for names under `broken.test`.
 
 use std::{
     collections::HashMap,
@@ -10,7 +10,10 @@ use std::{
 
 use hickory_proto::{
     op::{Message, MessageType, ResponseCode},
-    rr::{rdata::TXT, RData, Record, RecordType},
+    rr::{
+        rdata::{A, TXT},
+        RData, Record, RecordType,
+    },
 };
 use tokio::net::UdpSocket;
 
@@ -52,6 +55,14 @@ impl DnsServer {
         }
     }
 
+    /// A records for `name` (it then exists, with no TXT records).
+    pub fn set_a(&self, name: &str, addresses: &[&str]) {
+        self.records.lock().unwrap().insert(
+            name.trim_end_matches('.').to_ascii_lowercase(),
+            addresses.iter().map(|a| format!("A {a}")).collect(),
+        );
+    }
+
     pub fn set_txt(&self, name: &str, values: &[&str]) {
         self.records.lock().unwrap().insert(
             name.trim_end_matches('.').to_ascii_lowercase(),
@@ -88,8 +99,14 @@ fn respond(query: &Message, records: &Records) -> Message {
             continue;
         }
         match table.get(&name) {
+            Some(values) if q.query_type() == RecordType::A => {
+                for value in values.iter().filter_map(|v| v.strip_prefix("A ")) {
+                    let ip: std::net::Ipv4Addr = value.parse().expect("an IPv4 address");
+                    response.add_answer(Record::from_rdata(q.name().clone(), 60, RData::A(A(ip))));
+                }
+            }
             Some(values) if q.query_type() == RecordType::TXT => {
-                for value in values {
+                for value in values.iter().filter(|v| !v.starts_with("A ")) {
                     let rdata = RData::TXT(TXT::new(vec![value.clone()]));
                     response.add_answer(Record::from_rdata(q.name().clone(), 60, rdata));
                 }

@@ -200,6 +200,7 @@ impl TestApp {
                 max_body_bytes: 16 * 1024,
                 shutdown_grace_seconds: 5,
                 client_ip_header: None,
+                ..HttpConfig::default()
             },
             dns: DnsConfig {
                 nameservers: vec![dns.addr.to_string()],
@@ -378,12 +379,13 @@ impl TestApp {
 
     /// Gives an existing user a password, as if they had set one.
     pub async fn set_password(&self, email: &str, password: &str) {
+        let password_hash = rollcall::accounts::hash(password).await;
         let mut tx = self.store.begin().await.expect("tx");
         let user = users::by_email(&mut tx, email)
             .await
             .expect("lookup")
             .expect("user exists");
-        rollcall::store::passwords::set(&mut tx, user.id, &rollcall::accounts::hash(password))
+        rollcall::store::passwords::set(&mut tx, user.id, &password_hash)
             .await
             .expect("set password");
         tx.commit().await.expect("commit");

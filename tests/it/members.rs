@@ -418,9 +418,15 @@ async fn replace_teams_is_exact_and_all_or_nothing(backend: Backend) {
     rollcall::store::teams::remove_member(&mut tx, acme.id, b, bob.id)
         .await
         .unwrap();
-    rollcall::store::teams::add_member(&mut tx, acme.id, b, bob.id, "sso")
-        .await
-        .unwrap();
+    rollcall::store::teams::add_member(
+        &mut tx,
+        acme.id,
+        b,
+        bob.id,
+        rollcall::store::teams::TeamSource::Sso,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let r = app
         .put(&path, &admin.token, Some(json!({"team_ids": [b, c]})))

@@ -205,7 +205,79 @@ async fn openapi_document_covers_every_route(backend: Backend) {
     app.stop().await;
 }
 
+/// Anyone can start an SSO sign-in, and each start writes a row and may call the IdP: one
+/// client address gets `http.sign_in_starts_per_minute` of them, then 429 with Retry-After,
+/// on both protocols' start endpoints alike.
+async fn sso_sign_in_starts_are_limited_per_address(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, |c| c.http.sign_in_starts_per_minute = 3).await;
+    app.bootstrap("acme", "admin@acme.test").await;
+    let mut statuses = Vec::new();
+    // Eight starts: even split across two one-minute windows, one window sees four.
+    for path in ["/saml/acme/login", "/oidc/acme/login?connection=1"]
+        .iter()
+        .cycle()
+        .take(8)
+    {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry: i64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=60).contains(&retry), "Retry-After {retry}");
+        }
+        statuses.push(r.status());
+    }
+    assert!(
+        statuses[..3]
+            .iter()
+            .all(|s| *s != StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    app.stop().await;
+}
+
+/// The outbound client judges the addresses it connects to, in its own resolver: a name an
+/// admin gives that resolves to a private address is refused, also when only one of its
+/// addresses is private, and so are IPv4-mapped IPv6 literals.
+#[tokio::test]
+async fn outbound_requests_reach_only_public_addresses() {
+    use rollcall::outbound::{Error, Outbound};
+    let dns = crate::dns_server::DnsServer::start().await;
+    dns.set_a("rebind.test", &["127.0.0.1"]);
+    dns.set_a("metadata.test", &["169.254.169.254"]);
+    dns.set_a("mixed.test", &["93.184.216.34", "10.0.0.7"]);
+    let resolver = rollcall::dns::Resolver::new(&rollcall::config::DnsConfig {
+        nameservers: vec![dns.addr.to_string()],
+        timeout_seconds: 2,
+    })
+    .unwrap();
+    let outbound = Outbound::new(&resolver);
+    for url in [
+        "https://rebind.test/.well-known/openid-configuration",
+        "https://metadata.test/latest/meta-data/",
+        "https://mixed.test/keys",
+        "https://[::ffff:127.0.0.1]/keys",
+        "https://[::ffff:169.254.169.254]/latest/meta-data/",
+        "https://100.64.0.1/token",
+    ] {
+        match outbound.get_json::<serde_json::Value>(url, false).await {
+            Err(Error::Forbidden(reason)) => assert!(
+                reason.contains("private, loopback or reserved"),
+                "{url}: {reason}"
+            ),
+            other => panic!("{url} must be refused as a destination, got {other:?}"),
+        }
+    }
+}
+
 crate::backend_tests!(
+    sso_sign_in_starts_are_limited_per_address,
     health_readiness_and_request_ids,
     bad_requests_get_json_errors,
     openapi_document_covers_every_route,
