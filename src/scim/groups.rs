@@ -18,7 +18,7 @@ use super::{
     client::ScimClient,
     error::ScimError,
     filter::{CompareOp, Filter, Value as FilterValue},
-    list::{list_response, project, ListRequest},
+    list::{project, ListRequest},
     patch::{self, Op},
     protocol::{base_url, check_if_match, etag, meta, parse_id, resource_response, ScimBody},
 };
@@ -238,38 +238,6 @@ fn sync_summary(changes: &[(i64, PushOutcome)]) -> Value {
             .map(|(id, outcome)| json!({"scim_user_id": id, "changes": outcome}))
             .collect(),
     )
-}
-
-pub async fn list(
-    State(state): State<AppState>,
-    client: ScimClient,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, ScimError> {
-    let mut tx = state.store.read().await?;
-    let request = ListRequest::from_query(&query, Resource::Group)?;
-    respond_list(&state, &client, &mut tx, request).await
-}
-
-pub async fn search(
-    State(state): State<AppState>,
-    client: ScimClient,
-    ScimBody(body): ScimBody,
-) -> Result<Response, ScimError> {
-    let mut tx = state.store.read().await?;
-    let request = ListRequest::from_search(&body, Resource::Group)?;
-    respond_list(&state, &client, &mut tx, request).await
-}
-
-async fn respond_list(
-    state: &AppState,
-    client: &ScimClient,
-    tx: &mut Tx,
-    request: ListRequest,
-) -> Result<Response, ScimError> {
-    let base = base_url(state, client);
-    let (total, resources) =
-        page(tx, &base, client.org.id, &request, &request.store_query()).await?;
-    Ok(list_response(total, request.start_index, resources))
 }
 
 /// One page of Groups, rendered and projected as `request` asks; also the count of all

@@ -69,13 +69,13 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/scim/v2/{org}/Users",
-            get(users::list)
+            get(search::list_users)
                 .post(users::create)
                 .fallback(method_not_allowed),
         )
         .route(
             "/scim/v2/{org}/Users/.search",
-            post(users::search).fallback(method_not_allowed),
+            post(search::search_users).fallback(method_not_allowed),
         )
         .route(
             "/scim/v2/{org}/Users/{id}",
@@ -87,13 +87,13 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/scim/v2/{org}/Groups",
-            get(groups::list)
+            get(search::list_groups)
                 .post(groups::create)
                 .fallback(method_not_allowed),
         )
         .route(
             "/scim/v2/{org}/Groups/.search",
-            post(groups::search).fallback(method_not_allowed),
+            post(search::search_groups).fallback(method_not_allowed),
         )
         .route(
             "/scim/v2/{org}/Groups/{id}",

@@ -1,10 +1,18 @@
-//! `POST /.search` at the root (RFC 7644 §3.4.3): one query over Users and Groups.
+//! Lists and searches: `GET /Users` and `/Groups` with a query string, `POST …/.search`
+//! with a body (RFC 7644 §3.4.3), and the root `/.search`, one query over Users and Groups.
+//! Each resource renders its own page (`users::page`, `groups::page`); everything else about
+//! a list is shared here.
 //!
-//! The filter is compiled for each resource type; a type it names no attribute of simply
-//! contributes nothing, and a filter that fits neither is `invalidFilter`. Results are the
-//! matching Users, then the matching Groups, paged across both.
+//! At the root the filter is checked for each resource type; a type it names no attribute
+//! of simply contributes nothing, and a filter that fits neither is `invalidFilter`. Results
+//! are the matching Users, then the matching Groups, paged across both.
 
-use axum::{extract::State, response::Response};
+use std::collections::HashMap;
+
+use axum::{
+    extract::{Query, State},
+    response::Response,
+};
 use serde_json::Value;
 
 use super::{
@@ -20,6 +28,61 @@ use crate::{
     store::{scim::ListQuery, scim_query::Resource},
 };
 
+/// One page of one resource type, answered as a ListResponse.
+async fn respond(
+    state: &AppState,
+    client: &ScimClient,
+    resource: Resource,
+    request: ListRequest,
+) -> Result<Response, ScimError> {
+    let mut tx = state.store.read().await?;
+    let base = base_url(state, client);
+    let query = request.store_query();
+    let org_id = client.org.id;
+    let (total, resources) = match resource {
+        Resource::User => users::page(&mut tx, &base, org_id, &request, &query).await?,
+        Resource::Group => groups::page(&mut tx, &base, org_id, &request, &query).await?,
+    };
+    Ok(list_response(total, request.start_index, resources))
+}
+
+pub async fn list_users(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let request = ListRequest::from_query(&query, Resource::User)?;
+    respond(&state, &client, Resource::User, request).await
+}
+
+pub async fn list_groups(
+    State(state): State<AppState>,
+    client: ScimClient,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ScimError> {
+    let request = ListRequest::from_query(&query, Resource::Group)?;
+    respond(&state, &client, Resource::Group, request).await
+}
+
+pub async fn search_users(
+    State(state): State<AppState>,
+    client: ScimClient,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let request = ListRequest::from_search(&body, Resource::User)?;
+    respond(&state, &client, Resource::User, request).await
+}
+
+pub async fn search_groups(
+    State(state): State<AppState>,
+    client: ScimClient,
+    ScimBody(body): ScimBody,
+) -> Result<Response, ScimError> {
+    let request = ListRequest::from_search(&body, Resource::Group)?;
+    respond(&state, &client, Resource::Group, request).await
+}
+
+/// The root `/.search`, over both resource types.
 pub async fn search(
     State(state): State<AppState>,
     client: ScimClient,

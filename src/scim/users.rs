@@ -18,7 +18,7 @@ use super::{
     document,
     error::ScimError,
     filter::as_bool,
-    list::{list_response, project, ListRequest},
+    list::{project, ListRequest},
     patch,
     protocol::{base_url, check_if_match, meta, parse_id, resource_response, ScimBody},
 };
@@ -375,38 +375,6 @@ async fn load(tx: &mut Tx, client: &ScimClient, id: &str) -> Result<ScimUser, Sc
 async fn rendered(tx: &mut Tx, base: &str, user: &ScimUser) -> Result<Value, ScimError> {
     let groups = stored::groups_of_users(tx, &[user.id]).await?;
     Ok(render(base, user, &groups))
-}
-
-pub async fn list(
-    State(state): State<AppState>,
-    client: ScimClient,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, ScimError> {
-    let mut tx = state.store.read().await?;
-    let request = ListRequest::from_query(&query, Resource::User)?;
-    respond_list(&state, &client, &mut tx, request).await
-}
-
-pub async fn search(
-    State(state): State<AppState>,
-    client: ScimClient,
-    ScimBody(body): ScimBody,
-) -> Result<Response, ScimError> {
-    let mut tx = state.store.read().await?;
-    let request = ListRequest::from_search(&body, Resource::User)?;
-    respond_list(&state, &client, &mut tx, request).await
-}
-
-async fn respond_list(
-    state: &AppState,
-    client: &ScimClient,
-    tx: &mut Tx,
-    request: ListRequest,
-) -> Result<Response, ScimError> {
-    let base = base_url(state, client);
-    let (total, resources) =
-        page(tx, &base, client.org.id, &request, &request.store_query()).await?;
-    Ok(list_response(total, request.start_index, resources))
 }
 
 /// One page of Users, rendered and projected as `request` asks; also the count of all
