@@ -105,6 +105,8 @@ struct Inner {
     redirect_discovery: bool,
     /// Who signs in at the next authorize request.
     next_person: Option<Person>,
+    /// How many times discovery was asked for.
+    discovery_fetches: usize,
 }
 
 #[derive(Clone)]
@@ -163,6 +165,10 @@ impl EntraStandIn {
         self.inner.lock().unwrap().publish_both_keys = true;
     }
 
+    pub fn discovery_fetches(&self) -> usize {
+        self.inner.lock().unwrap().discovery_fetches
+    }
+
     pub fn redirect_discovery(&self) {
         self.inner.lock().unwrap().redirect_discovery = true;
     }
@@ -182,6 +188,7 @@ async fn discovery(
     Path(tenant): Path<String>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    s.inner.lock().unwrap().discovery_fetches += 1;
     if s.inner.lock().unwrap().redirect_discovery {
         return axum::response::Redirect::temporary("http://169.254.169.254/latest/meta-data/")
             .into_response();
@@ -779,6 +786,8 @@ async fn entra_sign_in_provisions_and_signs_in(backend: Backend) {
         2,
         "admin and ann, no duplicate"
     );
+    // Two sign-ins (each a login and a callback) asked for discovery once: it is cached.
+    assert_eq!(app.entra.discovery_fetches(), 1);
     let r = app
         .get("/api/v1/orgs/acme/members?q=ann@acme.test", &admin.token)
         .await;
