@@ -56,6 +56,34 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// SCIM paths as IdPs send them when an admin pasted the base URL with a trailing slash
+/// (`…/scim/v2/acme//Users`, `…/Users/`): repeated slashes collapse and a trailing slash
+/// goes. Only under /scim/; everywhere else a path is matched exactly.
+pub fn tidy_scim_path(mut request: axum::extract::Request) -> axum::extract::Request {
+    let path = request.uri().path();
+    if !path.starts_with("/scim/") || (!path.contains("//") && !path.ends_with('/')) {
+        return request;
+    }
+    let mut tidy = String::with_capacity(path.len());
+    for ch in path.chars() {
+        if !(ch == '/' && tidy.ends_with('/')) {
+            tidy.push(ch);
+        }
+    }
+    while tidy.len() > 1 && tidy.ends_with('/') {
+        tidy.pop();
+    }
+    if let Some(query) = request.uri().query() {
+        tidy = format!("{tidy}?{query}");
+    }
+    let mut parts = request.uri().clone().into_parts();
+    parts.path_and_query = tidy.parse().ok();
+    if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+    request
+}
+
 /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
 /// finish for up to the configured grace period.
 pub async fn serve(
@@ -66,7 +94,13 @@ pub async fn serve(
     let grace = Duration::from_secs(state.config.http.shutdown_grace_seconds);
     let stopping = Arc::new(tokio::sync::Notify::new());
     let notify = stopping.clone();
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Path tidying runs before routing, so it wraps the router rather than being a layer.
+    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+        std::net::SocketAddr,
+    >(tower::ServiceExt::map_request(
+        router(state),
+        tidy_scim_path,
+    ));
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
@@ -106,5 +140,32 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tidy_scim_path;
+
+    fn tidied(uri: &str) -> String {
+        let request = axum::extract::Request::builder()
+            .uri(uri)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        tidy_scim_path(request).uri().to_string()
+    }
+
+    #[test]
+    fn scim_paths_lose_doubled_and_trailing_slashes() {
+        assert_eq!(tidied("/scim/v2/acme//Users"), "/scim/v2/acme/Users");
+        assert_eq!(tidied("/scim/v2/acme/Users/"), "/scim/v2/acme/Users");
+        assert_eq!(
+            tidied("/scim/v2/acme//Users/?filter=userName%20eq%20%22a%22"),
+            "/scim/v2/acme/Users?filter=userName%20eq%20%22a%22"
+        );
+        assert_eq!(tidied("/scim/v2/acme/Users"), "/scim/v2/acme/Users");
+        // Other paths are matched exactly.
+        assert_eq!(tidied("/api/v1/orgs/"), "/api/v1/orgs/");
+        assert_eq!(tidied("/invite//x"), "/invite//x");
     }
 }

@@ -112,6 +112,8 @@ pub enum LinkedBy {
     VerifiedEmail,
     /// An account this connection's SCIM push created, found by its email.
     ScimUser,
+    /// For a SCIM push: a member of this org already, found by its email.
+    ExistingMember,
     /// No account yet: one is created.
     NewUser,
 }
@@ -377,10 +379,14 @@ async fn reconcile_teams(
 /// - Yes when the email's domain is verified for the org: the org vouches for the domain.
 /// - For a sign-in, yes when this same connection's SCIM push created the account: the IdP
 ///   vouching for the sign-in is the one that made the account.
+/// - For a SCIM push, yes when the account is already a member of this org: the org's own
+///   IdP is pushing the org's own people (an org that turns SCIM on after invitations and
+///   SSO). The push then governs only this org's membership; it cannot sign anyone in.
 /// - Otherwise no: the account belongs to someone this org cannot vouch for, and linking
 ///   would let the org's IdP take it over.
 pub(crate) async fn linkable(
     tx: &mut Tx,
+    org_id: i64,
     connection_id: i64,
     user_id: i64,
     domain_verified: bool,
@@ -389,10 +395,15 @@ pub(crate) async fn linkable(
     if domain_verified {
         return Ok(Some(LinkedBy::VerifiedEmail));
     }
-    if via == Via::Sso && scim::created_by_connection(tx, connection_id, user_id).await? {
-        return Ok(Some(LinkedBy::ScimUser));
+    match via {
+        Via::Sso if scim::created_by_connection(tx, connection_id, user_id).await? => {
+            Ok(Some(LinkedBy::ScimUser))
+        }
+        Via::Scim if members::get(tx, org_id, user_id).await?.is_some() => {
+            Ok(Some(LinkedBy::ExistingMember))
+        }
+        _ => Ok(None),
     }
-    Ok(None)
 }
 
 /// Whether `email`'s domain is verified for the org.
@@ -450,6 +461,7 @@ pub async fn decide(tx: &mut Tx, identity: &ExternalIdentity) -> Result<Decision
                 None => {}
                 Some(user) => match linkable(
                     tx,
+                    org_id,
                     connection.id,
                     user.id,
                     domain_verified,

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{
     domain_verified, linkable, match_loaded, reconcile_grant_admin, reconcile_teams, refusal,
-    Error, ExternalIdentity, IdpGroup, MatchedMapping, Rules, Via,
+    Error, ExternalIdentity, IdpGroup, LinkedBy, MatchedMapping, Rules, Via,
 };
 use crate::store::{
     self,
@@ -64,27 +64,27 @@ impl PushOutcome {
 
 /// The account for a pushed email: a new one made from the pushed profile, or the existing
 /// one when the core's linking rule ([`linkable`]) lets this org take it. Returns the user
-/// and whether this push created it.
+/// and how it was found (`NewUser` when this push created it).
 pub async fn account_for(
     tx: &mut Tx,
     org_id: i64,
     connection_id: i64,
     profile: &users::NewUser,
-) -> Result<(i64, bool), Error> {
+) -> Result<(i64, LinkedBy), Error> {
     if let Some(user) = users::insert_if_absent(tx, profile).await? {
-        return Ok((user.id, true));
+        return Ok((user.id, LinkedBy::NewUser));
     }
     let email = users::normalize_email(&profile.email)?;
     let existing = users::by_email(tx, &email).await?.ok_or_else(|| {
         store::Error::conflict("concurrent", "the account changed concurrently; retry")
     })?;
     let verified = domain_verified(tx, org_id, &email).await?;
-    match linkable(tx, connection_id, existing.id, verified, Via::Scim).await? {
-        Some(_) => Ok((existing.id, false)),
+    match linkable(tx, org_id, connection_id, existing.id, verified, Via::Scim).await? {
+        Some(by) => Ok((existing.id, by)),
         None => Err(Error::Refused(refusal(
             "email_unverified_link",
             format!(
-                "an account for {email} already exists, and its domain is not verified for this organization, so it cannot be linked",
+                "an account for {email} already exists, is not a member of this organization, and its domain is not verified for this organization, so it cannot be linked",
             ),
             format!(
                 "connection {connection_id} pushed {email}, which belongs to user {}, and the domain is not verified for org {org_id}",
@@ -94,22 +94,50 @@ pub async fn account_for(
     }
 }
 
-/// A pushed change of name or email. It applies only to an account this org's push created
-/// and no other org shares, so no org's IdP rewrites a shared identity. Returns whether it
-/// applied.
+/// What a pushed profile changed on the person's account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ProfileOutcome {
+    /// Display, given and family name.
+    pub names: bool,
+    pub email: bool,
+    /// Why not all of it applied: `shared` (the account also belongs to another org) or
+    /// `not_created_by_push` (the email of an account this IdP did not create).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kept_because: Option<&'static str>,
+}
+
+/// A pushed profile (names, email) for the account a SCIM User is linked to. One org's IdP
+/// never rewrites an account that other orgs share: then nothing applies. The names apply
+/// to an account that belongs to this org alone. The email, which is how the person signs
+/// in with a password and where their reset links go, applies only to an account this org's
+/// push created. `active` is not here: it only ever touches this org's membership.
 pub async fn update_profile(
     tx: &mut Tx,
     org_id: i64,
     user_id: i64,
     created_by_push: bool,
     profile: &users::NewUser,
-) -> Result<bool, Error> {
-    if !created_by_push || scim::shared_with_other_orgs(tx, org_id, user_id).await? {
-        return Ok(false);
+) -> Result<ProfileOutcome, Error> {
+    if scim::shared_with_other_orgs(tx, org_id, user_id).await? {
+        return Ok(ProfileOutcome {
+            kept_because: Some("shared"),
+            ..Default::default()
+        });
     }
     users::update_names(tx, user_id, profile).await?;
+    if !created_by_push {
+        return Ok(ProfileOutcome {
+            names: true,
+            email: false,
+            kept_because: Some("not_created_by_push"),
+        });
+    }
     users::update_email(tx, user_id, &profile.email).await?;
-    Ok(true)
+    Ok(ProfileOutcome {
+        names: true,
+        email: true,
+        kept_because: None,
+    })
 }
 
 /// Makes the membership match the push: present, active or suspended as the IdP says, and

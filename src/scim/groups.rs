@@ -20,7 +20,7 @@ use super::{
     filter::{CompareOp, Filter, Value as FilterValue},
     list::{project, ListRequest},
     patch::{self, Op},
-    protocol::{base_url, check_if_match, etag, meta, parse_id, resource_response, ScimBody},
+    protocol::{base_url, check_if_match, etag, meta, resource_response, ScimBody},
 };
 use crate::{
     provisioning::{
@@ -43,15 +43,35 @@ fn invalid(detail: impl Into<String>) -> ScimError {
 struct Parsed {
     display_name: String,
     external_id: Option<String>,
-    members: Vec<i64>,
+    /// The members' SCIM ids.
+    members: Vec<String>,
 }
 
-fn member_id(value: &str) -> Result<i64, ScimError> {
-    value.parse::<i64>().map_err(|_| {
-        invalid(format!(
-            "member {value:?} is not a User of this organization"
-        ))
-    })
+/// The internal keys of the Users a request names by their SCIM ids. `strict` (adding): an
+/// id that is not a User of this org is refused. Otherwise (removing) it is skipped.
+async fn keys_of(
+    tx: &mut Tx,
+    org_id: i64,
+    ids: Vec<String>,
+    strict: bool,
+) -> Result<Vec<i64>, ScimError> {
+    let found: HashMap<String, i64> = stored::user_keys(tx, org_id, &ids)
+        .await?
+        .into_iter()
+        .collect();
+    let mut keys = Vec::with_capacity(ids.len());
+    for id in &ids {
+        match found.get(id) {
+            Some(key) => keys.push(*key),
+            None if strict => {
+                return Err(invalid(format!(
+                    "member {id:?} is not a User of this organization"
+                )))
+            }
+            None => {}
+        }
+    }
+    Ok(keys)
 }
 
 /// The member ids of a member list. Only Users are members here: a member typed `Group`
@@ -110,9 +130,7 @@ fn parse(body: &Value) -> Result<Parsed, ScimError> {
             },
             "members" => {
                 if !value.is_null() {
-                    for id in member_ids(value)? {
-                        members.push(member_id(&id)?);
-                    }
+                    members.extend(member_ids(value)?);
                 }
             }
             _ => {
@@ -136,7 +154,7 @@ fn parse(body: &Value) -> Result<Parsed, ScimError> {
 fn render(base: &str, group: &ScimGroup, members: Option<&[stored::GroupMember]>) -> Value {
     let mut body = Map::new();
     body.insert("schemas".into(), json!([GROUP_SCHEMA]));
-    body.insert("id".into(), Value::String(group.id.to_string()));
+    body.insert("id".into(), Value::String(group.scim_id.clone()));
     body.insert(
         "displayName".into(),
         Value::String(group.display_name.clone()),
@@ -152,8 +170,8 @@ fn render(base: &str, group: &ScimGroup, members: Option<&[stored::GroupMember]>
             // the members it reads back (scim2-tester does) must find the same objects.
             .map(|m| {
                 json!({
-                    "value": m.scim_user_id.to_string(),
-                    "$ref": format!("{base}/Users/{}", m.scim_user_id),
+                    "value": m.user_scim_id,
+                    "$ref": format!("{base}/Users/{}", m.user_scim_id),
                     "type": "User",
                 })
             })
@@ -164,7 +182,7 @@ fn render(base: &str, group: &ScimGroup, members: Option<&[stored::GroupMember]>
         "meta".into(),
         meta(
             "Group",
-            format!("{base}/Groups/{}", group.id),
+            format!("{base}/Groups/{}", group.scim_id),
             group.created_at,
             group.updated_at,
             group.version,
@@ -174,8 +192,7 @@ fn render(base: &str, group: &ScimGroup, members: Option<&[stored::GroupMember]>
 }
 
 async fn load(tx: &mut Tx, client: &ScimClient, id: &str) -> Result<ScimGroup, ScimError> {
-    let numeric = parse_id("Group", id)?;
-    stored::get_group(tx, client.org.id, numeric)
+    stored::group_by_scim_id(tx, client.org.id, id)
         .await?
         .ok_or_else(|| ScimError::not_found("Group", id))
 }
@@ -310,9 +327,9 @@ pub async fn create(
     )
     .await?;
     let mut added = BTreeSet::new();
-    for member in &parsed.members {
-        if stored::add_member(&mut tx, org_id, group.id, *member).await? {
-            added.insert(*member);
+    for member in keys_of(&mut tx, org_id, parsed.members, true).await? {
+        if stored::add_member(&mut tx, org_id, group.id, member).await? {
+            added.insert(member);
         }
     }
     let changes = sync(&mut tx, org_id, &[&group], &added).await?;
@@ -367,7 +384,10 @@ pub async fn replace(
     let before = load(&mut tx, &client, &id).await?;
     check_if_match(&headers, before.version)?;
     let mut touched = BTreeSet::new();
-    let wanted: BTreeSet<i64> = parsed.members.iter().copied().collect();
+    let wanted: BTreeSet<i64> = keys_of(&mut tx, org_id, parsed.members, true)
+        .await?
+        .into_iter()
+        .collect();
     replace_members(&mut tx, org_id, before.id, &wanted, &mut touched).await?;
     let after = stored::update_group(
         &mut tx,
@@ -410,10 +430,16 @@ pub async fn patch(
     State(state): State<AppState>,
     client: ScimClient,
     Path((_, id)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
     let operations = patch::parse_request(&body)?;
+    // A client that names attributes wants the resource back (RFC 7644 §3.5.2).
+    let wants_body = query.keys().any(|k| {
+        k.eq_ignore_ascii_case("attributes") || k.eq_ignore_ascii_case("excludedAttributes")
+    });
+    let projection = ListRequest::projection(&query, Resource::Group)?;
     let org_id = client.org.id;
     let mut tx = state.store.begin().await?;
     let before = load(&mut tx, &client, &id).await?;
@@ -449,7 +475,9 @@ pub async fn patch(
                     (Some(filter), Op::Remove, _) => {
                         let ids: Vec<i64> = match named_member(filter) {
                             // One named member: no need to read the others.
-                            Some(id) => id.parse::<i64>().into_iter().collect(),
+                            Some(id) => {
+                                keys_of(&mut tx, org_id, vec![id.to_string()], false).await?
+                            }
                             None => {
                                 return Err(ScimError::bad(
                                     "invalidFilter",
@@ -470,8 +498,7 @@ pub async fn patch(
                         ))
                     }
                     (None, Op::Add, Some(value)) => {
-                        for id in member_ids(value)? {
-                            let id = member_id(&id)?;
+                        for id in keys_of(&mut tx, org_id, member_ids(value)?, true).await? {
                             if stored::add_member(&mut tx, org_id, before.id, id).await? {
                                 touched.insert(id);
                             }
@@ -479,8 +506,7 @@ pub async fn patch(
                     }
                     // Entra's removal of listed members: only those go.
                     (None, Op::Remove, Some(value)) => {
-                        for id in member_ids(value)? {
-                            let Ok(id) = id.parse::<i64>() else { continue };
+                        for id in keys_of(&mut tx, org_id, member_ids(value)?, false).await? {
                             if stored::remove_member(&mut tx, before.id, id).await? {
                                 touched.insert(id);
                             }
@@ -492,10 +518,11 @@ pub async fn patch(
                     }
                     // Okta's "push now" on an empty group: `replace members []`.
                     (None, Op::Replace, Some(value)) => {
-                        let mut wanted = BTreeSet::new();
-                        for id in member_ids(value)? {
-                            wanted.insert(member_id(&id)?);
-                        }
+                        let wanted: BTreeSet<i64> =
+                            keys_of(&mut tx, org_id, member_ids(value)?, true)
+                                .await?
+                                .into_iter()
+                                .collect();
                         replace_members(&mut tx, org_id, before.id, &wanted, &mut touched).await?
                     }
                     (None, _, None) => return Err(invalid("members: a value is needed")),
@@ -514,7 +541,7 @@ pub async fn patch(
             ("externalid", Op::Add | Op::Replace) => external_id = Some(text()?),
             ("externalid", Op::Remove) => external_id = None,
             // Okta repeats the id in a path-less replace right after creating a group.
-            ("id", Op::Add | Op::Replace) if text().ok() == Some(before.id.to_string()) => {}
+            ("id", Op::Add | Op::Replace) if text().ok().as_ref() == Some(&before.scim_id) => {}
             ("id" | "meta", _) => {
                 return Err(ScimError::bad(
                     "mutability",
@@ -560,7 +587,24 @@ pub async fn patch(
             })),
     )
     .await?;
+    let shown = if wants_body {
+        let members = if projection.returns("members") {
+            Some(stored::members(&mut tx, &[after.id]).await?)
+        } else {
+            None
+        };
+        Some(project(
+            render(&base, &after, members.as_deref()),
+            &projection.attributes,
+            &projection.excluded,
+        ))
+    } else {
+        None
+    };
     tx.commit().await?;
+    if let Some(body) = shown {
+        return Ok(resource_response(StatusCode::OK, body, after.version));
+    }
     // 204 rather than the whole group: a 50,000-member list is not sent back for each
     // one-member change (RFC 7644 §3.5.2 allows either).
     let mut response = StatusCode::NO_CONTENT.into_response();

@@ -157,11 +157,3 @@ pub fn meta(
         "version": etag(version),
     })
 }
-
-/// The id in a URL: rollcall's ids are integers; anything else is simply not found.
-pub fn parse_id(what: &str, id: &str) -> Result<i64, ScimError> {
-    id.parse::<i64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| ScimError::not_found(what, id))
-}

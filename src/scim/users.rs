@@ -20,10 +20,13 @@ use super::{
     filter::as_bool,
     list::{project, ListRequest},
     patch,
-    protocol::{base_url, check_if_match, meta, parse_id, resource_response, ScimBody},
+    protocol::{base_url, check_if_match, meta, resource_response, ScimBody},
 };
 use crate::{
-    provisioning::push::{self, Pushed},
+    provisioning::{
+        push::{self, Pushed},
+        LinkedBy,
+    },
     state::AppState,
     store::{
         audit,
@@ -332,7 +335,7 @@ fn render(base: &str, user: &ScimUser, groups: &[stored::UserGroup]) -> Value {
         schemas.push(Value::String(ENTERPRISE_SCHEMA.into()));
     }
     document.insert("schemas".into(), Value::Array(schemas));
-    document.insert("id".into(), Value::String(user.id.to_string()));
+    document.insert("id".into(), Value::String(user.scim_id.clone()));
     document.insert("userName".into(), Value::String(user.user_name.clone()));
     if document.contains_key("active") || !user.active {
         document.insert("active".into(), Value::Bool(user.active));
@@ -342,9 +345,9 @@ fn render(base: &str, user: &ScimUser, groups: &[stored::UserGroup]) -> Value {
         .filter(|g| g.scim_user_id == user.id)
         .map(|g| {
             json!({
-                "value": g.group_id.to_string(),
+                "value": g.group_scim_id,
                 "display": g.display_name,
-                "$ref": format!("{base}/Groups/{}", g.group_id),
+                "$ref": format!("{base}/Groups/{}", g.group_scim_id),
                 "type": "direct",
             })
         })
@@ -356,7 +359,7 @@ fn render(base: &str, user: &ScimUser, groups: &[stored::UserGroup]) -> Value {
         "meta".into(),
         meta(
             "User",
-            format!("{base}/Users/{}", user.id),
+            format!("{base}/Users/{}", user.scim_id),
             user.created_at,
             user.updated_at,
             user.version,
@@ -366,8 +369,7 @@ fn render(base: &str, user: &ScimUser, groups: &[stored::UserGroup]) -> Value {
 }
 
 async fn load(tx: &mut Tx, client: &ScimClient, id: &str) -> Result<ScimUser, ScimError> {
-    let numeric = parse_id("User", id)?;
-    stored::get_user(tx, client.org.id, numeric)
+    stored::user_by_scim_id(tx, client.org.id, id)
         .await?
         .ok_or_else(|| ScimError::not_found("User", id))
 }
@@ -424,6 +426,25 @@ pub async fn get(
     ))
 }
 
+/// The account for a pushed email, by the core's linking rule; the pushed profile applies to
+/// a linked account as far as the core allows. Returns the user, whether this push created
+/// it, and what the profile changed on a linked one.
+async fn link(
+    tx: &mut Tx,
+    org_id: i64,
+    connection_id: i64,
+    parsed: &Parsed,
+    email: &str,
+) -> Result<(i64, bool, Option<push::ProfileOutcome>), ScimError> {
+    let pushed = profile(parsed, email);
+    let (user_id, by) = push::account_for(tx, org_id, connection_id, &pushed).await?;
+    if by == LinkedBy::NewUser {
+        return Ok((user_id, true, None));
+    }
+    let outcome = push::update_profile(tx, org_id, user_id, false, &pushed).await?;
+    Ok((user_id, false, Some(outcome)))
+}
+
 /// The pushed profile, as the core takes it.
 fn profile(parsed: &Parsed, email: &str) -> users::NewUser {
     users::NewUser {
@@ -442,18 +463,25 @@ pub async fn create(
     let parsed = parse(&body)?;
     let org_id = client.org.id;
     let mut tx = state.store.begin().await?;
-    let (user_id, created_user) = match &parsed.email {
+    // The userName first: re-posting a User the org already has (Okta's "recreate user",
+    // Entra's retry after a timeout) is a uniqueness conflict whatever its email says.
+    if let Some(existing) = stored::user_by_name(&mut tx, org_id, &parsed.fields.user_name).await? {
+        return Err(ScimError::new(
+            StatusCode::CONFLICT,
+            Some("uniqueness"),
+            format!(
+                "a User with userName {:?} already exists in this organization (id {})",
+                existing.user_name, existing.scim_id
+            ),
+        ));
+    }
+    let (user_id, created_user, profile_outcome) = match &parsed.email {
         Some(email) => {
-            let (id, created) = push::account_for(
-                &mut tx,
-                org_id,
-                client.token.connection_id,
-                &profile(&parsed, email),
-            )
-            .await?;
-            (Some(id), created)
+            let (id, created, outcome) =
+                link(&mut tx, org_id, client.token.connection_id, &parsed, email).await?;
+            (Some(id), created, outcome)
         }
-        None => (None, false),
+        None => (None, false, None),
     };
     let user = stored::insert_user(
         &mut tx,
@@ -471,7 +499,7 @@ pub async fn create(
         &mut tx,
         &client.actor(),
         audit::Event::new(org_id, "scim.user.created", "scim_user", user.id)
-            .after(&json!({"user": body, "membership": outcome})),
+            .after(&json!({"user": body, "membership": outcome, "profile": profile_outcome})),
     )
     .await?;
     tx.commit().await?;
@@ -513,20 +541,24 @@ async fn write(
     action: &str,
 ) -> Result<(ScimUser, Value), ScimError> {
     let org_id = client.org.id;
+    let mut profile_outcome = None;
     if let (None, Some(email)) = (before.user_id, &parsed.email) {
         // The first address for a User pushed without one: now it is someone.
-        let (user_id, created) =
-            push::account_for(tx, org_id, before.connection_id, &profile(&parsed, email)).await?;
+        let (user_id, created, outcome) =
+            link(tx, org_id, before.connection_id, &parsed, email).await?;
         stored::link_user(tx, org_id, before.id, user_id, created).await?;
+        profile_outcome = outcome;
     } else if let (Some(user_id), Some(email)) = (before.user_id, &parsed.email) {
-        push::update_profile(
-            tx,
-            org_id,
-            user_id,
-            before.created_user,
-            &profile(&parsed, email),
-        )
-        .await?;
+        profile_outcome = Some(
+            push::update_profile(
+                tx,
+                org_id,
+                user_id,
+                before.created_user,
+                &profile(&parsed, email),
+            )
+            .await?,
+        );
     }
     let after = stored::update_user(tx, org_id, before.id, &parsed.fields).await?;
     let outcome = sync_member(tx, &after, parsed.email.clone()).await?;
@@ -538,7 +570,7 @@ async fn write(
         &client.actor(),
         audit::Event::new(org_id, action, "scim_user", after.id)
             .before(&before_body)
-            .after(&json!({"user": body, "membership": outcome})),
+            .after(&json!({"user": body, "membership": outcome, "profile": profile_outcome})),
     )
     .await?;
     Ok((after, body))
@@ -590,7 +622,7 @@ pub async fn patch(
                 // Okta sends its copy of the id back; an unchanged id is no change.
                 let same = name == "id"
                     && operation.value.as_ref().and_then(Value::as_str)
-                        == Some(before.id.to_string().as_str());
+                        == Some(before.scim_id.as_str());
                 if !same {
                     return Err(ScimError::bad(
                         "mutability",

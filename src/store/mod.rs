@@ -83,6 +83,19 @@ pub(crate) fn on_unique(
     }
 }
 
+/// Whether `err` is a unique violation of `constraint`. PostgreSQL names the constraint;
+/// SQLite names only its columns ("UNIQUE constraint failed: t.a, t.b"), so `sqlite_columns`
+/// are matched there. Without this, SQLite's conflicts would all read as the first one.
+pub(crate) fn violates(err: &sqlx::Error, constraint: &str, sqlite_columns: &str) -> bool {
+    match err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => match db.constraint() {
+            Some(name) => name == constraint,
+            None => db.message().ends_with(sqlite_columns),
+        },
+        _ => false,
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum Store {
     Sqlite(SqlitePool),

@@ -8,11 +8,14 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use super::scim_query::{compile, Bind, Dialect, Filter, Resource, Sql};
-use super::{now, on, on_unique, Error, Result, Tx};
+use super::{now, on, on_unique, violates, Error, Result, Tx};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ScimUser {
+    /// The internal key.
     pub id: i64,
+    /// The id the IdP knows it by (see [`new_scim_id`]).
+    pub scim_id: String,
     pub org_id: i64,
     pub connection_id: i64,
     /// The person; `None` while the IdP has sent no email address.
@@ -45,6 +48,7 @@ pub struct UserFields {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ScimGroup {
     pub id: i64,
+    pub scim_id: String,
     pub org_id: i64,
     pub connection_id: i64,
     pub display_name: String,
@@ -59,6 +63,8 @@ pub struct ScimGroup {
 pub struct GroupMember {
     pub group_id: i64,
     pub scim_user_id: i64,
+    /// The member's SCIM id.
+    pub user_scim_id: String,
 }
 
 /// A group as a user lists it.
@@ -66,18 +72,26 @@ pub struct GroupMember {
 pub struct UserGroup {
     pub scim_user_id: i64,
     pub group_id: i64,
+    /// The group's SCIM id.
+    pub group_scim_id: String,
     pub display_name: String,
     pub external_id: Option<String>,
 }
 
-const USER_COLUMNS: &str = "r.id, r.org_id, r.connection_id, r.user_id, r.created_user, r.user_name, \
+const USER_COLUMNS: &str = "r.id, r.scim_id, r.org_id, r.connection_id, r.user_id, r.created_user, r.user_name, \
      r.external_id, r.display_name, r.given_name, r.family_name, r.active, r.attributes, r.version, \
      r.created_at, r.updated_at";
 const GROUP_COLUMNS: &str =
-    "r.id, r.org_id, r.connection_id, r.display_name, r.external_id, r.version, \
+    "r.id, r.scim_id, r.org_id, r.connection_id, r.display_name, r.external_id, r.version, \
      r.created_at, r.updated_at";
 
 const USER_NAME_TAKEN: &str = "a User with this userName already exists in this organization";
+
+/// A new SCIM id: a time-ordered UUID (v7), opaque to tenants, unique across resource types,
+/// and close to its neighbours in the index.
+fn new_scim_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
 
 /// `$1, $2, …, $n`, for an IN list of ids (bound, never spliced).
 fn placeholders(n: usize) -> String {
@@ -121,8 +135,9 @@ pub async fn insert_user(
     let now = now();
     let id: i64 = on!(tx, c => sqlx::query_scalar(
         "INSERT INTO scim_users (org_id, connection_id, user_id, created_user, user_name, user_name_normalized, \
-         external_id, display_name, given_name, family_name, active, attributes, version, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13) RETURNING id",
+         external_id, display_name, given_name, family_name, active, attributes, version, created_at, updated_at, \
+         scim_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13, $14) RETURNING id",
     )
     .bind(org_id)
     .bind(connection_id)
@@ -137,13 +152,11 @@ pub async fn insert_user(
     .bind(fields.active)
     .bind(Json(&fields.attributes))
     .bind(now)
+    .bind(new_scim_id())
     .fetch_one(&mut *c)
     .await)
     .map_err(|e| match &e {
-        sqlx::Error::Database(db)
-            if db.is_unique_violation()
-                && db.constraint().is_some_and(|c| c.contains("user_key")) =>
-        {
+        _ if violates(&e, "scim_users_user_key", "scim_users.org_id, scim_users.user_id") => {
             Error::conflict(
                 "uniqueness",
                 "this person is already a SCIM User of this organization under another userName",
@@ -154,6 +167,55 @@ pub async fn insert_user(
     get_user(tx, org_id, id)
         .await?
         .ok_or(Error::NotFound("User"))
+}
+
+/// A User of the org by the id the IdP knows it by.
+pub async fn user_by_scim_id(tx: &mut Tx, org_id: i64, scim_id: &str) -> Result<Option<ScimUser>> {
+    let sql =
+        format!("SELECT {USER_COLUMNS} FROM scim_users r WHERE r.org_id = $1 AND r.scim_id = $2");
+    Ok(on!(tx, c => sqlx::query_as::<_, ScimUser>(&sql)
+        .bind(org_id)
+        .bind(scim_id)
+        .fetch_optional(&mut *c)
+        .await)?)
+}
+
+/// The org's User with this userName (case-insensitively), if any.
+pub async fn user_by_name(tx: &mut Tx, org_id: i64, user_name: &str) -> Result<Option<ScimUser>> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM scim_users r WHERE r.org_id = $1 AND r.user_name_normalized = $2"
+    );
+    Ok(on!(tx, c => sqlx::query_as::<_, ScimUser>(&sql)
+        .bind(org_id)
+        .bind(user_name.to_lowercase())
+        .fetch_optional(&mut *c)
+        .await)?)
+}
+
+/// The internal keys of the org's Users with these SCIM ids; ids that are not the org's
+/// Users are left out.
+pub async fn user_keys(
+    tx: &mut Tx,
+    org_id: i64,
+    scim_ids: &[String],
+) -> Result<Vec<(String, i64)>> {
+    if scim_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT scim_id, id FROM scim_users WHERE org_id = $1 AND scim_id IN ({})",
+        (2..scim_ids.len() + 2)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(on!(tx, c => {
+        let mut q = sqlx::query_as::<_, (String, i64)>(&sql).bind(org_id);
+        for id in scim_ids {
+            q = q.bind(id);
+        }
+        q.fetch_all(&mut *c).await
+    })?)
 }
 
 pub async fn get_user(tx: &mut Tx, org_id: i64, id: i64) -> Result<Option<ScimUser>> {
@@ -373,8 +435,8 @@ pub async fn groups_of_users(tx: &mut Tx, scim_user_ids: &[i64]) -> Result<Vec<U
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT gm.scim_user_id, g.id AS group_id, g.display_name, g.external_id \
-         FROM scim_group_members gm JOIN scim_groups g ON g.id = gm.group_id \
+        "SELECT gm.scim_user_id, g.id AS group_id, g.scim_id AS group_scim_id, g.display_name, \
+         g.external_id FROM scim_group_members gm JOIN scim_groups g ON g.id = gm.group_id \
          WHERE gm.scim_user_id IN ({}) ORDER BY gm.scim_user_id, g.id",
         placeholders(scim_user_ids.len())
     );
@@ -397,7 +459,7 @@ pub async fn insert_group(
     let now = now();
     let id: i64 = on!(tx, c => sqlx::query_scalar(
         "INSERT INTO scim_groups (org_id, connection_id, display_name, display_name_normalized, external_id, \
-         version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $6) RETURNING id",
+         version, created_at, updated_at, scim_id) VALUES ($1, $2, $3, $4, $5, 1, $6, $6, $7) RETURNING id",
     )
     .bind(org_id)
     .bind(connection_id)
@@ -405,12 +467,27 @@ pub async fn insert_group(
     .bind(display_name.to_lowercase())
     .bind(external_id)
     .bind(now)
+    .bind(new_scim_id())
     .fetch_one(&mut *c)
     .await)
     .map_err(on_unique("uniqueness", "a Group with this displayName already exists in this organization"))?;
     get_group(tx, org_id, id)
         .await?
         .ok_or(Error::NotFound("Group"))
+}
+
+pub async fn group_by_scim_id(
+    tx: &mut Tx,
+    org_id: i64,
+    scim_id: &str,
+) -> Result<Option<ScimGroup>> {
+    let sql =
+        format!("SELECT {GROUP_COLUMNS} FROM scim_groups r WHERE r.org_id = $1 AND r.scim_id = $2");
+    Ok(on!(tx, c => sqlx::query_as::<_, ScimGroup>(&sql)
+        .bind(org_id)
+        .bind(scim_id)
+        .fetch_optional(&mut *c)
+        .await)?)
 }
 
 pub async fn get_group(tx: &mut Tx, org_id: i64, id: i64) -> Result<Option<ScimGroup>> {
@@ -475,7 +552,8 @@ pub async fn members(tx: &mut Tx, group_ids: &[i64]) -> Result<Vec<GroupMember>>
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT gm.group_id, gm.scim_user_id FROM scim_group_members gm \
+        "SELECT gm.group_id, gm.scim_user_id, u.scim_id AS user_scim_id FROM scim_group_members gm \
+         JOIN scim_users u ON u.id = gm.scim_user_id \
          WHERE gm.group_id IN ({}) ORDER BY gm.group_id, gm.scim_user_id",
         placeholders(group_ids.len())
     );

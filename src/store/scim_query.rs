@@ -208,8 +208,6 @@ pub enum Kind {
     },
     Bool,
     Time,
-    /// The resource id: an integer, compared as one when the value is one.
-    Id,
 }
 
 const CI: Kind = Kind::Str {
@@ -335,7 +333,14 @@ impl Resource {
         let common = match (name.as_str(), sub) {
             ("meta", Some("created")) => Some(Target::Column("created_at", Kind::Time)),
             ("meta", Some("lastmodified")) => Some(Target::Column("updated_at", Kind::Time)),
-            ("id", None) => Some(Target::Column("id", Kind::Id)),
+            // The opaque SCIM id, compared exactly like every id.
+            ("id", None) => Some(Target::Column(
+                "scim_id",
+                Kind::Str {
+                    case_exact: true,
+                    lowered: false,
+                },
+            )),
             ("externalid", None) => Some(Target::Column(
                 "external_id",
                 Kind::Str {
@@ -629,20 +634,18 @@ impl Compiler {
         target: &Target,
         id: Option<&str>,
     ) -> Result<String, CompileError> {
-        let (own, other) = match target {
-            Target::Members => ("group_id", "scim_user_id"),
-            _ => ("scim_user_id", "group_id"),
+        // The other side is named by its SCIM id.
+        let (own, other, other_table) = match target {
+            Target::Members => ("group_id", "scim_user_id", "scim_users"),
+            _ => ("scim_user_id", "group_id", "scim_groups"),
         };
         let me = self.column("id");
         let mut sql = format!("EXISTS (SELECT 1 FROM scim_group_members gm WHERE gm.{own} = {me}");
         if let Some(id) = id {
-            match id.parse::<i64>() {
-                Ok(n) => {
-                    let p = self.bind(Bind::Int(n));
-                    sql.push_str(&format!(" AND gm.{other} = {p}"));
-                }
-                Err(_) => sql.push_str(" AND 1 = 0"),
-            }
+            let p = self.bind(Bind::Str(id.to_string()));
+            sql.push_str(&format!(
+                " AND gm.{other} IN (SELECT o.id FROM {other_table} o WHERE o.scim_id = {p})"
+            ));
         }
         sql.push(')');
         Ok(sql)
@@ -711,25 +714,6 @@ impl Compiler {
                     .ok_or_else(|| err(format!("{} does not apply to a date", op.as_str())))?;
                 let p = self.bind(Bind::Time(at));
                 Ok(format!("{expr} {sql_op} {p}"))
-            }
-            Kind::Id => {
-                let text = scalar_text(value);
-                match (op, text.parse::<i64>()) {
-                    (CompareOp::Eq, Ok(n)) => {
-                        let p = self.bind(Bind::Int(n));
-                        Ok(format!("{expr} = {p}"))
-                    }
-                    (CompareOp::Eq, Err(_)) => Ok("1 = 0".into()),
-                    (CompareOp::Ne, Ok(n)) => {
-                        let p = self.bind(Bind::Int(n));
-                        Ok(format!("{expr} <> {p}"))
-                    }
-                    (CompareOp::Ne, Err(_)) => Ok("1 = 1".into()),
-                    _ => {
-                        let as_text = format!("CAST({expr} AS TEXT)");
-                        self.compare_text(&as_text, op, text)
-                    }
-                }
             }
             Kind::Str {
                 case_exact,
@@ -829,6 +813,8 @@ pub fn check(filter: &Filter, resource: Resource) -> Result<(), CompileError> {
 pub fn sort_column(resource: Resource, attribute: &str) -> Option<&'static str> {
     let path = AttrPath::parse(attribute)?;
     match resource.resolve(&path)? {
+        // Sorted by id, resources come in the order they were made: the internal key's.
+        Target::Column("scim_id", _) => Some("id"),
         Target::Column(column, _) => Some(column),
         _ => None,
     }

@@ -17,6 +17,7 @@ mod orgs;
 mod provisioning;
 mod saml;
 mod scim;
+mod scim_adoption;
 mod teams;
 mod ui;
 mod web;

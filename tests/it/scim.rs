@@ -20,7 +20,7 @@ crate::backend_tests!(
     mappings_made_later_apply_to_pushed_groups_at_once,
 );
 
-fn assert_scim_error(r: &Response, status: StatusCode) {
+pub(crate) fn assert_scim_error(r: &Response, status: StatusCode) {
     assert_eq!(r.status, status, "{}", r.body);
     assert_eq!(r.headers["content-type"], "application/scim+json");
     assert_eq!(
@@ -31,7 +31,7 @@ fn assert_scim_error(r: &Response, status: StatusCode) {
     assert!(!r.body["detail"].as_str().unwrap().is_empty());
 }
 
-async fn scim_token(app: &TestApp, slug: &str, admin_token: &str) -> (i64, String) {
+pub(crate) async fn scim_token(app: &TestApp, slug: &str, admin_token: &str) -> (i64, String) {
     let r = app
         .post(
             &format!("/api/v1/orgs/{slug}/connections"),
@@ -219,7 +219,7 @@ fn matches(wanted: &Value, got: &Value, at: String) -> Result<(), String> {
 }
 
 /// The member with this email, as the admin API lists them.
-async fn member(app: &TestApp, slug: &str, token: &str, email: &str) -> Option<Value> {
+pub(crate) async fn member(app: &TestApp, slug: &str, token: &str, email: &str) -> Option<Value> {
     let r = app
         .get(
             &format!("/api/v1/orgs/{slug}/members?q={}", url_escape(email)),
@@ -614,7 +614,7 @@ async fn lists_filter_sort_page_and_project(backend: Backend) {
     app.stop().await;
 }
 
-fn url_escape(text: &str) -> String {
+pub(crate) fn url_escape(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -792,8 +792,9 @@ async fn writes_honour_etags_and_refuse_bad_input(backend: Backend) {
         .expect("a member once an address arrived");
     assert_eq!(m["source"], "scim");
 
-    // Someone else's account in a domain this org has not verified is not taken over.
-    app.add_member("acme", "admin2@elsewhere.test", false).await;
+    // Someone else's account (a member of another org only), in a domain this org has not
+    // verified, is not taken over.
+    app.bootstrap("elsewhere", "admin2@elsewhere.test").await;
     let r = app
         .post(
             "/scim/v2/acme/Users",

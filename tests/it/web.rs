@@ -10,11 +10,11 @@ use serde_json::json;
 
 use crate::harness::{Backend, Browser, Person, TestApp};
 
-const GOOD_PASSWORD: &str = "tangerine-viaduct-41-mollusc";
+pub(crate) const GOOD_PASSWORD: &str = "tangerine-viaduct-41-mollusc";
 
 /// Invites `email` into acme (with a team, optionally as admin) and returns the link from
 /// the delivered email.
-async fn invite(
+pub(crate) async fn invite(
     app: &TestApp,
     admin: &Person,
     email: &str,
@@ -45,7 +45,7 @@ async fn invite(
         .to_string()
 }
 
-fn path_of(link: &str) -> String {
+pub(crate) fn path_of(link: &str) -> String {
     link[link.find("/invite/").unwrap()..].to_string()
 }
 
