@@ -6,16 +6,20 @@
 //!   (request ID, bearer, client IP), `browser` (pages, cookies, sessions, CSRF, limits,
 //!   the sign-in failure page), `connections` (SSO settings and IdP metadata), and the
 //!   provisioning core `provisioning` with `accounts`, `mail` and `invitations`;
-//! - front doors, which never import each other: `http` (admin API), `web` (password
-//!   sign-in and invitation pages), `saml`, `oidc`, `scim`;
+//! - `admin`: the org administration commands the admin API and the console share;
+//! - front doors, which never import each other: `http` (admin API), `console` (the admin
+//!   console and profile pages), `web` (sign-in and invitation pages), `saml`, `oidc`,
+//!   `scim`;
 //! - `server`, the only module that knows every front door, and `operator` for the CLI.
 //!
 //! docs/architecture.md draws the same picture and the path a request takes.
 
 pub mod accounts;
+pub mod admin;
 pub mod browser;
 pub mod config;
 pub mod connections;
+pub mod console;
 pub mod dns;
 pub mod http;
 pub mod invitations;

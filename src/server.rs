@@ -17,7 +17,7 @@ use tower_http::{
 };
 
 use crate::{
-    http, oidc,
+    console, http, oidc,
     request::{BodyLimit, REQUEST_ID},
     saml, scim,
     state::AppState,
@@ -29,6 +29,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.config.http.max_body_bytes;
     http::router()
         .merge(web::router())
+        .merge(console::router())
         .merge(oidc::router())
         .merge(saml::router())
         .merge(scim::router())

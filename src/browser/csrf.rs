@@ -21,7 +21,8 @@ pub struct CsrfForm {
     pub return_to: Option<String>,
 }
 
-fn refused() -> Response {
+/// The answer to a form whose CSRF check failed.
+pub fn refused() -> Response {
     message(
         StatusCode::FORBIDDEN,
         "This form has expired",

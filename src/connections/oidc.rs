@@ -247,6 +247,12 @@ pub fn redact(kind: Kind, stored: &Value) -> Value {
     shown
 }
 
+/// The redirect URI to register with the provider (one for every org and connection: the
+/// state says which sign-in it is).
+pub fn redirect_uri(public_base_url: &str) -> String {
+    format!("{}/oidc/callback", public_base_url.trim_end_matches('/'))
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -202,3 +202,24 @@ pub fn has_doctype(xml: &str) -> bool {
     let lower = xml.to_ascii_lowercase();
     lower.contains("<!doctype") || lower.contains("<!entity")
 }
+
+/// rollcall's SAML endpoints for an org, as the SP metadata, the ACS and the console name
+/// them: its entity ID (the audience), ACS URL (destination, recipient), metadata URL and
+/// Single Logout return.
+pub struct Endpoints {
+    pub entity_id: String,
+    pub acs_url: String,
+    pub slo_url: String,
+}
+
+impl Endpoints {
+    pub fn of(public_base_url: &str, org_slug: &str) -> Endpoints {
+        let base = public_base_url.trim_end_matches('/');
+        Endpoints {
+            // The metadata URL is the entity ID: Okta's "Audience URI".
+            entity_id: format!("{base}/saml/{org_slug}/metadata"),
+            acs_url: format!("{base}/saml/{org_slug}/acs"),
+            slo_url: format!("{base}/saml/{org_slug}/slo"),
+        }
+    }
+}

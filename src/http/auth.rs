@@ -5,11 +5,12 @@ use axum::{extract::FromRequestParts, http::request::Parts};
 use super::error::Error;
 use crate::state::AppState;
 use crate::{
+    admin::Admin,
     browser, request,
     store::{
-        audit::{self, Actor},
+        audit::Actor,
         credentials::{self, Credential},
-        members, orgs,
+        orgs,
         users::User,
         Tx,
     },
@@ -69,28 +70,17 @@ impl Principal {
         }
     }
 
-    /// Records an audit event with the caller as actor, in the caller's transaction.
-    pub async fn record(&self, tx: &mut Tx, event: audit::Event<'_>) -> Result<(), Error> {
-        audit::record(tx, &self.actor(), event).await?;
-        Ok(())
+    /// The caller as the admin commands take them.
+    pub fn admin(&self) -> Admin {
+        Admin {
+            user: self.user.clone(),
+            method: self.credential.method(),
+            actor: self.actor(),
+        }
     }
 
-    /// The org, if the caller is an active admin of it. Checked inside the caller's
-    /// transaction, so a demotion or removal that commits first is always seen.
-    /// Non-members get 404, so org slugs cannot be probed.
+    /// The org, if the caller is an active admin of it ([`Admin::org`]).
     pub async fn admin_of(&self, tx: &mut Tx, slug: &str) -> Result<orgs::Org, Error> {
-        match members::access(tx, slug, self.user.id).await? {
-            None => Err(Error::NotFound(format!("organization {slug:?} not found"))),
-            Some((_, false)) => Err(Error::Forbidden(format!(
-                "this requires admin rights in organization {slug:?}"
-            ))),
-                        Some((org, true)) if org.sso_enforced && !self.credential.method().satisfies_sso() => {
-                Err(Error::Forbidden(format!(
-                    "organization {slug:?} requires single sign-on: sign in through your identity provider \
-                     (or use a token created from such a session)"
-                )))
-            }
-            Some((org, true)) => Ok(org),
-        }
+        Ok(self.admin().org(tx, slug).await?)
     }
 }

@@ -12,11 +12,11 @@ use super::{
     extract::{self, Path},
 };
 use crate::{
+    admin::connections as commands,
     connections::{prepare, shown},
-    provisioning::{self, push, Decision, ExternalIdentity, IdpGroup},
+    provisioning::{self, Decision, ExternalIdentity, IdpGroup},
     state::AppState,
     store::{
-        audit::Event,
         connections::{self as stored, Connection, Kind},
         grants::{self, Grant, GroupRef, Mapping, Match},
     },
@@ -89,23 +89,18 @@ async fn create(
         .await
         .map_err(Error::BadRequest)?;
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let conn = stored::create(
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    let conn = commands::create(
         &mut tx,
-        org.id,
+        &admin,
+        &org,
         input.kind,
         &input.name,
         input.enabled,
         settings,
     )
     .await?;
-    let conn = shown(conn);
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "connection.created", "connection", conn.id).after(&conn),
-        )
-        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(conn)))
 }
@@ -149,16 +144,7 @@ async fn update(
         enabled: input.enabled,
         settings,
     };
-    let (before, after) = stored::update(&mut tx, org.id, id, changes).await?;
-    let (before, after) = (shown(before), shown(after));
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "connection.updated", "connection", id)
-                .before(&before)
-                .after(&after),
-        )
-        .await?;
+    let after = commands::update(&mut tx, &principal.admin(), &org, id, changes).await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -173,14 +159,9 @@ async fn delete(
     Path((slug, id)): Path<(String, i64)>,
 ) -> Result<StatusCode> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let before = stored::delete(&mut tx, org.id, id).await?;
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "connection.deleted", "connection", id).before(&shown(before)),
-        )
-        .await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    commands::delete(&mut tx, &admin, &org, id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -222,23 +203,18 @@ async fn create_grant(
     extract::Json(input): extract::Json<NewGrant>,
 ) -> Result<(StatusCode, Json<Grant>)> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    stored::require(&mut tx, org.id, id).await?;
-    let grant = grants::create_grant(
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    let grant = commands::create_grant(
         &mut tx,
-        org.id,
+        &admin,
+        &org,
         id,
         &input.matches,
         &input.team_ids,
         input.is_admin,
     )
     .await?;
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "grant.created", "grant", grant.id).after(&grant),
-        )
-        .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(grant)))
 }
@@ -252,14 +228,9 @@ async fn delete_grant(
     Path((slug, id, grant_id)): Path<(String, i64, i64)>,
 ) -> Result<StatusCode> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let grant = grants::delete_grant(&mut tx, org.id, id, grant_id).await?;
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "grant.deleted", "grant", grant_id).before(&grant),
-        )
-        .await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    commands::delete_grant(&mut tx, &admin, &org, id, grant_id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -296,20 +267,10 @@ async fn create_mapping(
     extract::Json(input): extract::Json<NewMapping>,
 ) -> Result<(StatusCode, Json<Mapping>)> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    stored::require(&mut tx, org.id, id).await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
     let mapping =
-        grants::create_mapping(&mut tx, org.id, id, &input.group, &input.team_ids).await?;
-    // People the IdP already pushed into the group get its teams now.
-    let resynced = push::resync_group(&mut tx, org.id, id, &mapping.group).await?;
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "mapping.created", "mapping", mapping.id).after(
-                &serde_json::json!({"mapping": mapping, "pushed_members_changed": resynced}),
-            ),
-        )
-        .await?;
+        commands::create_mapping(&mut tx, &admin, &org, id, &input.group, &input.team_ids).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(mapping)))
 }
@@ -323,17 +284,9 @@ async fn delete_mapping(
     Path((slug, id, mapping_id)): Path<(String, i64, i64)>,
 ) -> Result<StatusCode> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let mapping = grants::delete_mapping(&mut tx, org.id, id, mapping_id).await?;
-    let resynced = push::resync_group(&mut tx, org.id, id, &mapping.group).await?;
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "mapping.deleted", "mapping", mapping_id)
-                .before(&mapping)
-                .after(&serde_json::json!({"pushed_members_changed": resynced})),
-        )
-        .await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    commands::delete_mapping(&mut tx, &admin, &org, id, mapping_id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,13 +7,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     auth::Principal,
-    error::{Error, ErrorBody, Result},
+    error::{ErrorBody, Result},
     extract::{self, Path},
 };
-use crate::state::AppState;
-use crate::store::{
-    audit::Event,
-    domains::{self, Domain},
+use crate::{
+    admin::domains as commands,
+    state::AppState,
+    store::domains::{self, Domain},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -79,14 +79,9 @@ async fn claim(
     extract::Json(input): extract::Json<NewDomain>,
 ) -> Result<(StatusCode, Json<DomainView>)> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let domain = domains::claim(&mut tx, org.id, &input.domain).await?;
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "domain.claimed", "domain", &domain.domain).after(&domain),
-        )
-        .await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    let domain = commands::claim(&mut tx, &admin, &org, &input.domain).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(domain.into())))
 }
@@ -113,14 +108,9 @@ async fn delete(
     Path((slug, id)): Path<(String, i64)>,
 ) -> Result<StatusCode> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let domain = domains::delete(&mut tx, org.id, id).await?;
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "domain.deleted", "domain", &domain.domain).before(&domain),
-        )
-        .await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    commands::delete(&mut tx, &admin, &org, id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -137,45 +127,7 @@ async fn verify(
     principal: Principal,
     Path((slug, id)): Path<(String, i64)>,
 ) -> Result<Json<DomainView>> {
-    // Look the record up outside any transaction: DNS can take seconds.
-    let domain = {
-        let mut tx = state.store.read().await?;
-        let org = principal.admin_of(&mut tx, &slug).await?;
-        domains::require(&mut tx, org.id, id).await?
-    };
-    if domain.verified_at.is_some() {
-        return Ok(Json(domain.into()));
-    }
-    let (name, expected) = (domain.txt_name(), domain.txt_value());
-    let found = state.dns.txt(&name).await.map_err(|err| {
-        tracing::warn!(%name, %err, "domain verification lookup failed");
-        Error::Upstream {
-            code: "dns_lookup_failed",
-            message: format!("looking up TXT {name} failed: {err}; try again later"),
-        }
-    })?;
-    if !found.iter().any(|v| v.trim() == expected) {
-        let seen = if found.is_empty() {
-            "no TXT record".to_string()
-        } else {
-            format!("TXT records {found:?}")
-        };
-        return Err(Error::Unprocessable {
-            code: "domain_not_verified",
-            message: format!(
-                "{name} has {seen}; publish a TXT record with the value {expected:?} and try again"
-            ),
-        });
-    }
-    let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let verified = domains::mark_verified(&mut tx, org.id, id, "dns").await?;
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "domain.verified", "domain", &verified.domain).after(&verified),
-        )
-        .await?;
-    tx.commit().await?;
+    let verified =
+        commands::verify(&state.store, &state.dns, &principal.admin(), &slug, id).await?;
     Ok(Json(verified.into()))
 }

@@ -123,6 +123,21 @@ pub async fn method_not_allowed() -> Error {
     Error::MethodNotAllowed
 }
 
+impl From<crate::admin::Error> for Error {
+    fn from(err: crate::admin::Error) -> Self {
+        use crate::admin::Error as A;
+        match err {
+            A::NotFound(message) => Error::NotFound(message),
+            A::Forbidden(message) => Error::Forbidden(message),
+            A::Invalid(message) => Error::BadRequest(message),
+            A::Conflict { code, message } => Error::Conflict { code, message },
+            A::Unprocessable { code, message } => Error::Unprocessable { code, message },
+            A::Upstream { code, message } => Error::Upstream { code, message },
+            A::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::provisioning::Error> for Error {
     fn from(err: crate::provisioning::Error) -> Self {
         match err {

@@ -13,12 +13,10 @@ use super::{
     members::page_limit,
 };
 use crate::{
-    invitations::{self, AddressResult, Request},
+    admin::invitations as commands,
+    invitations::{AddressResult, Request},
     state::AppState,
-    store::{
-        audit::Event,
-        invitations::{self as store_invitations, Invitation, Status},
-    },
+    store::invitations::{self as store_invitations, Invitation, Status},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -55,29 +53,15 @@ async fn send(
     Path(slug): Path<String>,
     extract::Json(input): extract::Json<SendInvitations>,
 ) -> Result<Json<SendResults>> {
-    if input.emails.is_empty() || input.emails.len() > 100 {
-        return Err(Error::BadRequest(format!(
-            "send 1 to 100 email addresses at a time, not {}",
-            input.emails.len()
-        )));
-    }
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
     let request = Request {
         emails: &input.emails,
         team_ids: &input.team_ids,
         is_admin: input.is_admin,
     };
-    let actor = principal.actor();
-    let results = invitations::send(
-        &mut tx,
-        &state.config,
-        &org,
-        &actor,
-        &principal.user,
-        request,
-    )
-    .await?;
+    let results = commands::send(&mut tx, &state.config, &admin, &org, request).await?;
     tx.commit().await?;
     Ok(Json(SendResults { results }))
 }
@@ -148,16 +132,9 @@ async fn clean_up(
         ));
     }
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let deleted = store_invitations::delete_expired(&mut tx, org.id).await?;
-    let event = Event::new(
-        org.id,
-        "invitation.expired_deleted",
-        "organization",
-        &org.slug,
-    )
-    .after(&serde_json::json!({ "deleted": deleted }));
-    principal.record(&mut tx, event).await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    let deleted = commands::delete_expired(&mut tx, &admin, &org).await?;
     tx.commit().await?;
     Ok(Json(CleanedUp { deleted }))
 }
@@ -185,10 +162,9 @@ async fn resend(
     Path((slug, id)): Path<(String, i64)>,
 ) -> Result<Json<Invitation>> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let actor = principal.actor();
-    let invitation =
-        invitations::resend(&mut tx, &state.config, &org, &actor, &principal.user, id).await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    let invitation = commands::resend(&mut tx, &state.config, &admin, &org, id).await?;
     tx.commit().await?;
     Ok(Json(invitation))
 }
@@ -203,14 +179,9 @@ async fn revoke(
     Path((slug, id)): Path<(String, i64)>,
 ) -> Result<StatusCode> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let revoked = store_invitations::revoke(&mut tx, org.id, id).await?;
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "invitation.revoked", "invitation", id).after(&revoked),
-        )
-        .await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    commands::revoke(&mut tx, &admin, &org, id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

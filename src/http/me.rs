@@ -9,7 +9,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{auth::Principal, error::Result, extract};
 use crate::state::AppState;
 use crate::store::{
-    audit::Event,
     credentials::{self, ApiToken},
     members::{self, OrgAccess},
     now,
@@ -92,17 +91,9 @@ async fn create_token(
         .expires_in_days
         .map(|days| now() + Duration::days(days.min(3650).into()));
     let mut tx = state.store.begin().await?;
-    let (token, secret) = credentials::create_token(
-        &mut tx,
-        principal.user.id,
-        &input.name,
-        expires_at,
-        // A token is worth no more than the credential that made it.
-        principal.credential.method(),
-    )
-    .await?;
-    let event = Event::personal("api_token.created", "api_token", token.id);
-    principal.record(&mut tx, event.after(&token)).await?;
+    let (token, secret) =
+        crate::admin::me::create_token(&mut tx, &principal.admin(), &input.name, expires_at)
+            .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { token, secret })))
 }
@@ -116,9 +107,7 @@ async fn revoke_token(
     extract::Path(id): extract::Path<i64>,
 ) -> Result<StatusCode> {
     let mut tx = state.store.begin().await?;
-    let token = credentials::revoke_token(&mut tx, principal.user.id, id).await?;
-    let event = Event::personal("api_token.revoked", "api_token", token.id);
-    principal.record(&mut tx, event.before(&token)).await?;
+    crate::admin::me::revoke_token(&mut tx, &principal.admin(), id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,10 +11,10 @@ use super::{
     error::{Error, ErrorBody, Result},
     extract::{self, Path, Query},
 };
-use crate::state::AppState;
-use crate::store::{
-    audit::Event,
-    members::{self, ListQuery, Member, Status},
+use crate::{
+    admin::members as commands,
+    state::AppState,
+    store::members::{self, ListQuery, Member, Status},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -126,40 +126,17 @@ async fn update(
         ));
     }
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let mut member = members::require(&mut tx, org.id, user_id).await?;
-    if let Some(is_admin) = changes.is_admin.filter(|&a| a != member.is_admin) {
-        let (before, after) = members::set_admin(&mut tx, org.id, user_id, is_admin).await?;
-        let action = if is_admin {
-            "member.promoted"
-        } else {
-            "member.demoted"
-        };
-        let event = Event::new(org.id, action, "member", user_id);
-        principal
-            .record(&mut tx, event.before(&before).after(&after))
-            .await?;
-        member = after;
-    }
-    if let Some(status) = changes.status.filter(|s| *s != member.status) {
-        let (before, after) = members::set_status(
-            &mut tx,
-            org.id,
-            user_id,
-            status,
-            members::SuspendedBy::Admin,
-        )
-        .await?;
-        let action = match status {
-            Status::Suspended => "member.suspended",
-            Status::Active => "member.reactivated",
-        };
-        let event = Event::new(org.id, action, "member", user_id);
-        principal
-            .record(&mut tx, event.before(&before).after(&after))
-            .await?;
-        member = after;
-    }
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    let member = commands::update(
+        &mut tx,
+        &admin,
+        &org,
+        user_id,
+        changes.is_admin,
+        changes.status,
+    )
+    .await?;
     tx.commit().await?;
     Ok(Json(member))
 }
@@ -180,14 +157,9 @@ async fn replace_teams(
     extract::Json(input): extract::Json<TeamIds>,
 ) -> Result<Json<Member>> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let (before, after) = members::replace_teams(&mut tx, org.id, user_id, &input.team_ids).await?;
-    if before.teams != after.teams {
-        let event = Event::new(org.id, "member.teams_changed", "member", user_id);
-        principal
-            .record(&mut tx, event.before(&before).after(&after))
-            .await?;
-    }
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    let after = commands::set_teams(&mut tx, &admin, &org, user_id, &input.team_ids).await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -203,10 +175,9 @@ async fn remove(
     Path((slug, user_id)): Path<(String, i64)>,
 ) -> Result<StatusCode> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let before = members::remove(&mut tx, org.id, user_id).await?;
-    let event = Event::new(org.id, "member.removed", "member", user_id);
-    principal.record(&mut tx, event.before(&before)).await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    commands::remove(&mut tx, &admin, &org, user_id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,8 +13,8 @@ use super::{
 };
 use crate::state::AppState;
 use crate::store::{
-    audit::{self, AuditEvent, Event},
-    orgs::{self, Org, OrgChanges},
+    audit::{self, AuditEvent},
+    orgs::{Org, OrgChanges},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -51,17 +51,14 @@ async fn update(
     extract::Json(input): extract::Json<OrgSettings>,
 ) -> Result<Json<Org>> {
     let mut tx = state.store.begin().await?;
-    let before = principal.admin_of(&mut tx, &slug).await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
     let changes = OrgChanges {
         name: input.name,
         require_2fa: input.require_2fa,
         sso_enforced: input.sso_enforced,
     };
-    let after = orgs::update(&mut tx, before.id, changes).await?;
-    let event = Event::new(before.id, "org.updated", "organization", &before.slug);
-    principal
-        .record(&mut tx, event.before(&before).after(&after))
-        .await?;
+    let after = crate::admin::orgs::update(&mut tx, &admin, &org, changes).await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -98,7 +95,8 @@ async fn audit_trail(
     }
     let mut tx = state.store.read().await?;
     let org = principal.admin_of(&mut tx, &slug).await?;
-    let mut data = audit::list(&mut tx, org.id, params.cursor, limit + 1).await?;
+    let filter = audit::Filter::default();
+    let mut data = audit::list(&mut tx, org.id, &filter, params.cursor, limit + 1).await?;
     let next_cursor = if data.len() as i64 > limit {
         data.truncate(limit as usize);
         data.last().map(|e| e.id)

@@ -10,10 +10,10 @@ use super::{
     error::{ErrorBody, Result},
     extract::{self, Path},
 };
-use crate::state::AppState;
-use crate::store::{
-    audit::Event,
-    scim_tokens::{self, ScimToken},
+use crate::{
+    admin::scim_tokens as commands,
+    state::AppState,
+    store::scim_tokens::{self, ScimToken},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -61,15 +61,10 @@ async fn create(
     extract::Json(input): extract::Json<NewScimToken>,
 ) -> Result<(StatusCode, Json<CreatedScimToken>)> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
     let (token, secret) =
-        scim_tokens::create(&mut tx, org.id, input.connection_id, &input.name).await?;
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "scim_token.created", "scim_token", token.id).after(&token),
-        )
-        .await?;
+        commands::create(&mut tx, &admin, &org, input.connection_id, &input.name).await?;
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
@@ -87,14 +82,9 @@ async fn revoke(
     Path((slug, id)): Path<(String, i64)>,
 ) -> Result<StatusCode> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let token = scim_tokens::revoke(&mut tx, org.id, id).await?;
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "scim_token.revoked", "scim_token", id).before(&token),
-        )
-        .await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    commands::revoke(&mut tx, &admin, &org, id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,10 +10,10 @@ use super::{
     error::{Error, ErrorBody, Result},
     extract::{self, Path},
 };
-use crate::state::AppState;
-use crate::store::{
-    audit::Event,
-    teams::{self, Team, TeamMember},
+use crate::{
+    admin::teams as commands,
+    state::AppState,
+    store::teams::{self, Team, TeamMember},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -52,14 +52,9 @@ async fn create(
     extract::Json(input): extract::Json<TeamInput>,
 ) -> Result<(StatusCode, Json<Team>)> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let team = teams::create(&mut tx, org.id, &input.name).await?;
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "team.created", "team", team.id).after(&team),
-        )
-        .await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    let team = commands::create(&mut tx, &admin, &org, &input.name).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(team)))
 }
@@ -87,16 +82,9 @@ async fn rename(
     extract::Json(input): extract::Json<TeamInput>,
 ) -> Result<Json<Team>> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let (before, after) = teams::rename(&mut tx, org.id, team_id, &input.name).await?;
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "team.renamed", "team", team_id)
-                .before(&before)
-                .after(&after),
-        )
-        .await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    let after = commands::rename(&mut tx, &admin, &org, team_id, &input.name).await?;
     tx.commit().await?;
     Ok(Json(after))
 }
@@ -110,14 +98,9 @@ async fn delete(
     Path((slug, team_id)): Path<(String, i64)>,
 ) -> Result<StatusCode> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    let before = teams::delete(&mut tx, org.id, team_id).await?;
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "team.deleted", "team", team_id).before(&before),
-        )
-        .await?;
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    commands::delete(&mut tx, &admin, &org, team_id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -145,18 +128,11 @@ async fn add_member(
     Path((slug, team_id, user_id)): Path<(String, i64, i64)>,
 ) -> Result<StatusCode> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    teams::require(&mut tx, org.id, team_id).await?;
-    if !teams::add_member(&mut tx, org.id, team_id, user_id, teams::TeamSource::Manual).await? {
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    if !commands::add_member(&mut tx, &admin, &org, team_id, user_id).await? {
         return Ok(StatusCode::NO_CONTENT);
     }
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "team.member_added", "team", team_id)
-                .after(&serde_json::json!({"user_id": user_id, "source": "manual"})),
-        )
-        .await?;
     tx.commit().await?;
     Ok(StatusCode::CREATED)
 }
@@ -170,20 +146,13 @@ async fn remove_member(
     Path((slug, team_id, user_id)): Path<(String, i64, i64)>,
 ) -> Result<StatusCode> {
     let mut tx = state.store.begin().await?;
-    let org = principal.admin_of(&mut tx, &slug).await?;
-    teams::require(&mut tx, org.id, team_id).await?;
-    if !teams::remove_member(&mut tx, org.id, team_id, user_id).await? {
+    let admin = principal.admin();
+    let org = admin.org(&mut tx, &slug).await?;
+    if !commands::remove_member(&mut tx, &admin, &org, team_id, user_id).await? {
         return Err(Error::NotFound(format!(
             "user {user_id} is not in team {team_id}"
         )));
     }
-    principal
-        .record(
-            &mut tx,
-            Event::new(org.id, "team.member_removed", "team", team_id)
-                .before(&serde_json::json!({"user_id": user_id})),
-        )
-        .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

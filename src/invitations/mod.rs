@@ -194,9 +194,10 @@ pub async fn sso_connection(
 /// Where a browser starts the SSO sign-in of a connection (served by the SAML and OIDC
 /// front doors), coming back to `return_to`.
 pub fn sso_login_url(org: &Org, connection: &Connection, return_to: &str) -> String {
+    let return_to: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
     format!(
-        "/{}/{}/login?connection={}&return_to={}",
-        connection.kind, org.slug, connection.id, return_to
+        "/{}/{}/login?connection={}&return_to={return_to}",
+        connection.kind, org.slug, connection.id
     )
 }
 

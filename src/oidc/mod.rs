@@ -196,10 +196,7 @@ async fn discover(state: &AppState, settings: &Settings) -> Result<Discovery, Si
 }
 
 fn redirect_uri(state: &AppState) -> String {
-    format!(
-        "{}/oidc/callback",
-        state.config.public_base_url.trim_end_matches('/')
-    )
+    crate::connections::oidc::redirect_uri(&state.config.public_base_url)
 }
 
 #[derive(Deserialize)]

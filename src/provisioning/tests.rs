@@ -146,7 +146,9 @@ async fn no_grant_no_entry_and_the_refusal_is_audited() {
     assert!(r.detail.contains("ann@acme.com"), "{}", r.detail);
     assert_eq!(w.count("users").await, 0);
     let mut tx = w.store.read().await.unwrap();
-    let events = audit::list(&mut tx, w.org_id, None, 10).await.unwrap();
+    let events = audit::list(&mut tx, w.org_id, &Default::default(), None, 10)
+        .await
+        .unwrap();
     assert_eq!(events[0].action, "sso.login_refused");
     assert_eq!(events[0].after.as_ref().unwrap().0["code"], "not_granted");
 }

@@ -37,12 +37,7 @@ use crate::{
 pub const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 const SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
 
-/// Where rollcall expects to be named: its entity ID (audience) and ACS URL
-/// (destination, recipient), per org.
-pub struct Endpoints {
-    pub entity_id: String,
-    pub acs_url: String,
-}
+pub use crate::connections::saml::Endpoints;
 
 fn refused(reason: impl Into<String>) -> SignInFailure {
     SignInFailure::forbidden(

@@ -49,11 +49,7 @@ fn failure_page(failure: SignInFailure, headers: &HeaderMap) -> Response {
 
 /// rollcall's entity ID and ACS URL for an org.
 pub fn endpoints(state: &AppState, org_slug: &str) -> acs::Endpoints {
-    let base = state.config.public_base_url.trim_end_matches('/');
-    acs::Endpoints {
-        entity_id: format!("{base}/saml/{org_slug}/metadata"),
-        acs_url: format!("{base}/saml/{org_slug}/acs"),
-    }
+    acs::Endpoints::of(&state.config.public_base_url, org_slug)
 }
 
 async fn org_by_slug(state: &AppState, slug: &str) -> Result<orgs::Org, SignInFailure> {
@@ -109,11 +105,7 @@ async fn metadata(
         entity = xml_escape(&ends.entity_id),
         acs = xml_escape(&ends.acs_url),
         certificate = key.certificate_base64(),
-        slo = xml_escape(&format!(
-            "{}/saml/{}/slo",
-            state.config.public_base_url.trim_end_matches('/'),
-            org.slug
-        )),
+        slo = xml_escape(&ends.slo_url),
     );
     let mut response = (StatusCode::OK, xml).into_response();
     response.headers_mut().insert(

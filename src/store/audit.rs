@@ -107,21 +107,51 @@ pub async fn record(tx: &mut Tx, actor: &Actor, event: Event<'_>) -> Result<()> 
     Ok(())
 }
 
+/// Which events to list: each part narrows the list when set.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    /// Part of the actor's label (an email, a token or connection name), any case.
+    pub actor: Option<String>,
+    /// Part of the action, e.g. `scim.` or `member.removed`.
+    pub action: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+}
+
 /// The org's events, newest first; `before` is the id cursor from the previous page.
 pub async fn list(
     tx: &mut Tx,
     org_id: i64,
+    filter: &Filter,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<AuditEvent>> {
+    let actor = filter
+        .actor
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .map(|a| super::like_pattern(&a.to_lowercase()));
+    let action = filter
+        .action
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .map(super::like_pattern);
     Ok(on!(tx, c => sqlx::query_as::<_, AuditEvent>(
         "SELECT id, actor, actor_user_id, action, target_type, target_id, before_state AS before, \
          after_state AS after, request_id, created_at FROM audit_events \
-         WHERE org_id = $1 AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
+         WHERE org_id = $1 AND ($2 IS NULL OR id < $2) \
+         AND ($4 IS NULL OR LOWER(actor) LIKE $4 ESCAPE '\\') \
+         AND ($5 IS NULL OR action LIKE $5 ESCAPE '\\') \
+         AND ($6 IS NULL OR created_at >= $6) AND ($7 IS NULL OR created_at < $7) \
+         ORDER BY id DESC LIMIT $3",
     )
     .bind(org_id)
     .bind(before)
     .bind(limit)
+    .bind(actor)
+    .bind(action)
+    .bind(filter.since)
+    .bind(filter.until)
     .fetch_all(&mut *c)
     .await)?)
 }

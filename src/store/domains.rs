@@ -113,6 +113,16 @@ pub async fn by_name(tx: &mut Tx, org_id: i64, domain: &str) -> Result<Option<Do
         .await)?)
 }
 
+/// The org that verified `domain`, if one did (a verified domain belongs to one org).
+pub async fn verified_owner(tx: &mut Tx, domain: &str) -> Result<Option<i64>> {
+    Ok(on!(tx, c => sqlx::query_scalar(
+        "SELECT org_id FROM domains WHERE domain = $1 AND verified_at IS NOT NULL",
+    )
+    .bind(domain)
+    .fetch_optional(&mut *c)
+    .await)?)
+}
+
 /// Whether `domain` is verified for this org.
 pub async fn is_verified(tx: &mut Tx, org_id: i64, domain: &str) -> Result<bool> {
     let n: i64 = on!(tx, c => sqlx::query_scalar(

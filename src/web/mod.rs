@@ -123,12 +123,26 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
         .unwrap_or_else(|err: store::Error| failure(err, &headers))
 }
 
+/// The sign-in page's steps: the email first; then, when no single sign-on takes the
+/// person, their password; or a choice of identity providers.
+enum LoginStep {
+    Email,
+    Password,
+    Choose(Vec<SsoChoice>),
+}
+
+struct SsoChoice {
+    name: String,
+    url: String,
+}
+
 #[derive(Template)]
 #[template(path = "pages/login.html")]
 struct Login {
     csrf: String,
     return_to: String,
     email: String,
+    step: LoginStep,
     error: Option<String>,
     notice: Option<String>,
 }
@@ -153,6 +167,7 @@ async fn login_page(
         csrf,
         return_to: safe_return(&state, q.return_to.as_deref()),
         email: String::new(),
+        step: LoginStep::Email,
         error: None,
         notice,
     };
@@ -163,8 +178,58 @@ async fn login_page(
 pub(crate) struct LoginForm {
     csrf: String,
     email: String,
-    password: String,
+    /// Absent at the first step: the email alone decides where the person signs in.
+    password: Option<String>,
     return_to: Option<String>,
+}
+
+/// Where an email signs in (home-realm discovery): through its org's identity provider when
+/// its domain is verified by an org with an enabled connection, else with a password. An
+/// org that enforces single sign-on never offers a password.
+async fn discover(state: &AppState, email: &str, return_to: &str) -> store::Result<Discovered> {
+    let Some(domain) = users::normalize_email(email)
+        .ok()
+        .as_deref()
+        .and_then(store::domains::of_email)
+    else {
+        return Ok(Discovered::Password);
+    };
+    let mut tx = state.store.read().await?;
+    let Some(org_id) = store::domains::verified_owner(&mut tx, &domain).await? else {
+        return Ok(Discovered::Password);
+    };
+    let Some(org) = orgs::by_id(&mut tx, org_id).await? else {
+        return Ok(Discovered::Password);
+    };
+    let mut enabled: Vec<SsoChoice> = store::connections::list(&mut tx, org.id)
+        .await?
+        .into_iter()
+        .filter(|c| c.enabled)
+        .map(|c| SsoChoice {
+            url: front::sso_login_url(&org, &c, return_to),
+            name: c.name,
+        })
+        .collect();
+    Ok(match enabled.len() {
+        0 if org.sso_enforced => Discovered::NoWayIn(org),
+        0 => Discovered::Password,
+        1 => Discovered::Sso(enabled.remove(0)),
+        _ => Discovered::Choose(enabled),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "pages/continue.html")]
+struct Continue {
+    url: String,
+    name: String,
+}
+
+enum Discovered {
+    Password,
+    Sso(SsoChoice),
+    Choose(Vec<SsoChoice>),
+    NoWayIn(Org),
 }
 
 async fn login(
@@ -175,6 +240,38 @@ async fn login(
 ) -> Response {
     let return_to = safe_return(&state, form.return_to.as_deref());
     let result = async {
+        let ask = |step: LoginStep, error: Option<String>, status: StatusCode| {
+            let (csrf, set) = csrf::token(&state, &headers);
+            let page = Login {
+                csrf,
+                return_to: return_to.clone(),
+                email: form.email.trim().to_string(),
+                step,
+                error,
+                notice: None,
+            };
+            Page::new(status, page).cookie(set).into_response()
+        };
+        let Some(password) = form.password.as_deref().filter(|p| !p.is_empty()) else {
+            return Ok(match discover(&state, &form.email, &return_to).await? {
+                // A page that moves on by itself rather than a redirect: browsers apply
+                // this form's `form-action 'self'` to redirects after it, and the IdP is
+                // elsewhere.
+                Discovered::Sso(choice) => Page::new(
+                    StatusCode::OK,
+                    Continue {
+                        url: choice.url,
+                        name: choice.name,
+                    },
+                )
+                .into_response(),
+                Discovered::Choose(choices) => {
+                    ask(LoginStep::Choose(choices), None, StatusCode::OK)
+                }
+                Discovered::NoWayIn(org) => no_way_in(&org),
+                Discovered::Password => ask(LoginStep::Password, None, StatusCode::OK),
+            });
+        };
         let keys = [
             (
                 format!("login:ip:{}", client_ip(&state.config.http, &headers, peer)),
@@ -188,21 +285,16 @@ async fn login(
         if let Some(refused) = limited(&state, &keys, 15).await? {
             return Ok(refused);
         }
-        let user = accounts::authenticate(&state.store, &form.email, &form.password).await?;
+        let user = accounts::authenticate(&state.store, &form.email, password).await?;
         let Some(user) = user else {
             tracing::info!(email = %form.email, "password sign-in refused");
-            let (csrf, set) = csrf::token(&state, &headers);
-            let page = Login {
-                csrf,
-                return_to,
-                email: form.email.clone(),
-                // The same words whether the account exists or not.
-                error: Some("That email and password do not match an account.".into()),
-                notice: None,
-            };
-            return Ok(Page::new(StatusCode::UNAUTHORIZED, page)
-                .cookie(set)
-                .into_response());
+            // The same words whether the account exists or not.
+            let error = "That email and password do not match an account.";
+            return Ok(ask(
+                LoginStep::Password,
+                Some(error.into()),
+                StatusCode::UNAUTHORIZED,
+            ));
         };
         // A second factor first, when the person has one or an org of theirs requires one.
         let mut tx = state.store.begin().await?;

@@ -9,6 +9,7 @@ mod smtp_server;
 mod accounts;
 mod cli;
 mod concurrency;
+mod console;
 mod invitations;
 mod me;
 mod members;

@@ -1100,7 +1100,9 @@ async fn an_invitation_continues_through_okta(backend: Backend) {
 
     let browser = Browser::new(&app);
     let page = browser.get(&link).await;
-    let login = format!("/saml/acme/login?connection={connection}&amp;return_to={invite_path}");
+    // return_to is URL-encoded in the link, whatever characters it holds.
+    let encoded = invite_path.replace('/', "%2F");
+    let login = format!("/saml/acme/login?connection={connection}&amp;return_to={encoded}");
     assert!(page.body.contains(&login), "{}", page.body);
     let r = browser.get(&login.replace("&amp;", "&")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
