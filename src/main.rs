@@ -124,6 +124,21 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
             );
             println!("Admin API token (shown once, store it now):");
             println!("{}", done.token);
+            let base = config.public_base_url.trim_end_matches('/');
+            println!();
+            println!(
+                "To use the console in a browser, give {} a password:",
+                done.admin.email
+            );
+            println!(
+                "  read -rs P && printf '%s\\n' \"$P\" | rollcall user set-password --email {}",
+                done.admin.email
+            );
+            println!(
+                "then sign in at {base}/login and open \"Manage {}\" from the menu",
+                done.org.name
+            );
+            println!("({base}/orgs/{}/members).", done.org.slug);
         }
         Command::Domain {
             command: DomainCommand::Verify { org, domain },

@@ -84,6 +84,8 @@ fn web_actor(user: &users::User, headers: &HeaderMap) -> audit::Actor {
 #[derive(Template)]
 #[template(path = "pages/home.html")]
 struct Home {
+    /// "Hi, <name>": the account menu's label.
+    greeting: String,
     email: String,
     orgs: Vec<OrgAccess>,
     /// Orgs this password session may not act in: they enforce single sign-on.
@@ -108,6 +110,13 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
             Page::new(
                 StatusCode::OK,
                 Home {
+                    greeting: format!(
+                        "Hi, {}",
+                        user.given_name
+                            .clone()
+                            .or(user.display_name.clone())
+                            .unwrap_or(user.email.clone())
+                    ),
                     email: user.email,
                     orgs,
                     sso_only,

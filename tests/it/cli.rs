@@ -57,9 +57,20 @@ async fn migrate_bootstrap_serve_and_stop(backend: Backend) {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let token = stdout.lines().last().unwrap().trim().to_string();
-    assert!(token.starts_with("rc_pat_"), "{stdout}");
+    let token = stdout
+        .lines()
+        .find(|l| l.starts_with("rc_pat_"))
+        .unwrap_or_else(|| panic!("no token in {stdout}"))
+        .trim()
+        .to_string();
     assert!(stdout.contains("shown once"));
+    // And how to reach the console: a password, then the sign-in page.
+    assert!(
+        stdout.contains("rollcall user set-password --email ops@acme.test")
+            && stdout.contains("/login")
+            && stdout.contains("/orgs/acme/members"),
+        "{stdout}"
+    );
 
     // A second bootstrap of the same org must not mint another admin token.
     let out = bootstrap("intruder@evil.test");
