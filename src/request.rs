@@ -68,3 +68,59 @@ pub struct BodyLimit(pub usize);
 /// What a client is told of an internal error; the detail goes to the log only.
 pub const INTERNAL_MESSAGE: &str =
     "internal error; the server log has the details under this response's x-request-id";
+
+/// Query parameters whose values are secrets or one-time credentials: they never reach a log.
+const SECRET_PARAMETERS: [&str; 10] = [
+    "code",
+    "state",
+    "id_token",
+    "access_token",
+    "token",
+    "samlresponse",
+    "samlrequest",
+    "relaystate",
+    "session_state",
+    "client_secret",
+];
+
+/// A request's path and query as logs show it: the values of credential-bearing parameters
+/// (an OIDC callback's `code`, a SAML `RelayState`, …) replaced by `…`.
+pub fn loggable(uri: &axum::http::Uri) -> String {
+    let Some(query) = uri.query() else {
+        return uri.path().to_string();
+    };
+    let shown: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if SECRET_PARAMETERS.contains(&name.to_ascii_lowercase().as_str()) => {
+                format!("{name}=…")
+            }
+            _ => pair.to_string(),
+        })
+        .collect();
+    format!("{}?{}", uri.path(), shown.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable;
+
+    #[test]
+    fn logs_never_carry_codes_or_relay_states() {
+        let uri = "/oidc/callback?code=0.AXoA-secret&state=abc&session_state=s"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            loggable(&uri),
+            "/oidc/callback?code=…&state=…&session_state=…"
+        );
+        let uri = "/scim/v2/acme/Users?filter=userName%20eq%20%22a%22&count=5"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            loggable(&uri),
+            "/scim/v2/acme/Users?filter=userName%20eq%20%22a%22&count=5"
+        );
+        assert_eq!(loggable(&"/healthz".parse().unwrap()), "/healthz");
+    }
+}

@@ -73,9 +73,7 @@ impl Sealer {
                     .to_string()
             }
         };
-        let bytes = URL_SAFE_NO_PAD
-            .decode(encoded.trim_end_matches('='))
-            .map_err(|_| "the secret key is not base64".to_string())?;
+        let bytes = decode_key(&encoded)?;
         let key: [u8; 32] = bytes
             .try_into()
             .map_err(|_| "the secret key must be 32 bytes".to_string())?;
@@ -110,6 +108,18 @@ impl Sealer {
     }
 }
 
+/// A key in base64, standard (`openssl rand -base64 32`) or URL-safe, padded or not.
+fn decode_key(encoded: &str) -> Result<Vec<u8>, String> {
+    use base64::engine::general_purpose::STANDARD_NO_PAD;
+    let bare = encoded.trim().trim_end_matches('=');
+    STANDARD_NO_PAD
+        .decode(bare)
+        .or_else(|_| URL_SAFE_NO_PAD.decode(bare))
+        .map_err(|_| {
+            "the secret key is not base64: make one with `openssl rand -base64 32`".to_string()
+        })
+}
+
 #[cfg(unix)]
 fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
     use std::{io::Write, os::unix::fs::OpenOptionsExt};
@@ -129,6 +139,30 @@ fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_are_read_in_every_base64_spelling() {
+        // 32 bytes whose base64 holds both '+' and '/' (standard) or '-' and '_' (URL-safe).
+        let key: Vec<u8> = (0..32u8)
+            .map(|i| i.wrapping_mul(37).wrapping_add(251))
+            .collect();
+        let standard = base64::engine::general_purpose::STANDARD.encode(&key);
+        assert!(
+            standard.contains('+') || standard.contains('/'),
+            "{standard}"
+        );
+        for spelling in [
+            standard.clone(),
+            standard.trim_end_matches('=').to_string(),
+            URL_SAFE_NO_PAD.encode(&key),
+            format!("{standard}\n"),
+        ] {
+            assert_eq!(decode_key(&spelling).unwrap(), key, "{spelling:?}");
+        }
+        assert!(decode_key("not base64!")
+            .unwrap_err()
+            .contains("openssl rand -base64 32"));
+    }
 
     #[test]
     fn sealed_values_open_only_with_their_key_and_unaltered() {

@@ -19,6 +19,8 @@ pub struct AppState {
     pub outbound: outbound::Outbound,
     /// Providers' signing keys, per JWKS URL: each instance keeps its own copy.
     pub jwks: outbound::Cache<CoreJsonWebKeySet>,
+    /// When each key set was last fetched because a token named an unknown key.
+    pub jwks_forced: outbound::Cache<()>,
     /// Providers' discovery documents, per URL.
     pub discovery: outbound::Cache<serde_json::Value>,
 }
@@ -31,6 +33,7 @@ impl AppState {
             dns,
             sealer: secrets::Sealer::from_config(&config.secrets)?,
             jwks: outbound::Cache::default(),
+            jwks_forced: outbound::Cache::default(),
             discovery: outbound::Cache::default(),
             store,
             config: Arc::new(config),

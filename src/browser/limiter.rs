@@ -24,6 +24,22 @@ pub async fn sign_in_start(
     limited(state, &[(format!("sso-start:ip:{ip}"), max)], 1).await
 }
 
+/// Counts a SAML response posted to an ACS against the client address's allowance per
+/// minute (the same number as for sign-in starts): anyone can post one, and each costs a
+/// signature check.
+pub async fn sign_in_post(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    peer: std::net::SocketAddr,
+) -> store::Result<Option<Response>> {
+    let max = state.config.http.sign_in_starts_per_minute;
+    if max <= 0 {
+        return Ok(None);
+    }
+    let ip = crate::request::client_ip(&state.config.http, headers, peer);
+    limited(state, &[(format!("sso-post:ip:{ip}"), max)], 1).await
+}
+
 /// Counts an attempt against each (key, max per `window_minutes`). Over any limit: the 429
 /// page, with Retry-After, to show instead of doing the work.
 pub async fn limited(

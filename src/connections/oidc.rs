@@ -4,7 +4,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{secrets::Sealer, store::connections::Kind};
+use crate::{
+    secrets::Sealer,
+    store::{connections::Kind, grants::is_guid},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -120,17 +123,6 @@ impl Settings {
     }
 }
 
-fn is_guid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| {
-            if [8, 13, 18, 23].contains(&i) {
-                c == '-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        })
-}
-
 /// Checks the settings an admin gives a connection of `kind` and returns what to store: for
 /// `oidc`, with the client secret sealed (and the stored one kept when none is given).
 /// Other kinds' settings are their front doors' to check.
@@ -146,6 +138,14 @@ pub fn prepare(
     }
     let mut settings: Settings =
         serde_json::from_value(input).map_err(|e| format!("OIDC settings: {e}"))?;
+    // Entra writes GUIDs in lower case in its tokens; an ID pasted in upper case would
+    // never match them.
+    settings.tenant_id = settings.tenant_id.map(|t| t.trim().to_ascii_lowercase());
+    if let Some(tenants) = &mut settings.allowed_tenants {
+        for tenant in tenants.iter_mut() {
+            *tenant = tenant.trim().to_ascii_lowercase();
+        }
+    }
     if settings.client_id.trim().is_empty() {
         return Err("OIDC settings: client_id is required".into());
     }

@@ -341,6 +341,7 @@ mod tests {
                 return_to: "/".into(),
                 expires_at: store::now() + chrono::Duration::minutes(minutes),
                 consumed_at: None,
+                replaces_session_id: None,
             };
             saml::create_request(&mut tx, &request, state)
                 .await

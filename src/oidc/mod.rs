@@ -102,12 +102,18 @@ async fn keys(
     uri: &str,
     refresh: bool,
 ) -> Result<CoreJsonWebKeySet, SignInFailure> {
-    let max_age = if refresh {
-        Duration::from_secs(state.config.oidc.jwks_refresh_min_seconds)
-    } else {
-        KEYS_MAX_AGE
-    };
-    if let Some(keys) = state.jwks.get(uri, max_age).await {
+    if refresh {
+        // A token signed with a key not in the set: fetch at once, unless a forced fetch
+        // happened within `oidc.jwks_refresh_min_seconds` (a stream of tokens with made-up
+        // key IDs must not turn into a stream of fetches). Routine fetches do not count.
+        let limit = Duration::from_secs(state.config.oidc.jwks_refresh_min_seconds);
+        if state.jwks_forced.get(uri, limit).await.is_some() {
+            if let Some(keys) = state.jwks.get(uri, KEYS_MAX_AGE).await {
+                return Ok(keys);
+            }
+        }
+        state.jwks_forced.put(uri, ()).await;
+    } else if let Some(keys) = state.jwks.get(uri, KEYS_MAX_AGE).await {
         return Ok(keys);
     }
     let fresh: CoreJsonWebKeySet = fetch_json(state, uri).await?;
@@ -166,15 +172,13 @@ async fn discover(state: &AppState, settings: &Settings) -> Result<Discovery, Si
         "{}/.well-known/openid-configuration",
         issuer.trim_end_matches('/')
     );
-    let document = match state.discovery.get(&url, DISCOVERY_MAX_AGE).await {
+    let cached = state.discovery.get(&url, DISCOVERY_MAX_AGE).await;
+    let fetched = cached.is_none();
+    let document = match cached {
         Some(document) => document,
-        None => {
-            let fresh: Value = fetch_json(state, &url).await?;
-            state.discovery.put(&url, fresh.clone()).await;
-            fresh
-        }
+        None => fetch_json::<Value>(state, &url).await?,
     };
-    let discovery: Discovery = serde_json::from_value(document)
+    let discovery: Discovery = serde_json::from_value(document.clone())
         .map_err(|e| SignInFailure::misconfigured(format!("discovery document at {url}: {e}")))?;
     // Entra's multi-tenant document publishes the template `…/{tenantid}/v2.0` instead.
     let expected = if settings.multi_tenant() {
@@ -192,7 +196,43 @@ async fn discover(state: &AppState, settings: &Settings) -> Result<Discovery, Si
             ),
         ));
     }
+    // Only a document that checked out is kept: a fixed provider works at once.
+    if fetched {
+        state.discovery.put(&url, document).await;
+    }
     Ok(discovery)
+}
+
+/// A page to choose among the org's OIDC connections when the link names none.
+fn choose_page(
+    org: &orgs::Org,
+    list: &[connections::Connection],
+    return_to: Option<&str>,
+) -> Response {
+    let return_to: String =
+        url::form_urlencoded::byte_serialize(return_to.unwrap_or("/").as_bytes()).collect();
+    let links: Vec<String> = list
+        .iter()
+        .map(|c| {
+            format!(
+                "/oidc/{}/login?connection={}&return_to={return_to}",
+                org.slug, c.id
+            )
+        })
+        .collect();
+    let names: Vec<String> = list.iter().map(|c| c.name.clone()).collect();
+    let page = Choose {
+        org: org.name.clone(),
+        choices: names.into_iter().zip(links).collect(),
+    };
+    browser::Page::new(StatusCode::OK, page).into_response()
+}
+
+#[derive(askama::Template)]
+#[template(path = "pages/choose.html")]
+struct Choose {
+    org: String,
+    choices: Vec<(String, String)>,
 }
 
 fn redirect_uri(state: &AppState) -> String {
@@ -201,8 +241,66 @@ fn redirect_uri(state: &AppState) -> String {
 
 #[derive(Deserialize)]
 struct LoginParams {
-    connection: i64,
+    /// Optional when the org has one enabled OIDC connection.
+    connection: Option<i64>,
     return_to: Option<String>,
+}
+
+/// The org's enabled OIDC connections, when the sign-in link names none.
+async fn enabled_connections(
+    state: &AppState,
+    slug: &str,
+) -> Result<(orgs::Org, Vec<connections::Connection>), SignInFailure> {
+    let mut tx = state.store.read().await?;
+    let org = orgs::by_slug(&mut tx, slug).await?.ok_or_else(|| {
+        fail(
+            StatusCode::NOT_FOUND,
+            "This sign-in link is not valid.",
+            format!("no org {slug:?}"),
+        )
+    })?;
+    let list = connections::list(&mut tx, org.id)
+        .await?
+        .into_iter()
+        .filter(|c| c.kind == connections::Kind::Oidc && c.enabled)
+        .collect();
+    Ok((org, list))
+}
+
+/// The one cookie that binds a sign-in to the browser that started it: a response obtained
+/// in one browser cannot finish a sign-in in another (login CSRF).
+fn binding_cookie(
+    state: &AppState,
+    state_token: &str,
+) -> axum_extra::extract::cookie::Cookie<'static> {
+    browser::cookies::make(
+        &state.config,
+        browser::cookies::SSO_BINDING,
+        state_token.to_string(),
+        Some(600),
+        axum_extra::extract::cookie::SameSite::Lax,
+    )
+}
+
+/// Audits a sign-in failure in the org's trail, with its precise reason.
+async fn audit_failure(
+    state: &AppState,
+    org: &orgs::Org,
+    connection: &connections::Connection,
+    failure: &SignInFailure,
+    request_id: Option<String>,
+) -> Result<(), SignInFailure> {
+    let actor = audit::Actor {
+        user_id: None,
+        label: format!("oidc connection {:?}", connection.name),
+        request_id,
+    };
+    let event = audit::Event::new(org.id, "sso.login_failed", "connection", connection.id)
+        .after(&serde_json::json!({ "reason": failure.reason, "protocol": "oidc" }));
+    let mut tx = state.store.begin().await?;
+    audit::record(&mut tx, &actor, event).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 async fn connection_of(
@@ -247,8 +345,36 @@ async fn login(
         if let Some(refused) = limiter::sign_in_start(&state, &headers, peer).await? {
             return Ok(refused);
         }
-        let (_, connection, settings) = connection_of(&state, &slug, params.connection).await?;
-        let discovery = discover(&state, &settings).await?;
+        let id = match params.connection {
+            Some(id) => id,
+            None => match enabled_connections(&state, &slug).await? {
+                (_, list) if list.len() == 1 => list[0].id,
+                (org, list) if list.is_empty() => {
+                    return Err(fail(
+                        StatusCode::NOT_FOUND,
+                        "This organization does not sign in with OpenID Connect.",
+                        format!("org {} has no enabled OIDC connection", org.slug),
+                    ))
+                }
+                (org, list) => return Ok(choose_page(&org, &list, params.return_to.as_deref())),
+            },
+        };
+        let (org, connection, settings) = connection_of(&state, &slug, id).await?;
+        // From here the org is known: failures go to its audit trail too.
+        let discovery = match discover(&state, &settings).await {
+            Ok(discovery) => discovery,
+            Err(failure) => {
+                audit_failure(
+                    &state,
+                    &org,
+                    &connection,
+                    &failure,
+                    RequestId::of(&headers).0,
+                )
+                .await?;
+                return Err(failure);
+            }
+        };
         let state_token = secrets::generate("").plaintext;
         let nonce = secrets::generate("").plaintext;
         let verifier = secrets::generate("").plaintext;
@@ -282,7 +408,8 @@ async fn login(
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256")
             .append_pair("response_mode", "query");
-        Ok::<_, SignInFailure>(see_other(url.as_str(), Vec::new()))
+        let binding = binding_cookie(&state, &state_token);
+        Ok::<_, SignInFailure>(see_other(url.as_str(), vec![binding]))
     };
     result.await.unwrap_or_else(|f| failure_page(f, &headers))
 }
@@ -320,20 +447,6 @@ async fn callback(
         let pending = oidc_logins::consume(&mut tx, state_token).await?;
         tx.commit().await?;
         let pending = pending.ok_or_else(expired)?;
-        if let Some(error) = &params.error {
-            return Err(fail(
-                StatusCode::FORBIDDEN,
-                "Your identity provider did not sign you in.",
-                format!("provider error {error:?}: {:?}", params.error_description),
-            ));
-        }
-        let code = params.code.as_deref().ok_or_else(|| {
-            fail(
-                StatusCode::BAD_REQUEST,
-                "The sign-in answer was incomplete. Please start again.",
-                "callback without code",
-            )
-        })?;
         let (org, connection, settings) = {
             let mut tx = state.store.read().await?;
             let connection = connections::by_id(&mut tx, pending.connection_id)
@@ -345,28 +458,48 @@ async fn callback(
             drop(tx);
             connection_of(&state, &org.slug, connection.id).await?
         };
-        let finished = finish(
-            &state,
-            &org,
-            &connection,
-            &settings,
-            code,
-            &pending,
-            request_id.clone(),
-        )
+        let finished = async {
+            // The browser that started the sign-in must be the one finishing it.
+            let bound = browser::cookies::read(&state.config, &headers, browser::cookies::SSO_BINDING)
+                .is_some_and(|b| secrets::hash(&b) == secrets::hash(state_token));
+            if !bound {
+                return Err(fail(
+                    StatusCode::FORBIDDEN,
+                    "This sign-in was started in another browser. Please start again here.",
+                    "the callback's state was not issued to this browser (no matching binding cookie): a sign-in started elsewhere, or login CSRF",
+                ));
+            }
+            if let Some(error) = &params.error {
+                // The provider's own refusal, e.g. Entra's AADSTS50105 (user not assigned).
+                let described = params.error_description.as_deref().unwrap_or("no description");
+                return Err(fail(
+                    StatusCode::FORBIDDEN,
+                    "Your identity provider did not sign you in. Ask your administrator.",
+                    format!("the provider answered {error}: {described}"),
+                ));
+            }
+            let code = params.code.as_deref().ok_or_else(|| {
+                fail(
+                    StatusCode::BAD_REQUEST,
+                    "The sign-in answer was incomplete. Please start again.",
+                    "callback without code",
+                )
+            })?;
+            finish(
+                &state,
+                &org,
+                &connection,
+                &settings,
+                code,
+                &pending,
+                &headers,
+            )
+            .await
+        }
         .await;
         if let Err(failure) = &finished {
             // The precise reason goes to the org's audit trail too, not only to the log.
-            let actor = audit::Actor {
-                user_id: None,
-                label: format!("oidc connection {:?}", connection.name),
-                request_id,
-            };
-            let event = audit::Event::new(org.id, "sso.login_failed", "connection", connection.id)
-                .after(&serde_json::json!({ "reason": failure.reason }));
-            let mut tx = state.store.begin().await?;
-            audit::record(&mut tx, &actor, event).await?;
-            tx.commit().await?;
+            audit_failure(&state, &org, &connection, failure, request_id).await?;
         }
         finished
     };
@@ -381,8 +514,9 @@ async fn finish(
     settings: &Settings,
     code: &str,
     pending: &oidc_logins::PendingLogin,
-    request_id: Option<String>,
+    headers: &HeaderMap,
 ) -> Result<Response, SignInFailure> {
+    let request_id = RequestId::of(headers).0;
     let discovery = discover(state, settings).await?;
     let misconfigured = |reason: String| {
         fail(
@@ -489,18 +623,23 @@ async fn finish(
     let reference = request_id.clone().unwrap_or_else(|| "-".into());
     match provisioning::provision(&state.store, &identity, Via::Sso, request_id).await {
         Ok(outcome) => {
+            // A new sign-in replaces the browser's previous session.
+            let previous = session::signed_in(state, headers)
+                .await?
+                .map(|s| s.session_id);
             let mut tx = state.store.begin().await?;
             let (cookie, _) = session::start(
                 state,
                 &mut tx,
                 outcome.user_id,
-                None,
+                previous,
                 store::credentials::Method::Sso,
             )
             .await?;
             tx.commit().await?;
             tracing::info!(org = %org.slug, user_id = outcome.user_id, "OIDC sign-in");
-            Ok(see_other(&pending.return_to, vec![cookie]))
+            let unbind = browser::cookies::removal(&state.config, browser::cookies::SSO_BINDING);
+            Ok(see_other(&pending.return_to, vec![cookie, unbind]))
         }
         // The core has logged and audited its own refusal.
         Err(provisioning::Error::Refused(r)) => {
@@ -528,9 +667,7 @@ async fn validate(
             reason,
         )
     };
-    let token: ProviderIdToken = raw
-        .parse()
-        .map_err(|e| refused(format!("id_token is not a JWT: {e}")))?;
+    let token: ProviderIdToken = raw.parse().map_err(|e| refused(unparsable(raw, &e)))?;
     let skew = chrono::Duration::seconds(state.config.oidc.clock_skew_seconds);
     let issuer =
         IssuerUrl::new(discovery.issuer.clone()).map_err(|e| refused(format!("issuer: {e}")))?;
@@ -557,7 +694,18 @@ async fn validate(
     };
     let expected_nonce = Nonce::new(nonce.to_string());
     let explain = |e: ClaimsVerificationError| {
-        // The precise cause (wrong key, disallowed alg, …) is in the error's source.
+        if let ClaimsVerificationError::SignatureVerification(
+            SignatureVerificationError::DisallowedAlg(_),
+        ) = &e
+        {
+            // The crate prints its allow-list in hash order; this says it in a fixed one.
+            return refused(format!(
+                "id_token refused: algorithm `{}` is not one of {}",
+                header_alg(raw),
+                allowed_algs()
+            ));
+        }
+        // The precise cause (wrong key, …) is in the error's source.
         let cause = std::error::Error::source(&e)
             .map(|s| format!(" ({s})"))
             .unwrap_or_default();
@@ -576,6 +724,21 @@ async fn validate(
         }
         other => other.map_err(explain)?,
     };
+    // `nbf`, which the crate does not read: a token is not accepted before its time.
+    let payload = payload_of(raw).map_err(refused)?;
+    if let Some(nbf) = payload.get("nbf").and_then(Value::as_i64) {
+        let now = chrono::Utc::now();
+        if nbf > (now + skew).timestamp() {
+            let at = chrono::DateTime::from_timestamp(nbf, 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_else(|| nbf.to_string());
+            return Err(refused(format!(
+                "id_token is not valid before {at} (nbf), {} s after this server's clock, which allows {} s of skew",
+                nbf - now.timestamp(),
+                skew.num_seconds()
+            )));
+        }
+    }
     if let Some(azp) = claims.authorized_party() {
         if azp.as_str() != settings.client_id {
             return Err(refused(format!(
@@ -633,7 +796,6 @@ async fn validate(
         .collect();
     if let (Preset::Generic, Some(names)) = (settings.preset, &settings.claims) {
         // The signature has verified the payload: read the configured claims from it.
-        let payload = verified_payload(raw).map_err(refused)?;
         let text = |claim: &str| {
             payload
                 .get(claim)
@@ -691,8 +853,45 @@ async fn validate(
     ))
 }
 
-/// The claims of a JWT whose signature has already been verified.
-fn verified_payload(raw: &str) -> Result<serde_json::Map<String, Value>, String> {
+/// Why a token that does not parse as an ID token is refused: a missing required claim by
+/// name, else the parser's words. Read from the unverified payload, only to explain.
+fn unparsable(raw: &str, err: &impl std::fmt::Display) -> String {
+    if let Ok(payload) = payload_of(raw) {
+        for claim in ["iss", "sub", "aud", "exp", "iat"] {
+            if !payload.contains_key(claim) {
+                return format!("id_token lacks the required claim `{claim}`");
+            }
+        }
+    }
+    format!("id_token is not a JWT: {err}")
+}
+
+/// The `alg` of a JWT's header, or `?`.
+fn header_alg(raw: &str) -> String {
+    raw.split('.')
+        .next()
+        .and_then(|h| URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')).ok())
+        .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
+        .and_then(|h| h["alg"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// [`ALLOWED_ALGS`] by name, in their fixed order.
+fn allowed_algs() -> String {
+    let names: Vec<String> = ALLOWED_ALGS
+        .iter()
+        .map(|a| {
+            serde_json::to_value(a)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        })
+        .collect();
+    names.join(", ")
+}
+
+/// The claims of a JWT, decoded. Trusted only once the signature has been verified.
+fn payload_of(raw: &str) -> Result<serde_json::Map<String, Value>, String> {
     let payload = raw.split('.').nth(1).ok_or("id_token has no payload")?;
     let bytes = URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))

@@ -74,6 +74,11 @@ pub fn decode(encoded: &str) -> Result<String, SignInFailure> {
             "the response carries an XML comment (comment injection into NameID or attributes)",
         ));
     }
+    // The IdP's own refusal first: an error response (Okta's "user not assigned to the
+    // app") carries no assertion and is no attack.
+    if let Some(failure) = idp_refusal(&xml) {
+        return Err(failure);
+    }
     let assertions = count_elements(&xml, "Assertion") + count_elements(&xml, "EncryptedAssertion");
     if assertions != 1 {
         return Err(refused(format!(
@@ -102,6 +107,156 @@ pub fn is_encrypted(xml: &str) -> bool {
 /// Start tags named `name` in any namespace prefix. A plain scan, deliberately independent
 /// of the parser that verifies signatures, so a document that parsers read differently
 /// (CVE-2025-25291/25292) is still seen to hold two assertions.
+/// The text content of each element named `name` (any prefix), in order; for reporting
+/// what an unverified document says, never for trusting it.
+fn texts_of(xml: &str, name: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find('<') {
+        rest = &rest[start + 1..];
+        let tag_end = rest
+            .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+            .unwrap_or(rest.len());
+        let tag = &rest[..tag_end];
+        if tag.starts_with('/') || tag.rsplit(':').next() != Some(name) {
+            continue;
+        }
+        let Some(open_end) = rest.find('>') else {
+            break;
+        };
+        let body = &rest[open_end + 1..];
+        let text = body.split('<').next().unwrap_or_default().trim();
+        found.push(text.chars().take(300).collect());
+    }
+    found
+}
+
+/// The `Value` attributes of the elements named `name`, in document order (a top-level
+/// StatusCode, then the second-level one inside it).
+fn values_of(xml: &str, name: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = xml;
+    while let Some(start) = rest.find('<') {
+        rest = &rest[start + 1..];
+        let tag_end = rest
+            .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+            .unwrap_or(rest.len());
+        if rest[..tag_end].rsplit(':').next() != Some(name) {
+            continue;
+        }
+        let open = &rest[..rest.find('>').unwrap_or(rest.len())];
+        if let Some(at) = open.find("Value=\"") {
+            let value = &open[at + 7..];
+            found.push(value.split('"').next().unwrap_or_default().to_string());
+        }
+    }
+    found
+}
+
+/// The IdP's own refusal, when the response's status is not Success: the second-level
+/// code and the StatusMessage are what an admin needs (e.g. Okta's "user not assigned").
+fn idp_refusal(xml: &str) -> Option<SignInFailure> {
+    let codes = values_of(xml, "StatusCode");
+    let top = codes.first()?;
+    if top == SUCCESS {
+        return None;
+    }
+    let short = |code: &str| code.rsplit(':').next().unwrap_or(code).to_string();
+    let message = texts_of(xml, "StatusMessage")
+        .into_iter()
+        .next()
+        .filter(|m| !m.is_empty());
+    let second = codes.get(1).map(|c| short(c));
+    let said = match (&message, &second) {
+        (Some(message), _) => message.clone(),
+        (None, Some(second)) => format!("{} / {second}", short(top)),
+        (None, None) => short(top),
+    };
+    Some(SignInFailure::forbidden(
+        format!("Your identity provider did not sign you in: {said}. Ask your administrator."),
+        format!(
+            "IdP status {}{}{} (an IdP error, not a forged response)",
+            short(top),
+            second
+                .map(|s| format!(", second-level {s}"))
+                .unwrap_or_default(),
+            message
+                .map(|m| format!(", message {m:?}"))
+                .unwrap_or_default()
+        ),
+    ))
+}
+
+/// Why a response's signature did not verify, one cause at a time: unsigned, a refused
+/// algorithm, a certificate the metadata does not hold, or content changed after signing.
+/// Read from the document only after the verification failed, to explain it.
+fn signature_failure(
+    xml: &str,
+    settings: &Settings,
+    idp_certificates: &[Vec<u8>],
+) -> SignInFailure {
+    if count_elements(xml, "Signature") == 0 && count_elements(xml, "EncryptedAssertion") > 0 {
+        return refused("the response carries no signature of its own, and an encrypted one needs a signed response (the assertion's own signature cannot be checked before decryption): in Okta, sign the Response");
+    }
+    if count_elements(xml, "Signature") == 0 {
+        return refused("the response and its assertion carry no signature; rollcall accepts only signed sign-ins");
+    }
+    let methods = xml.split("SignatureMethod").skip(1).filter_map(|s| {
+        let at = s.find("Algorithm=\"")?;
+        s[at + 11..].split('"').next().map(str::to_string)
+    });
+    for method in methods {
+        if !settings.allow_sha1 && method.ends_with("sha1") {
+            return refused(format!(
+                "the signature uses {method} (SHA-1), which is refused: in Okta, set the app's signature algorithm to RSA-SHA256, or allow SHA-1 on this connection (allow_sha1)"
+            ));
+        }
+    }
+    let fingerprint = |der: &[u8]| -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(der)
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    // Keys, not certificates, decide: an IdP may re-issue a certificate for the same key.
+    let key_of = |der: &[u8]| {
+        x509_parser::parse_x509_certificate(der)
+            .ok()
+            .map(|(_, cert)| cert.public_key().raw.to_vec())
+    };
+    let known_keys: Vec<Vec<u8>> = idp_certificates.iter().filter_map(|c| key_of(c)).collect();
+    let expected: Vec<String> = idp_certificates.iter().map(|c| fingerprint(c)).collect();
+    let received: Vec<Vec<u8>> = texts_of(xml, "X509Certificate")
+        .iter()
+        .filter_map(|b64| {
+            // Signers may break the base64 with carriage-return character references.
+            let compact: String = b64
+                .replace("&#13;", "")
+                .replace("&#xD;", "")
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='))
+                .collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(compact)
+                .ok()
+        })
+        .filter(|der| key_of(der).is_some())
+        .collect();
+    let unknown = received
+        .iter()
+        .find(|der| key_of(der).is_some_and(|key| !known_keys.contains(&key)))
+        .map(|der| fingerprint(der));
+    if let Some(unknown) = unknown {
+        return refused(format!(
+            "the signature is made with a key that is not in the IdP metadata: certificate SHA-256 {unknown} received, {} expected; the metadata is stale or the IdP rotated its certificate, so refresh the metadata",
+            expected.join(", ")
+        ));
+    }
+    refused("the signature does not verify: the signed content was changed after signing (digest or signature mismatch), or the signature covers no assertion (an encrypted one needs a signed response)")
+}
+
 fn count_elements(xml: &str, name: &str) -> usize {
     let bytes = xml.as_bytes();
     let mut count = 0;
@@ -136,9 +291,13 @@ pub async fn request_for(
         return Ok(None);
     };
     if request.org_id != org.id {
+        let started = crate::store::orgs::by_id(tx, request.org_id)
+            .await?
+            .map(|o| o.slug)
+            .unwrap_or_else(|| "(deleted)".into());
         return Err(refused(format!(
-            "the sign-in was started for org {} and answered at org {}'s ACS",
-            request.org_id, org.slug
+            "the sign-in was started for org {started} and answered at org {}'s ACS",
+            org.slug
         )));
     }
     if request.consumed_at.is_some() {
@@ -157,7 +316,8 @@ pub async fn request_for(
 /// accepts IdP-initiated sign-ins from its issuer.
 pub fn unsolicited(issuer: Option<&str>) -> SignInFailure {
     refused(format!(
-        "unsolicited response (no RelayState of a sign-in rollcall started) from issuer {issuer:?}, and no connection of this org accepts IdP-initiated sign-ins from it"
+        "unsolicited response (no RelayState of a sign-in rollcall started) from issuer {}, and no connection of this org accepts IdP-initiated sign-ins from it",
+        issuer.unwrap_or("(none named)")
     ))
 }
 
@@ -184,30 +344,14 @@ pub fn verify(
         .map_err(|e| SignInFailure::misconfigured(format!("connection settings: {e}")))?
         .ok_or_else(|| SignInFailure::misconfigured("the connection has no IdP metadata yet"))?;
 
-    // Unsigned parts of the wrapper, read only to report the IdP's own status and to refuse
-    // a misdirected response early; nothing from them is trusted.
+    // Unsigned parts of the wrapper, read only to refuse a misdirected response early;
+    // nothing from them is trusted. (The IdP's own status was read in `decode`.)
     let envelope: Response = xml
         .parse()
         .map_err(|e| refused(format!("the response does not parse: {e}")))?;
-    if let Some(code) = envelope
-        .status
-        .as_ref()
-        .and_then(|s| s.status_code.value.as_deref())
-    {
-        if code != SUCCESS {
-            return Err(SignInFailure::forbidden(
-                format!(
-                    "Your identity provider did not sign you in (status {}). Ask your administrator.",
-                    code.rsplit(':').next().unwrap_or(code)
-                ),
-                format!("IdP status {code}"),
-            ));
-        }
-    }
-    if request.is_none() && envelope.in_response_to.is_some() {
+    if let (None, Some(answers)) = (request, envelope.in_response_to.as_deref()) {
         return Err(refused(format!(
-            "the response answers request {:?}, but its RelayState names no sign-in rollcall started",
-            envelope.in_response_to
+            "the response answers request {answers}, but its RelayState names no sign-in rollcall started"
         )));
     }
     if let Some(destination) = envelope.destination.as_deref() {
@@ -243,6 +387,11 @@ pub fn verify(
         key: decryption_key,
         ..ServiceProvider::default()
     };
+    let certificates: Vec<Vec<u8>> = idp
+        .certificates
+        .iter()
+        .map(|c| c.der_data().to_vec())
+        .collect();
     let expected: Vec<&str> = request.iter().map(|r| r.request_id.as_str()).collect();
     let assertion = sp
         .parse_xml_response(xml, Some(&expected))
@@ -251,9 +400,15 @@ pub fn verify(
             | SpError::AssertionConditionExpired { .. }
             | SpError::AssertionSubjectConfirmationExpired { .. }
             | SpError::ResponseExpired { .. } => expired(format!("{e}")),
-            SpError::FailedToValidateSignature => refused(
-                "the signature does not verify against the IdP metadata's certificates, covers no assertion (an encrypted one needs a signed response), or uses a refused algorithm",
-            ),
+            SpError::FailedToValidateSignature => signature_failure(xml, settings, &certificates),
+            SpError::AssertionConditionAudienceRestrictionFailed { requirement } => refused(format!(
+                "the assertion's audience is {} but this org's SP entity ID is {requirement:?}: set Okta's Audience URI (SP Entity ID) to it",
+                texts_of(xml, "Audience")
+                    .iter()
+                    .map(|a| format!("{a:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
             SpError::FailedToDecryptAssertion | SpError::MissingPrivateKeySP => refused(format!(
                 "the encrypted assertion does not decrypt with this org's SP key ({e})"
             )),

@@ -232,6 +232,9 @@ async fn login(
                 ),
                 expires_at: store::now() + chrono::Duration::minutes(REQUEST_TTL_MINUTES),
                 consumed_at: None,
+                replaces_session_id: session::signed_in(&state, &headers)
+                    .await?
+                    .map(|s| s.session_id),
             },
             &relay_state,
         )
@@ -252,12 +255,16 @@ struct AcsForm {
 
 async fn acs_post(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(slug): Path<String>,
     headers: HeaderMap,
     form: Result<Form<AcsForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let request_id = RequestId::of(&headers).0;
     let result = async {
+        if let Some(refused) = limiter::sign_in_post(&state, &headers, peer).await? {
+            return Ok(refused);
+        }
         let org = org_by_slug(&state, &slug).await?;
         let Form(form) = form.map_err(|e| {
             SignInFailure::new(
@@ -268,29 +275,26 @@ async fn acs_post(
             )
         })?;
         let checked = consume(&state, &org, &form).await;
-        let (connection, identity, return_to, saml_session) = match checked {
+        let (connection, identity, return_to, saml_session, replaces) = match checked {
             Ok(ok) => ok,
-            Err((connection, failure)) => {
-                audit_failure(
-                    &state,
-                    &org,
-                    connection.as_ref(),
-                    &failure,
-                    request_id.clone(),
-                )
-                .await?;
+            Err((Some(connection), failure)) => {
+                audit_failure(&state, &org, &connection, &failure, request_id.clone()).await?;
                 return Err(failure);
             }
+            // Neither bound nor verified: the log has it, the org's trail does not.
+            Err((None, failure)) => return Err(failure),
         };
         let reference = request_id.clone().unwrap_or_else(|| "-".into());
         match provisioning::provision(&state.store, &identity, Via::Sso, request_id.clone()).await {
             Ok(outcome) => {
                 let mut tx = state.store.begin().await?;
+                // The session of the browser that started the sign-in ends: a new sign-in
+                // replaces it.
                 let (cookie, secret) = session::start(
                     &state,
                     &mut tx,
                     outcome.user_id,
-                    None,
+                    replaces,
                     store::credentials::Method::Sso,
                 )
                 .await?;
@@ -312,8 +316,10 @@ async fn acs_post(
     result.await.unwrap_or_else(|f| failure_page(f, &headers))
 }
 
-/// Every check of [`acs`], in order; the connection is returned with a failure once known,
-/// so the failure is audited against it.
+/// Every check of [`acs`], in order. A failure comes with the connection to audit it
+/// against, or none: only a response bound to a sign-in rollcall started, or one whose
+/// signature verified, reaches the org's audit trail. Anyone can post junk to an ACS; that
+/// is logged, and never fills an org's trail.
 async fn consume(
     state: &AppState,
     org: &orgs::Org,
@@ -324,56 +330,70 @@ async fn consume(
         provisioning::ExternalIdentity,
         String,
         saml::SamlSession,
+        Option<i64>,
     ),
     (Option<connections::Connection>, SignInFailure),
 > {
-    let xml = acs::decode(&form.saml_response).map_err(|f| (None, f))?;
+    // Bound: the RelayState names a sign-in of this org that rollcall started.
+    let bound = async {
+        let Some(relay) = form.relay_state.as_deref().filter(|r| !r.is_empty()) else {
+            return Ok(None);
+        };
+        let mut tx = state.store.read().await?;
+        match saml::request_by_relay(&mut tx, relay).await? {
+            Some(r) if r.org_id == org.id => connections::by_id(&mut tx, r.connection_id).await,
+            _ => Ok(None),
+        }
+    }
+    .await
+    .map_err(|e: store::Error| (None, e.into()))?;
+    let early = |f: SignInFailure| (bound.clone(), f);
+    let xml = acs::decode(&form.saml_response).map_err(early)?;
     // Before the transaction: making the key pair writes in a transaction of its own.
     let key = if acs::is_encrypted(&xml) {
-        acs::check_encryption(&xml).map_err(|f| (None, f))?;
+        acs::check_encryption(&xml).map_err(early)?;
         let entity_id = endpoints(state, &org.slug).entity_id;
         Some(
             sp_key::for_org(state, org.id, &entity_id)
                 .await
-                .map_err(|f| (None, f))?
+                .map_err(early)?
                 .private_key,
         )
     } else {
         None
     };
-    let mut tx = state.store.begin().await.map_err(|e| (None, e.into()))?;
+    let mut tx = state.store.begin().await.map_err(|e| early(e.into()))?;
     let request = acs::request_for(&mut tx, org, form.relay_state.as_deref())
         .await
-        .map_err(|f| (None, f))?;
+        .map_err(early)?;
     let connection = match &request {
         Some(request) => connections::by_id(&mut tx, request.connection_id)
             .await
-            .map_err(|e| (None, e.into()))?
-            .ok_or_else(|| {
-                (
-                    None,
-                    SignInFailure::misconfigured("the connection was deleted"),
-                )
-            })?,
+            .map_err(|e| early(e.into()))?
+            .ok_or_else(|| early(SignInFailure::misconfigured("the connection was deleted")))?,
         None => {
             let issuer = acs::claimed_issuer(&xml);
             idp_initiated_connection(&mut tx, org, issuer.as_deref())
                 .await
-                .map_err(|e| (None, e.into()))?
-                .ok_or_else(|| (None, acs::unsolicited(issuer.as_deref())))?
+                .map_err(|e| early(e.into()))?
+                .ok_or_else(|| early(acs::unsolicited(issuer.as_deref())))?
         }
     };
+    // An IdP-initiated response names its connection by an issuer nobody has verified yet:
+    // its failures are audited only once the signature holds.
+    let unverified = |f: SignInFailure| (bound.clone(), f);
     let with = |f: SignInFailure| (Some(connection.clone()), f);
     if !connection.enabled {
-        return Err(with(SignInFailure::forbidden(
+        return Err(unverified(SignInFailure::forbidden(
             "This sign-in method is turned off. Ask an administrator of your organization.",
             format!("connection {} is disabled", connection.id),
         )));
     }
     let settings = Settings::from_value(&connection.settings.0)
-        .map_err(|e| with(SignInFailure::misconfigured(e)))?;
+        .map_err(|e| unverified(SignInFailure::misconfigured(e)))?;
     let ends = endpoints(state, &org.slug);
-    let assertion = acs::verify(&xml, &settings, &ends, request.as_ref(), key).map_err(with)?;
+    let assertion =
+        acs::verify(&xml, &settings, &ends, request.as_ref(), key).map_err(unverified)?;
     acs::use_once(
         &mut tx,
         &connection,
@@ -400,12 +420,13 @@ async fn consume(
             .find_map(|s| s.session_index.clone()),
     };
     tx.commit().await.map_err(|e| with(e.into()))?;
+    let replaces = request.as_ref().and_then(|r| r.replaces_session_id);
     let return_to = match request {
         Some(request) => request.return_to,
         // Okta may send a default RelayState with an IdP-initiated sign-in: a path here.
         None => browser::safe_return(&state.config.public_base_url, form.relay_state.as_deref()),
     };
-    Ok((connection, identity, return_to, saml_session))
+    Ok((connection, identity, return_to, saml_session, replaces))
 }
 
 /// The org's enabled SAML connection that accepts IdP-initiated sign-ins from `issuer`.
@@ -434,23 +455,16 @@ async fn idp_initiated_connection(
 async fn audit_failure(
     state: &AppState,
     org: &orgs::Org,
-    connection: Option<&connections::Connection>,
+    connection: &connections::Connection,
     failure: &SignInFailure,
     request_id: Option<String>,
 ) -> Result<(), SignInFailure> {
     let actor = audit::Actor {
         user_id: None,
-        label: match connection {
-            Some(c) => format!("saml connection {:?}", c.name),
-            None => "saml (unknown connection)".into(),
-        },
+        label: format!("saml connection {:?}", connection.name),
         request_id,
     };
-    let (target_type, target_id) = match connection {
-        Some(c) => ("connection", c.id.to_string()),
-        None => ("org", org.id.to_string()),
-    };
-    let event = audit::Event::new(org.id, "sso.login_failed", target_type, target_id)
+    let event = audit::Event::new(org.id, "sso.login_failed", "connection", connection.id)
         .after(&serde_json::json!({ "reason": failure.reason, "protocol": "saml" }));
     let mut tx = state.store.begin().await?;
     audit::record(&mut tx, &actor, event).await?;

@@ -20,11 +20,34 @@ pub struct GroupRef {
     pub name: Option<String>,
 }
 
+/// Whether `s` is a GUID (Entra's tenant and object IDs), in either case.
+pub fn is_guid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| {
+            if [8, 13, 18, 23].contains(&i) {
+                c == '-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+/// A group ID as it is stored and compared: a GUID in lower case, as Entra's tokens and
+/// SCIM pushes carry it; any other ID (Okta's are case-sensitive) as given.
+pub fn canonical_group_id(id: &str) -> String {
+    let id = id.trim();
+    if is_guid(id) {
+        id.to_ascii_lowercase()
+    } else {
+        id.to_string()
+    }
+}
+
 impl GroupRef {
-    /// (`id` | `name`, the value as given).
+    /// (`id` | `name`, the value as stored).
     fn parts(&self) -> Result<(&'static str, String)> {
         match (&self.id, &self.name) {
-            (Some(id), None) if !id.trim().is_empty() => Ok(("id", id.trim().to_string())),
+            (Some(id), None) if !id.trim().is_empty() => Ok(("id", canonical_group_id(id))),
             (None, Some(name)) if !name.trim().is_empty() => Ok(("name", name.trim().to_string())),
             _ => Err(Error::Invalid(
                 "a group is named by exactly one of \"id\" or \"name\", not empty".into(),

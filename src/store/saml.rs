@@ -14,6 +14,8 @@ pub struct PendingRequest {
     pub return_to: String,
     pub expires_at: DateTime<Utc>,
     pub consumed_at: Option<DateTime<Utc>>,
+    /// The session the browser had when it started the sign-in, ended by the new one.
+    pub replaces_session_id: Option<i64>,
 }
 
 /// Records an AuthnRequest, usable until its `expires_at`; the browser carries
@@ -24,8 +26,8 @@ pub async fn create_request(
     relay_state: &str,
 ) -> Result<()> {
     on!(tx, c => sqlx::query(
-        "INSERT INTO saml_requests (org_id, connection_id, request_id, relay_hash, return_to, created_at, expires_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO saml_requests (org_id, connection_id, request_id, relay_hash, return_to, created_at, expires_at, \
+         replaces_session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(request.org_id)
     .bind(request.connection_id)
@@ -34,6 +36,7 @@ pub async fn create_request(
     .bind(&request.return_to)
     .bind(now())
     .bind(request.expires_at)
+    .bind(request.replaces_session_id)
     .execute(&mut *c)
     .await
     .map(|r| r.rows_affected()))?;
@@ -44,7 +47,7 @@ pub async fn create_request(
 /// (expired, used, another org's).
 pub async fn request_by_relay(tx: &mut Tx, relay_state: &str) -> Result<Option<PendingRequest>> {
     Ok(on!(tx, c => sqlx::query_as::<_, PendingRequest>(
-        "SELECT org_id, connection_id, request_id, return_to, expires_at, consumed_at \
+        "SELECT org_id, connection_id, request_id, return_to, expires_at, consumed_at, replaces_session_id \
          FROM saml_requests WHERE relay_hash = $1",
     )
     .bind(secrets::hash(relay_state))

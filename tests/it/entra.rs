@@ -75,6 +75,8 @@ pub enum Tamper {
     MissingAud,
     MissingIat,
     MissingSub,
+    /// Not valid before an hour from now (`nbf`).
+    FutureNbf,
     /// Issued an hour from now.
     FutureIat,
     /// Signed ES256 with the published EC key: valid.
@@ -159,6 +161,10 @@ impl EntraStandIn {
 
     pub fn serve_wrong_discovery_issuer(&self) {
         self.inner.lock().unwrap().wrong_discovery_issuer = true;
+    }
+
+    pub fn serve_right_discovery_issuer(&self) {
+        self.inner.lock().unwrap().wrong_discovery_issuer = false;
     }
 
     pub fn publish_both_keys(&self) {
@@ -595,6 +601,11 @@ fn make_token(issuer: &str, tenant: &str, issued: &Issued, kid: &str, file: &str
             .unwrap()
             .to_string()
         }
+        Tamper::FutureNbf => {
+            let mut payload = serde_json::to_value(&claims).unwrap();
+            payload["nbf"] = (now + chrono::Duration::hours(1)).timestamp().into();
+            sign_raw(&payload, kid, file)
+        }
         Tamper::MissingAud | Tamper::MissingIat | Tamper::MissingSub => {
             let mut payload = serde_json::to_value(&claims).unwrap();
             let claim = match t {
@@ -818,8 +829,9 @@ async fn forged_and_broken_tokens_are_refused(backend: Backend) {
         (Tamper::OtherAzp, "azp \"another-app\" is not this client"),
         (Tamper::GroupOverage, "group overage"),
         (Tamper::MissingAud, "Invalid audiences"),
-        (Tamper::MissingIat, "missing field `iat`"),
-        (Tamper::MissingSub, "missing field `sub`"),
+        (Tamper::MissingIat, "lacks the required claim `iat`"),
+        (Tamper::MissingSub, "lacks the required claim `sub`"),
+        (Tamper::FutureNbf, "is not valid before"),
         (Tamper::FutureIat, "issued in the future"),
         (Tamper::Es256BadSignature, "Signature verification failed"),
     ] {
@@ -1250,6 +1262,10 @@ async fn invitation_continues_with_sso(backend: Backend) {
 }
 
 crate::backend_tests!(
+    rotated_keys_are_fetched_at_once,
+    provider_errors_and_login_failures_are_audited,
+    a_sign_in_finishes_in_the_browser_that_started_it,
+    entra_ids_in_upper_case_are_stored_as_entra_sends_them,
     entra_sign_in_provisions_and_signs_in,
     forged_and_broken_tokens_are_refused,
     state_is_single_use,
@@ -1264,3 +1280,152 @@ crate::backend_tests!(
     discovery_redirects_are_not_followed,
     invitation_continues_with_sso,
 );
+
+/// With the default refetch limit, a token signed with a rotated key gets in at once: the
+/// limit counts forced fetches only, not the routine one of the first sign-in.
+async fn rotated_keys_are_fetched_at_once(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, |c| c.oidc.jwks_refresh_min_seconds = 60).await;
+    let (_, connection, _) = setup(&app).await;
+    let (done, _) = sign_in(
+        &app,
+        &Browser::new(&app),
+        connection,
+        "/",
+        person("oid-1", "one@acme.test", &[]),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    app.entra.rotate();
+    let (done, _) = sign_in(
+        &app,
+        &Browser::new(&app),
+        connection,
+        "/",
+        person("oid-2", "two@acme.test", &[]),
+    )
+    .await;
+    assert_eq!(
+        done.status,
+        StatusCode::SEE_OTHER,
+        "rotated key picked up: {}",
+        done.body
+    );
+    app.stop().await;
+}
+
+/// The provider's own refusal at the callback, and a failure at the login step (here a
+/// discovery document for another issuer), reach the org's audit trail; a link without
+/// `?connection=` uses the org's only OIDC connection.
+async fn provider_errors_and_login_failures_are_audited(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, _, _) = setup(&app).await;
+    // Before any discovery document is cached: one for another issuer.
+    app.entra.serve_wrong_discovery_issuer();
+    let r = Browser::new(&app).get("/oidc/acme/login").await;
+    assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
+    let logged = last_failure(&app, &admin.token).await;
+    assert!(logged.contains("discovery issuer"), "{logged}");
+    app.entra.serve_right_discovery_issuer();
+
+    let browser = Browser::new(&app);
+    let start = browser.get("/oidc/acme/login?return_to=/").await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    let state = query_param(start.location(), "state");
+    let r = browser
+        .get(&format!(
+            "/oidc/callback?state={state}&error=access_denied&error_description=AADSTS50105%3A+The+signed+in+user+is+not+assigned+to+a+role+for+the+application"
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let logged = last_failure(&app, &admin.token).await;
+    assert!(
+        logged.contains("access_denied") && logged.contains("AADSTS50105"),
+        "{logged}"
+    );
+    app.stop().await;
+}
+
+/// Login CSRF: a callback carried to another browser (an attacker's code for the attacker's
+/// account) does not sign that browser in.
+async fn a_sign_in_finishes_in_the_browser_that_started_it(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection, _) = setup(&app).await;
+    let attacker = Browser::new(&app);
+    let start = attacker
+        .get(&format!(
+            "/oidc/acme/login?connection={connection}&return_to=/"
+        ))
+        .await;
+    app.entra
+        .sign_in_next(person("oid-mallory", "mallory@acme.test", &[]));
+    let at_entra = attacker.get(start.location()).await;
+    let callback = at_entra.location().to_string();
+    let victim = Browser::new(&app);
+    let r = victim.get(&callback).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert!(r.body.contains("started in another browser"), "{}", r.body);
+    assert_eq!(victim.get("/").await.location(), "/login", "no session");
+    let logged = last_failure(&app, &admin.token).await;
+    assert!(logged.contains("login CSRF"), "{logged}");
+    app.stop().await;
+}
+
+/// Entra writes GUIDs in lower case; an admin may paste them in upper case. Tenant IDs and
+/// group object IDs are saved as Entra sends them, so they match, and cannot be mapped twice.
+async fn entra_ids_in_upper_case_are_stored_as_entra_sends_them(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let r = app
+        .post("/api/v1/orgs/acme/connections", &admin.token, json!({
+            "kind": "oidc", "name": "Entra ID",
+            "settings": {"preset": "entra", "tenant_id": TENANT.to_uppercase(), "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+        }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["settings"]["tenant_id"], TENANT);
+    let connection = r.body["id"].as_i64().unwrap();
+    let team = app.create_team("acme", &admin.token, "Engineering").await;
+    let base = format!("/api/v1/orgs/acme/connections/{connection}");
+    app.post(
+        &format!("{base}/grants"),
+        &admin.token,
+        json!({"match": {"kind": "everyone"}}),
+    )
+    .await;
+    let r = app
+        .post(
+            &format!("{base}/group-mappings"),
+            &admin.token,
+            json!({"group": {"id": ENG_GROUP.to_uppercase()}, "team_ids": [team]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["group"]["id"], ENG_GROUP);
+    let r = app
+        .post(
+            &format!("{base}/group-mappings"),
+            &admin.token,
+            json!({"group": {"id": ENG_GROUP}, "team_ids": [team]}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CONFLICT,
+        "the same group, once: {}",
+        r.body
+    );
+    let (done, _) = sign_in(
+        &app,
+        &Browser::new(&app),
+        connection,
+        "/",
+        person("oid-ann", "ann@acme.test", &[ENG_GROUP]),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let r = app
+        .get("/api/v1/orgs/acme/members?q=ann@acme.test", &admin.token)
+        .await;
+    assert_eq!(r.body["data"][0]["teams"][0]["name"], "Engineering");
+    app.stop().await;
+}

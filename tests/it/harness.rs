@@ -483,6 +483,16 @@ impl Browser {
         }
     }
 
+    /// The cookies the browser would send to `url`, as a `Cookie` header value.
+    pub fn cookies_for(&self, url: &str) -> String {
+        use reqwest::cookie::CookieStore;
+        let url: reqwest::Url = url.parse().unwrap();
+        self.jar
+            .cookies(&url)
+            .and_then(|v| v.to_str().ok().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     /// Puts a cookie in the browser, as a sign-in elsewhere (an SSO front door) would.
     pub fn set_cookie(&self, name: &str, value: &str) {
         let url: reqwest::Url = self.base.parse().unwrap();

@@ -18,6 +18,9 @@ use serde_json::json;
 use crate::harness::{Backend, Browser, PageResponse, TestApp};
 
 crate::backend_tests!(
+    unauthenticated_posts_cannot_flood_the_audit_trail,
+    an_idp_error_response_says_what_the_idp_said,
+    a_new_sign_in_replaces_the_browsers_session,
     okta_sign_in_provisions_and_maps_groups,
     a_signed_response_covers_its_assertion,
     idp_initiated_sign_in_only_where_a_connection_opts_in,
@@ -707,20 +710,16 @@ async fn attacks_are_refused_with_their_reason(backend: Backend) {
     let browser = Browser::new(&app);
     let (_, request_id) = start(&browser, "acme", connection).await;
     let good = b64(&sign(&Spec::okta(&app, "acme", &request_id).xml()));
+    // Responses bound to no sign-in of this org that rollcall started are refused and
+    // logged; they do not reach the org's audit trail (anyone can post them).
+    let quiet = last_event(&app, "acme", &admin).await;
     let r = post_acs(&browser, "acme", &good, None).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(last_event(&app, "acme", &admin).await["after"]["reason"]
-        .as_str()
-        .unwrap()
-        .contains("unsolicited"));
     let (other_admin, other_connection) = okta_org(&app, "other").await;
     let (other_relay, _) = start(&browser, "other", other_connection).await;
     let r = post_acs(&browser, "acme", &good, Some(&other_relay)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    assert!(last_event(&app, "acme", &admin).await["after"]["reason"]
-        .as_str()
-        .unwrap()
-        .contains("started for org"));
+    assert_eq!(last_event(&app, "acme", &admin).await, quiet);
     let _ = other_admin;
     let r = post_acs(
         &browser,
@@ -970,8 +969,11 @@ async fn idp_initiated_sign_in_only_where_a_connection_opts_in(backend: Backend)
 
     // A response that answers some request is not taken as IdP-initiated.
     let solicited = b64(&sign(&Spec::okta(&app, "acme", "id-somebody-elses").xml()));
+    let before = last_event(&app, "acme", &admin).await;
     let r = post_acs(&Browser::new(&app), "acme", &solicited, None).await;
-    refused_because(&app, &admin, &r, "answers request").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    // Neither bound to a sign-in rollcall started nor verified: logged, not audited.
+    assert_eq!(last_event(&app, "acme", &admin).await, before);
     // Nor is an absolute RelayState followed anywhere.
     let r = post_acs(
         &Browser::new(&app),
@@ -983,6 +985,128 @@ async fn idp_initiated_sign_in_only_where_a_connection_opts_in(backend: Backend)
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(r.location(), "/");
     app.stop().await;
+}
+
+/// Anyone can post to an ACS. Junk that answers no sign-in rollcall started never writes
+/// to the org's audit trail, and one address gets `http.sign_in_starts_per_minute` posts a
+/// minute; an IdP's error response says what the IdP said.
+async fn unauthenticated_posts_cannot_flood_the_audit_trail(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, |c| c.http.sign_in_starts_per_minute = 10).await;
+    let (admin, _) = okta_org(&app, "acme").await;
+    let events = || async {
+        app.get("/api/v1/orgs/acme/audit?limit=200", &admin)
+            .await
+            .body["data"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let before = events().await;
+    let junk = b64("<samlp:Response xmlns:samlp=\"urn:oasis:names:tc:SAML:2.0:protocol\"/>");
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        let r = post_acs(
+            &Browser::new(&app),
+            "acme",
+            &junk,
+            Some("made-up-relay-state"),
+        )
+        .await;
+        statuses.push(r.status);
+    }
+    assert_eq!(events().await, before, "nothing audited");
+    assert!(
+        statuses[..5].iter().all(|s| *s == StatusCode::FORBIDDEN),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+    app.stop().await;
+}
+
+/// Okta reports "user not assigned to the app" as a signed Response with a Requester or
+/// Responder status and no assertion: an IdP error, said as the IdP said it.
+async fn an_idp_error_response_says_what_the_idp_said(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection) = okta_org(&app, "acme").await;
+    let browser = Browser::new(&app);
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let mut spec = Spec::okta(&app, "acme", &request_id);
+    spec.status = "urn:oasis:names:tc:SAML:2.0:status:Requester".into();
+    let xml = spec.xml();
+    let start = xml.find("<saml2:Assertion").unwrap();
+    let end = xml.find("</saml2:Assertion>").unwrap() + "</saml2:Assertion>".len();
+    let xml = format!(
+        "{}{}",
+        &xml[..start],
+        &xml[end..]
+    )
+    .replace(
+        "<saml2p:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Requester\"/>",
+        "<saml2p:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:Requester\"><saml2p:StatusCode Value=\"urn:oasis:names:tc:SAML:2.0:status:RequestDenied\"/></saml2p:StatusCode><saml2p:StatusMessage>User is not assigned to this application</saml2p:StatusMessage>",
+    );
+    let r = post_acs(&browser, "acme", &b64(&xml), Some(&relay)).await;
+    assert!(
+        r.body.contains("User is not assigned to this application"),
+        "{}",
+        r.body
+    );
+    refused_because(&app, &admin, &r, "IdP status Requester, second-level RequestDenied, message \"User is not assigned to this application\"").await;
+    let reason = last_event(&app, "acme", &admin).await["after"]["reason"].to_string();
+    assert!(!reason.contains("signature wrapping"), "{reason}");
+    app.stop().await;
+}
+
+/// The ACS is a cross-site POST that carries no session cookie: the session of the browser
+/// that started the sign-in is recorded then, and ended when the new one starts.
+async fn a_new_sign_in_replaces_the_browsers_session(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (_, connection) = okta_org(&app, "acme").await;
+    app.add_member("acme", "someone@acme.test", false).await;
+    app.set_password("someone@acme.test", crate::web::GOOD_PASSWORD)
+        .await;
+    let browser = Browser::new(&app);
+    browser
+        .sign_in("someone@acme.test", crate::web::GOOD_PASSWORD)
+        .await;
+    let me = browser.get("/api/v1/me").await;
+    assert!(me.body.contains("someone@acme.test"), "{}", me.body);
+    let old = browser_session(&app, &browser);
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let spec = Spec::okta(&app, "acme", &request_id);
+    let r = post_acs(&browser, "acme", &b64(&sign(&spec.xml())), Some(&relay)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .header("cookie", format!("rollcall_session={old}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the earlier session ended"
+    );
+    assert!(browser
+        .get("/api/v1/me")
+        .await
+        .body
+        .contains("ada@acme.test"));
+    app.stop().await;
+}
+
+/// The browser's session secret, as its cookie holds it.
+fn browser_session(app: &TestApp, browser: &Browser) -> String {
+    let cookies = browser.cookies_for(&app.url("/"));
+    cookies
+        .split(';')
+        .map(str::trim)
+        .find_map(|c| c.strip_prefix("rollcall_session="))
+        .expect("a session cookie")
+        .to_string()
 }
 
 async fn connection_shows_its_certificates_and_warnings(backend: Backend) {
