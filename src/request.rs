@@ -101,9 +101,80 @@ pub fn loggable(uri: &axum::http::Uri) -> String {
     format!("{}?{}", uri.path(), shown.join("&"))
 }
 
+/// Where a request carries a NUL character (U+0000), named as its front door names the field:
+/// `path`, a query parameter, a form field, or a JSON path such as `emails[0].value`. No
+/// front door accepts one: PostgreSQL cannot store it, and where SQLite can, it cuts names
+/// short in other systems. `None` when the request has none.
+pub fn nul_field(uri: &axum::http::Uri, content_type: &str, body: &[u8]) -> Option<String> {
+    let encoded = |bytes: &[u8]| contains(bytes, b"%00");
+    if encoded(uri.path().as_bytes()) {
+        return Some("path".into());
+    }
+    if let Some(query) = uri.query() {
+        if encoded(query.as_bytes()) {
+            return url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+                .map(|(k, _)| format!("query parameter {k}"));
+        }
+    }
+    // Cheap first: most bodies hold no NUL in any encoding.
+    if !body.contains(&0) && !contains(body, b"\\u0000") && !encoded(body) {
+        return None;
+    }
+    let content_type = content_type.to_ascii_lowercase();
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        let found = url::form_urlencoded::parse(body)
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+            .map(|(k, _)| k.replace('\0', "\\0"));
+        return found.or_else(|| body.contains(&0).then(|| "body".into()));
+    }
+    if content_type.contains("json") {
+        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+            return json_nul(&value, String::new());
+        }
+    }
+    body.contains(&0).then(|| "body".into())
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+fn json_nul(value: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    let name = |at: &str| {
+        if at.is_empty() {
+            "body".to_string()
+        } else {
+            at.to_string()
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(name(&at)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| json_nul(item, format!("{at}[{i}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let path = if at.is_empty() {
+                key.replace('\0', "\\0")
+            } else {
+                format!("{at}.{}", key.replace('\0', "\\0"))
+            };
+            if key.contains('\0') {
+                return Some(path);
+            }
+            json_nul(item, path)
+        }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::loggable;
+    use super::{loggable, nul_field};
 
     #[test]
     fn logs_never_carry_codes_or_relay_states() {
@@ -122,5 +193,47 @@ mod tests {
             "/scim/v2/acme/Users?filter=userName%20eq%20%22a%22&count=5"
         );
         assert_eq!(loggable(&"/healthz".parse().unwrap()), "/healthz");
+    }
+
+    #[test]
+    fn nul_characters_are_found_and_named() {
+        let uri = |s: &str| s.parse::<axum::http::Uri>().unwrap();
+        let json = "application/scim+json";
+        let none = |u: &str, ct: &str, b: &str| nul_field(&uri(u), ct, b.as_bytes());
+        assert_eq!(none("/a", json, r#"{"userName":"a"}"#), None);
+        assert_eq!(
+            none("/a", json, r#"{"name":{"givenName":"A\u0000"}}"#).as_deref(),
+            Some("name.givenName")
+        );
+        assert_eq!(
+            none(
+                "/a",
+                json,
+                r#"{"Operations":[{"op":"add"},{"value":["x","\u0000"]}]}"#
+            )
+            .as_deref(),
+            Some("Operations[1].value[1]")
+        );
+        assert_eq!(none("/a", json, r#""\u0000""#).as_deref(), Some("body"));
+        assert_eq!(
+            none(
+                "/a",
+                "application/x-www-form-urlencoded",
+                "csrf=1&name=Ops%00"
+            )
+            .as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            none("/a?filter=x%00", json, "").as_deref(),
+            Some("query parameter filter")
+        );
+        assert_eq!(none("/Users/%00", json, "").as_deref(), Some("path"));
+        assert_eq!(
+            nul_field(&uri("/a"), "text/plain", b"a\0b").as_deref(),
+            Some("body")
+        );
+        // "%00" as text in a JSON body is not a NUL.
+        assert_eq!(none("/a", json, r#"{"displayName":"100%00"}"#), None);
     }
 }

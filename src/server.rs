@@ -35,6 +35,12 @@ pub fn router(state: AppState) -> Router {
         .merge(scim::router())
         .fallback(http::error::not_found)
         .method_not_allowed_fallback(http::error::method_not_allowed)
+        .layer(axum::middleware::from_fn(move |request, next| {
+            replay_lost_races(limit, request, next)
+        }))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            refuse_nul_characters(limit, request, next)
+        }))
         .layer(DefaultBodyLimit::max(limit))
         .layer(Extension(BodyLimit(limit)))
         .layer(CatchPanicLayer::custom(|_| {
@@ -56,6 +62,139 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// How many times a request runs at most when it keeps losing races.
+const ATTEMPTS: u32 = 3;
+
+/// Replays a request whose transaction lost a race a second try can win (a deadlock or a
+/// serialization failure on PostgreSQL, a busy SQLite; the front doors mark such answers
+/// with `store::LostRace`), up to [`ATTEMPTS`] times with a short random pause. A request
+/// runs in one transaction, so a lost attempt changed nothing. What still loses answers 409,
+/// never 500. Bodies are kept for a replay only when their length is declared and within
+/// the limit; others run once.
+async fn replay_lost_races(
+    limit: usize,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let bytes = match declared {
+        Some(n) if n <= limit => match axum::body::to_bytes(body, limit).await {
+            Ok(bytes) => bytes,
+            Err(_) => return axum::http::StatusCode::BAD_REQUEST.into_response(),
+        },
+        _ => {
+            return next
+                .run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+    };
+    let mut attempt = 1;
+    loop {
+        let mut again = axum::extract::Request::new(axum::body::Body::from(bytes.clone()));
+        *again.method_mut() = parts.method.clone();
+        *again.uri_mut() = parts.uri.clone();
+        *again.version_mut() = parts.version;
+        *again.headers_mut() = parts.headers.clone();
+        *again.extensions_mut() = parts.extensions.clone();
+        let response = next.clone().run(again).await;
+        if response
+            .extensions()
+            .get::<crate::store::LostRace>()
+            .is_none()
+            || attempt == ATTEMPTS
+        {
+            return response;
+        }
+        tracing::info!(attempt, uri = %crate::request::loggable(&parts.uri), "replaying a request that lost a race");
+        let pause = 5 + rand::random::<u64>() % (20 * u64::from(attempt));
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        attempt += 1;
+    }
+}
+
+/// Refuses a request that carries a NUL character anywhere (path, query, form field, JSON
+/// string or key) with a 400 naming the field, in the shape of the front door it was for,
+/// before any handler runs: one check for POST, PUT, PATCH and Bulk alike. Bodies without a
+/// declared length are read here (within the limit) and passed on with one.
+async fn refuse_nul_characters(
+    limit: usize,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    let (mut parts, body) = request.into_parts();
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        // The extractor answers 413 without reading it.
+        return next
+            .run(axum::extract::Request::from_parts(parts, body))
+            .await;
+    }
+    let path = parts.uri.path().to_string();
+    let refuse = |status: StatusCode, detail: String| -> axum::response::Response {
+        if path.starts_with("/scim/") {
+            let scim_type = (status == StatusCode::BAD_REQUEST).then_some("invalidValue");
+            scim::error::ScimError::new(status, scim_type, detail).into_response()
+        } else if path.starts_with("/api/") {
+            match status {
+                StatusCode::PAYLOAD_TOO_LARGE => http::error::Error::PayloadTooLarge(limit),
+                _ => http::error::Error::BadRequest(detail),
+            }
+            .into_response()
+        } else {
+            crate::browser::message(status, "That request cannot be accepted", &detail)
+                .into_response()
+        }
+    };
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) if declared.is_none() => {
+            return refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body is larger than the limit of {limit} bytes"),
+            )
+        }
+        Err(_) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "the request body could not be read".into(),
+            )
+        }
+    };
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if let Some(field) = crate::request::nul_field(&parts.uri, content_type, &bytes) {
+        tracing::info!(%field, "refused a request carrying a NUL character");
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            format!("{field} contains a NUL character (U+0000), which is not accepted"),
+        );
+    }
+    if declared.is_none() && !bytes.is_empty() {
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, bytes.len().into());
+        parts.headers.remove(header::TRANSFER_ENCODING);
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// SCIM paths as IdPs send them when an admin pasted the base URL with a trailing slash

@@ -50,7 +50,8 @@ pub async fn limited(
     let mut tx = state.store.begin().await?;
     let mut over = None;
     for (key, max) in keys {
-        if let Err(until) = store::limits::hit(&mut tx, key, *max, window_minutes).await? {
+        let key = bounded(key);
+        if let Err(until) = store::limits::hit(&mut tx, &key, *max, window_minutes).await? {
             over = Some(over.map_or(until, |u: chrono::DateTime<chrono::Utc>| u.max(until)));
         }
     }
@@ -69,4 +70,35 @@ pub async fn limited(
         }
         response
     }))
+}
+
+/// Longest key stored as it is. Keys carry what a client sent (an email address), so a
+/// longer one is kept as its start and a hash: the index on keys has a size limit
+/// (PostgreSQL's btree refuses rows over about 2,700 bytes) and the table is not a store.
+const MAX_KEY_BYTES: usize = 160;
+
+fn bounded(key: &str) -> std::borrow::Cow<'_, str> {
+    if key.len() <= MAX_KEY_BYTES {
+        return key.into();
+    }
+    let mut end = 64;
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}#{}", &key[..end], crate::secrets::hash(key)).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{bounded, MAX_KEY_BYTES};
+
+    #[test]
+    fn long_keys_are_bounded_and_stay_distinct() {
+        assert_eq!(bounded("login:ip:127.0.0.1"), "login:ip:127.0.0.1");
+        let a = format!("login:account:{}@x.test", "é".repeat(3000));
+        let b = format!("login:account:{}@y.test", "é".repeat(3000));
+        assert!(bounded(&a).len() <= MAX_KEY_BYTES);
+        assert_ne!(bounded(&a), bounded(&b));
+        assert_eq!(bounded(&a), bounded(&a));
+    }
 }

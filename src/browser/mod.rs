@@ -164,17 +164,39 @@ impl SignInFailure {
         } else {
             "Something went wrong"
         };
-        message(self.status, title, &text).into_response()
+        let mut response = message(self.status, title, &text).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(store::RETRY_AFTER_SECONDS),
+            );
+        }
+        if self.status == StatusCode::CONFLICT {
+            response.extensions_mut().insert(store::LostRace);
+        }
+        response
     }
 }
 
 impl From<store::Error> for SignInFailure {
     fn from(err: store::Error) -> Self {
-        SignInFailure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong on our side. Please try again.",
-            err.to_string(),
-        )
+        let (status, message) = if err.is_unavailable() {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "rollcall is unavailable for a moment. Please try again in a few seconds.",
+            )
+        } else if err.is_retryable() {
+            (
+                StatusCode::CONFLICT,
+                "Someone else changed this at the same moment. Please try again.",
+            )
+        } else {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side. Please try again.",
+            )
+        };
+        SignInFailure::new(status, message, err.to_string())
     }
 }
 
@@ -187,14 +209,10 @@ impl From<outbound::Error> for SignInFailure {
     }
 }
 
-/// An internal failure behind a page: logged with detail, shown with the reference.
-pub fn internal(err: impl std::fmt::Display, request: &RequestId) -> Response {
-    SignInFailure::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong on our side. Please try again.",
-        err.to_string(),
-    )
-    .page("page", request)
+/// A store failure behind a page: logged with detail, shown with the reference (503 with
+/// `Retry-After` while the database is unreachable).
+pub fn internal(err: store::Error, request: &RequestId) -> Response {
+    SignInFailure::from(err).page("page", request)
 }
 
 /// Where to send the browser after a sign-in or a form: only a path on this server.

@@ -34,6 +34,14 @@ pub enum Error {
     PayloadTooLarge(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The database is unreachable: 503 with `Retry-After`.
+    #[error(
+        "the service is unavailable for a moment (its database cannot be reached); retry shortly"
+    )]
+    Unavailable,
+    /// A concurrent change won a race; the server replays the request before giving up.
+    #[error("a concurrent change got in the way; retry")]
+    LostRace,
     /// The detail goes to the log only; the client sees a generic message.
     #[error("internal error: {0}")]
     Internal(String),
@@ -70,6 +78,8 @@ impl Error {
             Error::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            Error::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Error::LostRace => (StatusCode::CONFLICT, "concurrent_change"),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -92,6 +102,18 @@ impl IntoResponse for Error {
             },
         };
         let mut response = (status, Json(body)).into_response();
+        match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(store::RETRY_AFTER_SECONDS),
+                );
+            }
+            StatusCode::CONFLICT if code == "concurrent_change" => {
+                response.extensions_mut().insert(store::LostRace);
+            }
+            _ => {}
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -108,6 +130,8 @@ impl From<store::Error> for Error {
             store::Error::NotFound(what) => Error::NotFound(format!("{what} not found")),
             store::Error::Conflict { code, message } => Error::Conflict { code, message },
             store::Error::Invalid(message) => Error::BadRequest(message),
+            other if other.is_unavailable() => Error::Unavailable,
+            other if other.is_retryable() => Error::LostRace,
             other => Error::Internal(other.to_string()),
         }
     }

@@ -38,6 +38,31 @@ struct Pending {
     version: Option<String>,
 }
 
+/// An operation that cannot run as sent: its own `400` result, like any failed operation.
+struct Malformed {
+    index: usize,
+    method: String,
+    bulk_id: Option<String>,
+    detail: String,
+}
+
+impl Malformed {
+    fn result(&self) -> Value {
+        let mut result = json!({
+            "method": self.method,
+            "status": "400",
+            "response": op_error(StatusCode::BAD_REQUEST, Some("invalidSyntax"), self.detail.clone()),
+        });
+        if let Some(bulk_id) = &self.bulk_id {
+            result["bulkId"] = bulk_id.clone().into();
+        }
+        result
+    }
+}
+
+/// The operations of a request, in order: each runnable or malformed.
+type Operations = Vec<Result<Pending, Malformed>>;
+
 /// Replaces `bulkId:x` strings with the id `x` was given; `Err(x)` names one not known yet.
 fn resolve(value: &Value, ids: &HashMap<String, String>) -> Result<Value, String> {
     Ok(match value {
@@ -83,7 +108,10 @@ fn op_error(status: StatusCode, scim_type: Option<&str>, detail: String) -> Valu
     body
 }
 
-fn parse_operations(body: &Value) -> Result<(Vec<Pending>, Option<u64>), ScimError> {
+/// Checks the request as a whole (what is wrong there changes nothing and is a `400` for
+/// the request), then each operation on its own (what is wrong there is that operation's
+/// result). `bulkId`s must be unique: a reference to a repeated one would be ambiguous.
+fn parse_operations(body: &Value) -> Result<(Operations, Option<u64>), ScimError> {
     let listed = body["schemas"]
         .as_array()
         .is_some_and(|s| s.iter().any(|v| v.as_str() == Some(BULK_REQUEST)));
@@ -113,10 +141,28 @@ fn parse_operations(body: &Value) -> Result<(Vec<Pending>, Option<u64>), ScimErr
             ),
         ));
     }
+    let mut seen = std::collections::HashSet::new();
+    for op in list {
+        if let Some(bulk_id) = op.get("bulkId").and_then(Value::as_str) {
+            if !seen.insert(bulk_id) {
+                return Err(ScimError::bad(
+                    "invalidValue",
+                    format!("bulkId {bulk_id:?} is used by more than one operation"),
+                ));
+            }
+        }
+    }
     let mut operations = Vec::with_capacity(list.len());
     for (index, op) in list.iter().enumerate() {
-        let at =
-            |why: &str| ScimError::bad("invalidSyntax", format!("operation {}: {why}", index + 1));
+        let bulk_id = op["bulkId"].as_str().map(str::to_string);
+        let malformed = |detail: &str| {
+            Err(Malformed {
+                index,
+                method: op["method"].as_str().unwrap_or_default().to_string(),
+                bulk_id: bulk_id.clone(),
+                detail: format!("operation {}: {detail}", index + 1),
+            })
+        };
         let method = match op["method"]
             .as_str()
             .map(str::to_ascii_uppercase)
@@ -126,32 +172,37 @@ fn parse_operations(body: &Value) -> Result<(Vec<Pending>, Option<u64>), ScimErr
             Some("PUT") => Method::PUT,
             Some("PATCH") => Method::PATCH,
             Some("DELETE") => Method::DELETE,
-            _ => return Err(at("method must be POST, PUT, PATCH or DELETE")),
+            _ => {
+                operations.push(malformed("method must be POST, PUT, PATCH or DELETE"));
+                continue;
+            }
         };
-        let path = op["path"]
-            .as_str()
-            .ok_or_else(|| at("path is required"))?
-            .to_string();
+        let Some(path) = op["path"].as_str().map(str::to_string) else {
+            operations.push(malformed("path is required"));
+            continue;
+        };
         let resource = path.trim_start_matches('/').split('/').next().unwrap_or("");
         if !matches!(resource, "Users" | "Groups") {
-            return Err(at("path must be /Users… or /Groups…"));
+            operations.push(malformed("path must be /Users… or /Groups…"));
+            continue;
         }
-        let bulk_id = op["bulkId"].as_str().map(str::to_string);
         if method == Method::POST && bulk_id.is_none() {
-            return Err(at("a POST needs a bulkId"));
+            operations.push(malformed("a POST needs a bulkId"));
+            continue;
         }
         let data = op.get("data").filter(|d| !d.is_null()).cloned();
         if method != Method::DELETE && data.is_none() {
-            return Err(at("data is required"));
+            operations.push(malformed("data is required"));
+            continue;
         }
-        operations.push(Pending {
+        operations.push(Ok(Pending {
             index,
             method,
             bulk_id,
             path,
             data,
             version: op["version"].as_str().map(str::to_string),
-        });
+        }));
     }
     Ok((operations, fail_on_errors))
 }
@@ -163,7 +214,7 @@ pub async fn bulk(
     headers: HeaderMap,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let (mut pending, fail_on_errors) = parse_operations(&body)?;
+    let (operations, fail_on_errors) = parse_operations(&body)?;
     let authorization = headers
         .get(header::AUTHORIZATION)
         .cloned()
@@ -177,8 +228,22 @@ pub async fn bulk(
     let mut ids: HashMap<String, String> = HashMap::new();
     let mut results: Vec<(usize, Value)> = Vec::new();
     let mut errors = 0u64;
-    let total = pending.len();
+    let total = operations.len();
     let mut stopped = false;
+    let mut pending = Vec::with_capacity(total);
+    for op in operations {
+        match op {
+            Ok(op) => pending.push(op),
+            Err(malformed) => {
+                results.push((malformed.index, malformed.result()));
+                errors += 1;
+            }
+        }
+    }
+    // Malformed operations count against failOnErrors as failures ahead of the rest.
+    if fail_on_errors.is_some_and(|max| errors >= max) {
+        stopped = true;
+    }
     while !pending.is_empty() && !stopped {
         let mut waiting = Vec::new();
         let mut progressed = false;
@@ -206,9 +271,25 @@ pub async fn bulk(
             if let Some(version) = &op.version {
                 request = request.header(header::IF_MATCH, version.as_str());
             }
-            let request = request
-                .body(Body::from(data.map(|d| d.to_string()).unwrap_or_default()))
-                .map_err(|e| ScimError::bad("invalidValue", e.to_string()))?;
+            // A path or version that makes no HTTP request fails this operation alone.
+            let request =
+                match request.body(Body::from(data.map(|d| d.to_string()).unwrap_or_default())) {
+                    Ok(request) => request,
+                    Err(err) => {
+                        let malformed = Malformed {
+                            index: op.index,
+                            method: op.method.to_string(),
+                            bulk_id: op.bulk_id.clone(),
+                            detail: format!("operation {}: {err}", op.index + 1),
+                        };
+                        results.push((op.index, malformed.result()));
+                        errors += 1;
+                        if fail_on_errors.is_some_and(|max| errors >= max) {
+                            stopped = true;
+                        }
+                        continue;
+                    }
+                };
             let response = router
                 .clone()
                 .oneshot(request)
@@ -310,12 +391,24 @@ mod tests {
         assert!(parse_operations(&ok).is_ok());
         for bad in [
             json!({"Operations": []}),
-            json!({"schemas": [BULK_REQUEST], "Operations": [{"method": "GET", "path": "/Users"}]}),
-            json!({"schemas": [BULK_REQUEST], "Operations": [{"method": "POST", "path": "/Users", "data": {}}]}),
-            json!({"schemas": [BULK_REQUEST], "Operations": [{"method": "POST", "path": "/Bulk", "bulkId": "a", "data": {}}]}),
             json!({"schemas": [BULK_REQUEST], "failOnErrors": 0, "Operations": []}),
+            json!({"schemas": [BULK_REQUEST], "Operations": [
+                {"method": "POST", "path": "/Users", "bulkId": "a", "data": {}},
+                {"method": "POST", "path": "/Groups", "bulkId": "a", "data": {}},
+            ]}),
         ] {
             assert!(parse_operations(&bad).is_err(), "{bad}");
+        }
+        // A malformed operation is that operation's failure, not the request's.
+        for op in [
+            json!({"method": "GET", "path": "/Users"}),
+            json!({"method": "POST", "path": "/Users", "data": {}}),
+            json!({"method": "POST", "path": "/Bulk", "bulkId": "a", "data": {}}),
+            json!({"method": "PATCH", "path": "/Users/1"}),
+        ] {
+            let request = json!({"schemas": [BULK_REQUEST], "Operations": [op.clone()]});
+            let (operations, _) = parse_operations(&request).unwrap();
+            assert!(operations[0].is_err(), "{op}");
         }
     }
 }

@@ -20,8 +20,10 @@ pub struct ScimError {
     pub status: StatusCode,
     pub scim_type: Option<&'static str>,
     pub detail: String,
-    /// Seconds for `Retry-After` on a 429.
+    /// Seconds for `Retry-After` on a 429 or 503.
     pub retry_after: Option<i64>,
+    /// The transaction lost a race a replay may win (the server replays it).
+    pub lost_race: bool,
 }
 
 impl ScimError {
@@ -35,6 +37,7 @@ impl ScimError {
             scim_type,
             detail: detail.into(),
             retry_after: None,
+            lost_race: false,
         }
     }
 
@@ -97,6 +100,9 @@ impl IntoResponse for ScimError {
             body["scimType"] = scim_type.into();
         }
         let mut response = scim_json(self.status, body);
+        if self.lost_race {
+            response.extensions_mut().insert(store::LostRace);
+        }
         if let Some(seconds) = self.retry_after {
             // An integer, which Okta honours (it waits minutes otherwise).
             response
@@ -128,6 +134,22 @@ impl From<store::Error> for ScimError {
             store::Error::Invalid(message) => {
                 ScimError::new(StatusCode::BAD_REQUEST, Some("invalidValue"), message)
             }
+            other if other.is_unavailable() => ScimError {
+                retry_after: Some(store::RETRY_AFTER_SECONDS as i64),
+                ..ScimError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    None,
+                    "the service is unavailable for a moment (its database cannot be reached); retry shortly",
+                )
+            },
+            other if other.is_retryable() => ScimError {
+                lost_race: true,
+                ..ScimError::new(
+                    StatusCode::CONFLICT,
+                    None,
+                    "a concurrent change got in the way; retry",
+                )
+            },
             other => {
                 tracing::error!(detail = %other, "SCIM request failed");
                 ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, INTERNAL_MESSAGE)

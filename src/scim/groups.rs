@@ -20,7 +20,10 @@ use super::{
     filter::{CompareOp, Filter, Value as FilterValue},
     list::{project, ListRequest},
     patch::{self, Op},
-    protocol::{base_url, check_if_match, etag, meta, resource_response, ScimBody},
+    protocol::{
+        base_url, check_if_match, check_length, etag, meta, resource_response, ScimBody,
+        MAX_KEY_LENGTH,
+    },
 };
 use crate::{
     provisioning::{
@@ -45,6 +48,15 @@ struct Parsed {
     external_id: Option<String>,
     /// The members' SCIM ids.
     members: Vec<String>,
+}
+
+/// The one check of a Group's own fields, for POST, PUT and PATCH alike.
+fn check_group(display_name: &str, external_id: Option<&str>) -> Result<(), ScimError> {
+    check_length("displayName", display_name, MAX_KEY_LENGTH)?;
+    if let Some(external_id) = external_id {
+        check_length("externalId", external_id, MAX_KEY_LENGTH)?;
+    }
+    Ok(())
 }
 
 /// The internal keys of the Users a request names by their SCIM ids. `strict` (adding): an
@@ -141,9 +153,7 @@ fn parse(body: &Value) -> Result<Parsed, ScimError> {
         }
     }
     let display_name = display_name.ok_or_else(|| invalid("displayName is required"))?;
-    if display_name.chars().count() > 256 {
-        return Err(invalid("displayName is longer than 256 characters"));
-    }
+    check_group(&display_name, external_id.as_deref())?;
     Ok(Parsed {
         display_name,
         external_id,
@@ -191,8 +201,13 @@ fn render(base: &str, group: &ScimGroup, members: Option<&[stored::GroupMember]>
     Value::Object(body)
 }
 
-async fn load(tx: &mut Tx, client: &ScimClient, id: &str) -> Result<ScimGroup, ScimError> {
-    stored::group_by_scim_id(tx, client.org.id, id)
+async fn load(
+    tx: &mut Tx,
+    client: &ScimClient,
+    id: &str,
+    lock: bool,
+) -> Result<ScimGroup, ScimError> {
+    stored::group_by_scim_id(tx, client.org.id, id, lock)
         .await?
         .ok_or_else(|| ScimError::not_found("Group", id))
 }
@@ -295,7 +310,7 @@ pub async fn get(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
     let mut tx = state.store.read().await?;
-    let group = load(&mut tx, &client, &id).await?;
+    let group = load(&mut tx, &client, &id, false).await?;
     let request = ListRequest::projection(&query, Resource::Group)?;
     let members = if request.returns("members") {
         Some(stored::members(&mut tx, &[group.id]).await?)
@@ -381,7 +396,7 @@ pub async fn replace(
     let parsed = parse(&body)?;
     let org_id = client.org.id;
     let mut tx = state.store.begin().await?;
-    let before = load(&mut tx, &client, &id).await?;
+    let before = load(&mut tx, &client, &id, true).await?;
     check_if_match(&headers, before.version)?;
     let mut touched = BTreeSet::new();
     let wanted: BTreeSet<i64> = keys_of(&mut tx, org_id, parsed.members, true)
@@ -442,7 +457,7 @@ pub async fn patch(
     let projection = ListRequest::projection(&query, Resource::Group)?;
     let org_id = client.org.id;
     let mut tx = state.store.begin().await?;
-    let before = load(&mut tx, &client, &id).await?;
+    let before = load(&mut tx, &client, &id, true).await?;
     check_if_match(&headers, before.version)?;
     let mut display_name = before.display_name.clone();
     let mut external_id = before.external_id.clone();
@@ -558,6 +573,7 @@ pub async fn patch(
     }
     let renamed = display_name != before.display_name || external_id != before.external_id;
     let after = if renamed {
+        check_group(&display_name, external_id.as_deref())?;
         stored::update_group(
             &mut tx,
             org_id,
@@ -570,7 +586,7 @@ pub async fn patch(
         if !touched.is_empty() {
             stored::touch_group(&mut tx, org_id, before.id).await?;
         }
-        load(&mut tx, &client, &id).await?
+        load(&mut tx, &client, &id, false).await?
     };
     let affected = affected(&mut tx, &before, &after, &touched).await?;
     let changes = sync(&mut tx, org_id, &[&before, &after], &affected).await?;
@@ -622,7 +638,7 @@ pub async fn delete(
 ) -> Result<Response, ScimError> {
     let org_id = client.org.id;
     let mut tx = state.store.begin().await?;
-    let before = load(&mut tx, &client, &id).await?;
+    let before = load(&mut tx, &client, &id, true).await?;
     check_if_match(&headers, before.version)?;
     let former: BTreeSet<i64> = stored::member_ids(&mut tx, before.id)
         .await?

@@ -157,3 +157,22 @@ pub fn meta(
         "version": etag(version),
     })
 }
+
+/// The longest a string attribute may be. Identifiers rollcall indexes or keys on (userName,
+/// externalId, displayName, the parts of a name) get [`MAX_KEY_LENGTH`]; any other string
+/// [`MAX_TEXT_LENGTH`]. docs/scim.md lists them.
+pub const MAX_KEY_LENGTH: usize = 256;
+pub const MAX_TEXT_LENGTH: usize = 2048;
+
+/// The one length check every User and Group field passes, whichever of POST, PUT, PATCH or
+/// Bulk brought it: `invalidValue` naming the attribute.
+pub fn check_length(attribute: &str, value: &str, max: usize) -> Result<(), ScimError> {
+    let length = value.chars().count();
+    if length > max {
+        return Err(ScimError::bad(
+            "invalidValue",
+            format!("{attribute} is {length} characters long; at most {max} are accepted"),
+        ));
+    }
+    Ok(())
+}

@@ -20,7 +20,10 @@ use super::{
     filter::as_bool,
     list::{project, ListRequest},
     patch,
-    protocol::{base_url, check_if_match, meta, resource_response, ScimBody},
+    protocol::{
+        base_url, check_if_match, check_length, meta, resource_response, ScimBody, MAX_KEY_LENGTH,
+        MAX_TEXT_LENGTH,
+    },
 };
 use crate::{
     provisioning::{
@@ -70,7 +73,10 @@ fn string(key: &str, value: &Value) -> Result<Option<String>, ScimError> {
     match value {
         Value::Null => Ok(None),
         Value::String(s) if s.trim().is_empty() => Ok(None),
-        Value::String(s) => Ok(Some(s.clone())),
+        Value::String(s) => {
+            check_length(key, s, MAX_TEXT_LENGTH)?;
+            Ok(Some(s.clone()))
+        }
         _ => Err(invalid(format!("{key} must be a string"))),
     }
 }
@@ -180,9 +186,7 @@ pub fn parse(body: &Value) -> Result<Parsed, ScimError> {
         .and_then(Value::as_str)
         .map(str::to_string)
         .ok_or_else(|| invalid("userName is required"))?;
-    if user_name.chars().count() > 256 {
-        return Err(invalid("userName is longer than 256 characters"));
-    }
+    check_length("userName", &user_name, MAX_KEY_LENGTH)?;
     let email = match primary_email(&document) {
         Some(email) => Some(
             users::normalize_email(&email)
@@ -208,6 +212,16 @@ pub fn parse(body: &Value) -> Result<Parsed, ScimError> {
             .and_then(Value::as_str)
             .map(str::to_string)
     };
+    for (attribute, value) in [
+        ("externalId", text("externalId")),
+        ("displayName", text("displayName")),
+        ("name.givenName", name("givenName")),
+        ("name.familyName", name("familyName")),
+    ] {
+        if let Some(value) = value {
+            check_length(attribute, &value, MAX_KEY_LENGTH)?;
+        }
+    }
     Ok(Parsed {
         fields: UserFields {
             user_name,
@@ -368,8 +382,13 @@ fn render(base: &str, user: &ScimUser, groups: &[stored::UserGroup]) -> Value {
     Value::Object(document)
 }
 
-async fn load(tx: &mut Tx, client: &ScimClient, id: &str) -> Result<ScimUser, ScimError> {
-    stored::user_by_scim_id(tx, client.org.id, id)
+async fn load(
+    tx: &mut Tx,
+    client: &ScimClient,
+    id: &str,
+    lock: bool,
+) -> Result<ScimUser, ScimError> {
+    stored::user_by_scim_id(tx, client.org.id, id, lock)
         .await?
         .ok_or_else(|| ScimError::not_found("User", id))
 }
@@ -416,7 +435,7 @@ pub async fn get(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
     let mut tx = state.store.read().await?;
-    let user = load(&mut tx, &client, &id).await?;
+    let user = load(&mut tx, &client, &id, false).await?;
     let request = ListRequest::projection(&query, Resource::User)?;
     let body = rendered(&mut tx, &base_url(&state, &client), &user).await?;
     Ok(resource_response(
@@ -585,7 +604,7 @@ pub async fn replace(
 ) -> Result<Response, ScimError> {
     let parsed = parse(&body)?;
     let mut tx = state.store.begin().await?;
-    let before = load(&mut tx, &client, &id).await?;
+    let before = load(&mut tx, &client, &id, true).await?;
     check_if_match(&headers, before.version)?;
     let (after, body) = write(
         &state,
@@ -609,7 +628,7 @@ pub async fn patch(
 ) -> Result<Response, ScimError> {
     let operations = patch::parse_request(&body)?;
     let mut tx = state.store.begin().await?;
-    let before = load(&mut tx, &client, &id).await?;
+    let before = load(&mut tx, &client, &id, true).await?;
     check_if_match(&headers, before.version)?;
     let mut document = match &before.attributes.0 {
         Value::Object(o) => o.clone(),
@@ -663,7 +682,7 @@ pub async fn delete(
 ) -> Result<Response, ScimError> {
     let org_id = client.org.id;
     let mut tx = state.store.begin().await?;
-    let before = load(&mut tx, &client, &id).await?;
+    let before = load(&mut tx, &client, &id, true).await?;
     check_if_match(&headers, before.version)?;
     let base = base_url(&state, &client);
     let before_body = rendered(&mut tx, &base, &before).await?;

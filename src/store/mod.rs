@@ -69,7 +69,43 @@ impl Error {
             message: message.into(),
         }
     }
+
+    /// A transaction that lost a race it can win on a second try: a deadlock or a
+    /// serialization failure on PostgreSQL, a busy database on SQLite. The server replays
+    /// the request (`server::replay_lost_races`); it is never a 500.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Database(sqlx::Error::Database(db)) => matches!(
+                db.code().as_deref(),
+                Some("40001" | "40P01" | "5" | "6" | "517" | "261" | "262")
+            ),
+            _ => false,
+        }
+    }
+
+    /// The database cannot be reached (down, restarting, every connection busy): 503 with
+    /// `Retry-After`, in each front door's own shape.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Error::Database(err) => match err {
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                    // PostgreSQL: connection exceptions, shutting down, too many connections.
+                    c.starts_with("08") || c.starts_with("57P") || c == "53300"
+                }),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
 }
+
+/// Seconds a client is told to wait when the database is unavailable.
+pub const RETRY_AFTER_SECONDS: u64 = 5;
+
+/// Marks a response whose request lost a race that a replay can win.
+#[derive(Clone, Copy, Debug)]
+pub struct LostRace;
 
 /// Turns a unique violation into a [`Error::Conflict`]; any other error passes through.
 /// Each call site knows which constraint it can hit, so the message names it precisely.

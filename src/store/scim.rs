@@ -169,10 +169,28 @@ pub async fn insert_user(
         .ok_or(Error::NotFound("User"))
 }
 
-/// A User of the org by the id the IdP knows it by.
-pub async fn user_by_scim_id(tx: &mut Tx, org_id: i64, scim_id: &str) -> Result<Option<ScimUser>> {
-    let sql =
-        format!("SELECT {USER_COLUMNS} FROM scim_users r WHERE r.org_id = $1 AND r.scim_id = $2");
+/// ` FOR UPDATE` on PostgreSQL when a write is to follow: the row stays as read until the
+/// transaction ends, so a version check (`If-Match`) and the write are one step, and
+/// concurrent writers of one resource queue on its row in one order. SQLite's write
+/// transactions hold the database's write lock already.
+fn for_update(tx: &Tx, lock: bool) -> &'static str {
+    match (tx, lock) {
+        (Tx::Postgres(_), true) => " FOR UPDATE",
+        _ => "",
+    }
+}
+
+/// A User of the org by the id the IdP knows it by; `lock` before writing it.
+pub async fn user_by_scim_id(
+    tx: &mut Tx,
+    org_id: i64,
+    scim_id: &str,
+    lock: bool,
+) -> Result<Option<ScimUser>> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS} FROM scim_users r WHERE r.org_id = $1 AND r.scim_id = $2{}",
+        for_update(tx, lock)
+    );
     Ok(on!(tx, c => sqlx::query_as::<_, ScimUser>(&sql)
         .bind(org_id)
         .bind(scim_id)
@@ -476,13 +494,17 @@ pub async fn insert_group(
         .ok_or(Error::NotFound("Group"))
 }
 
+/// A Group of the org by its SCIM id; `lock` before writing it (see [`for_update`]).
 pub async fn group_by_scim_id(
     tx: &mut Tx,
     org_id: i64,
     scim_id: &str,
+    lock: bool,
 ) -> Result<Option<ScimGroup>> {
-    let sql =
-        format!("SELECT {GROUP_COLUMNS} FROM scim_groups r WHERE r.org_id = $1 AND r.scim_id = $2");
+    let sql = format!(
+        "SELECT {GROUP_COLUMNS} FROM scim_groups r WHERE r.org_id = $1 AND r.scim_id = $2{}",
+        for_update(tx, lock)
+    );
     Ok(on!(tx, c => sqlx::query_as::<_, ScimGroup>(&sql)
         .bind(org_id)
         .bind(scim_id)

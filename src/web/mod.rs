@@ -67,7 +67,7 @@ fn safe_return(state: &AppState, to: Option<&str>) -> String {
 }
 
 /// Internal failures: logged with detail, shown as a short page with the request's reference.
-fn failure(err: impl std::fmt::Display, headers: &HeaderMap) -> Response {
+fn failure(err: store::Error, headers: &HeaderMap) -> Response {
     internal(err, &RequestId::of(headers))
 }
 

@@ -85,5 +85,138 @@ async fn concurrent_team_creation_creates_one(backend: Backend) {
 
 crate::backend_tests!(
     mutual_demotion_keeps_an_admin,
-    concurrent_team_creation_creates_one
+    concurrent_team_creation_creates_one,
+    if_match_holds_under_concurrent_writes,
+    concurrent_group_patches_never_fail,
+    a_database_outage_is_a_503_in_every_shape,
 );
+
+async fn scim_setup(app: &TestApp) -> (crate::harness::Person, String) {
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let (_, secret) = crate::scim::scim_token(app, "acme", &admin.token).await;
+    (admin, secret)
+}
+
+fn user(name: &str) -> serde_json::Value {
+    json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": format!("{name}@example.test"),
+           "emails": [{"value": format!("{name}@example.test"), "primary": true}]})
+}
+
+/// Two writes carrying the same `If-Match`: one wins, the other is told its version is
+/// stale (412), never silently overwritten.
+async fn if_match_holds_under_concurrent_writes(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (_, secret) = scim_setup(&app).await;
+    let r = app
+        .post("/scim/v2/acme/Users", &secret, user("raced"))
+        .await;
+    let path = format!("/scim/v2/acme/Users/{}", r.body["id"].as_str().unwrap());
+    for round in 0..10 {
+        let etag = app.get(&path, &secret).await.headers["etag"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let patch = |title: String| {
+            let app = &app;
+            let (path, secret, etag) = (path.clone(), secret.clone(), etag.clone());
+            async move {
+                app.client
+                    .patch(app.url(&path))
+                    .bearer_auth(&secret)
+                    .header("if-match", etag)
+                    .header("content-type", "application/scim+json")
+                    .json(&json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                                  "Operations": [{"op": "replace", "path": "title", "value": title}]}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        let (a, b) = tokio::join!(patch(format!("a{round}")), patch(format!("b{round}")));
+        let mut statuses = [a, b];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::OK, StatusCode::PRECONDITION_FAILED],
+            "round {round}"
+        );
+    }
+    app.stop().await;
+}
+
+/// Concurrent PATCHes adding the same twenty members to a group in opposite orders: every
+/// one succeeds (a lost deadlock is replayed), and each member is there once.
+async fn concurrent_group_patches_never_fail(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (_, secret) = scim_setup(&app).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let r = app
+            .post("/scim/v2/acme/Users", &secret, user(&format!("m{i}")))
+            .await;
+        ids.push(r.body["id"].as_str().unwrap().to_string());
+    }
+    let r = app
+        .post(
+            "/scim/v2/acme/Groups",
+            &secret,
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Raced"}),
+        )
+        .await;
+    let path = format!("/scim/v2/acme/Groups/{}", r.body["id"].as_str().unwrap());
+    let patches = (0..24).map(|n| {
+        let mut order = ids.clone();
+        if n % 2 == 1 {
+            order.reverse();
+        }
+        let members: Vec<_> = order.iter().map(|id| json!({"value": id})).collect();
+        app.patch(
+            &path,
+            &secret,
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                   "Operations": [{"op": "add", "path": "members", "value": members}]}),
+        )
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(patches)
+        .await
+        .into_iter()
+        .map(|r| r.status)
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::NO_CONTENT),
+        "{statuses:?}"
+    );
+    let r = app.get(&path, &secret).await;
+    assert_eq!(
+        r.body["members"].as_array().unwrap().len(),
+        20,
+        "{}",
+        r.body
+    );
+    app.stop().await;
+}
+
+/// With the database gone, every front door answers 503 with Retry-After in its own shape.
+async fn a_database_outage_is_a_503_in_every_shape(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, secret) = scim_setup(&app).await;
+    app.store.close().await;
+    let r = app.get("/api/v1/me", &admin.token).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(r.body["error"]["code"], "unavailable");
+    assert_eq!(r.headers["retry-after"], "5");
+    let r = app.get("/scim/v2/acme/Users", &secret).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert_eq!(
+        r.body["schemas"][0],
+        "urn:ietf:params:scim:api:messages:2.0:Error"
+    );
+    assert_eq!(r.headers["retry-after"], "5");
+    let browser = crate::harness::Browser::new(&app);
+    browser.set_cookie("rollcall_session", "rc_ses_whatever");
+    let r = browser.get("/").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(r.body.contains("unavailable for a moment"), "{}", r.body);
+    assert_eq!(r.headers["retry-after"], "5");
+}

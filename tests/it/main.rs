@@ -10,6 +10,7 @@ mod accounts;
 mod cli;
 mod concurrency;
 mod console;
+mod hostile_input;
 mod invitations;
 mod me;
 mod members;

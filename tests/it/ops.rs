@@ -43,13 +43,14 @@ async fn health_readiness_and_request_ids(backend: Backend) {
     let r = app.request(Method::GET, "/healthz", None, None).await;
     assert_eq!(r.status, StatusCode::OK);
 
-    // A request that needs the database now fails with 500: a generic message that points
-    // at the request ID, and no detail of the failure.
+    // A request that needs the database is told to come back: 503 with Retry-After, a
+    // message that says why, and no detail of the failure.
     let r = app.get("/api/v1/me", &admin.token).await;
-    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(r.code(), "internal");
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.code(), "unavailable");
+    assert!(r.headers.get("retry-after").is_some());
     let message = r.body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("x-request-id"), "{message}");
+    assert!(message.contains("database"), "{message}");
     assert!(!message.to_lowercase().contains("pool"), "{message}");
     assert!(r.headers.get("x-request-id").is_some());
 }

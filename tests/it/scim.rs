@@ -998,6 +998,67 @@ async fn bulk_links_operations_by_bulk_id(backend: Backend) {
         .await
         .is_none());
 
+    // Each operation's outcome is its own: one that cannot even be made into a request (a
+    // path with a space, a version with a line break) or is malformed fails alone, after
+    // the ones before it were applied, and the ones after it still run.
+    let r = app
+        .post(
+            "/scim/v2/acme/Bulk",
+            &secret,
+            bulk(
+                json!([
+                    {"method": "POST", "path": "/Users", "bulkId": "c", "data": user("cleo", json!({}))},
+                    {"method": "DELETE", "path": "/Users/not an id"},
+                    {"method": "PATCH", "path": "/Users/bulkId:c", "version": "W/\"1\"\n", "data": {
+                        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [{"op": "replace", "path": "title", "value": "x"}],
+                    }},
+                    {"method": "GET", "path": "/Users"},
+                    {"method": "POST", "path": "/Users", "bulkId": "d", "data": user("dina", json!({}))},
+                ]),
+                None,
+            ),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let ops = r.body["Operations"].as_array().unwrap();
+    let statuses: Vec<&str> = ops.iter().map(|o| o["status"].as_str().unwrap()).collect();
+    assert_eq!(
+        statuses,
+        vec!["201", "400", "400", "400", "201"],
+        "{}",
+        r.body
+    );
+    assert_eq!(ops[3]["response"]["scimType"], "invalidSyntax");
+    assert!(member(&app, "acme", &admin.token, "dina@example.test")
+        .await
+        .is_some());
+
+    // A bulkId used twice would make references ambiguous: the request is refused whole,
+    // before anything runs.
+    let r = app
+        .post(
+            "/scim/v2/acme/Bulk",
+            &secret,
+            bulk(
+                json!([
+                    {"method": "POST", "path": "/Users", "bulkId": "e", "data": user("emil", json!({}))},
+                    {"method": "POST", "path": "/Users", "bulkId": "e", "data": user("ezra", json!({}))},
+                ]),
+                None,
+            ),
+        )
+        .await;
+    assert_scim_error(&r, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("\"e\""),
+        "{}",
+        r.body
+    );
+    assert!(member(&app, "acme", &admin.token, "emil@example.test")
+        .await
+        .is_none());
+
     let r = app
         .post("/scim/v2/acme/Bulk", &secret, json!({"Operations": []}))
         .await;
