@@ -7,10 +7,11 @@ set -euo pipefail
 
 packages=(build-essential pkg-config libxml2-dev libxmlsec1-dev libxmlsec1-openssl libclang-dev ca-certificates curl)
 # `deps.sh --test` adds what only the test suite needs: a real browser for the UI tests,
-# Python with venv for the SCIM conformance run (scim2-tester, from PyPI), and the xmlsec1
-# command, the independent signer of the test IdP's SAML responses.
+# Python with venv for the SCIM conformance run (scim2-tester, from PyPI), the xmlsec1
+# command, the independent signer of the test IdP's SAML responses, and nginx, the real load
+# balancer in front of two instances in tests/it/load_balancer.rs.
 if [ "${1:-}" = "--test" ]; then
-    packages+=(chromium chromium-driver python3 python3-venv xmlsec1)
+    packages+=(chromium chromium-driver python3 python3-venv xmlsec1 nginx-light)
 fi
 
 missing=()

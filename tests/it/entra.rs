@@ -657,7 +657,7 @@ async fn last_failure(app: &TestApp, token: &str) -> String {
         .to_string()
 }
 
-async fn member_count(app: &TestApp, token: &str) -> usize {
+pub(crate) async fn member_count(app: &TestApp, token: &str) -> usize {
     let r = app.get("/api/v1/orgs/acme/members", token).await;
     r.body["data"].as_array().unwrap().len()
 }
@@ -671,7 +671,7 @@ fn query_param(url: &str, name: &str) -> String {
         .unwrap_or_else(|| panic!("no {name} in {url}"))
 }
 
-fn person(oid: &str, email: &str, groups: &[&str]) -> Person {
+pub(crate) fn person(oid: &str, email: &str, groups: &[&str]) -> Person {
     Person {
         tenant: None,
         oid: oid.into(),
@@ -683,7 +683,7 @@ fn person(oid: &str, email: &str, groups: &[&str]) -> Person {
 }
 
 /// An org with an Entra connection (everyone allowed, the Engineering group → a team).
-async fn setup(app: &TestApp) -> (crate::harness::Person, i64, i64) {
+pub(crate) async fn setup(app: &TestApp) -> (crate::harness::Person, i64, i64) {
     let admin = app.bootstrap("acme", "admin@acme.test").await;
     let r = app
         .post("/api/v1/orgs/acme/connections", &admin.token, json!({
@@ -711,7 +711,7 @@ async fn setup(app: &TestApp) -> (crate::harness::Person, i64, i64) {
 }
 
 /// The whole browser round trip: rollcall's login redirect, the person at Entra, the callback.
-async fn sign_in(
+pub(crate) async fn sign_in(
     app: &TestApp,
     browser: &Browser,
     connection: i64,

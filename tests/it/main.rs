@@ -12,6 +12,7 @@ mod concurrency;
 mod console;
 mod hostile_input;
 mod invitations;
+mod load_balancer;
 mod me;
 mod members;
 mod ops;

@@ -58,27 +58,27 @@ fn time(t: chrono::DateTime<Utc>) -> String {
 
 /// One Okta response, before signing; every field an attack may change.
 #[derive(Clone)]
-struct Spec {
-    response_id: String,
-    assertion_id: String,
-    in_response_to: String,
-    destination: String,
-    recipient: String,
-    audience: String,
-    issuer: String,
-    status: String,
-    method: String,
-    name_id: String,
-    email: String,
-    groups: Vec<String>,
-    issue_instant: chrono::DateTime<Utc>,
-    not_before: chrono::DateTime<Utc>,
-    not_on_or_after: chrono::DateTime<Utc>,
-    algorithms: (&'static str, &'static str),
+pub(crate) struct Spec {
+    pub(crate) response_id: String,
+    pub(crate) assertion_id: String,
+    pub(crate) in_response_to: String,
+    pub(crate) destination: String,
+    pub(crate) recipient: String,
+    pub(crate) audience: String,
+    pub(crate) issuer: String,
+    pub(crate) status: String,
+    pub(crate) method: String,
+    pub(crate) name_id: String,
+    pub(crate) email: String,
+    pub(crate) groups: Vec<String>,
+    pub(crate) issue_instant: chrono::DateTime<Utc>,
+    pub(crate) not_before: chrono::DateTime<Utc>,
+    pub(crate) not_on_or_after: chrono::DateTime<Utc>,
+    pub(crate) algorithms: (&'static str, &'static str),
 }
 
 impl Spec {
-    fn okta(app: &TestApp, org: &str, request_id: &str) -> Spec {
+    pub(crate) fn okta(app: &TestApp, org: &str, request_id: &str) -> Spec {
         Spec::for_base(&app.config.public_base_url, org, request_id)
     }
 
@@ -105,7 +105,7 @@ impl Spec {
         }
     }
 
-    fn xml(&self) -> String {
+    pub(crate) fn xml(&self) -> String {
         let template = std::fs::read_to_string(fixture("response.xml")).unwrap();
         let groups: String = self
             .groups
@@ -192,17 +192,17 @@ fn response_level(spec: &Spec, xml: &str) -> String {
     )
 }
 
-fn sign(xml: &str) -> String {
+pub(crate) fn sign(xml: &str) -> String {
     sign_with(xml, "idp-key.pem", "idp-cert.pem")
 }
 
-fn b64(xml: &str) -> String {
+pub(crate) fn b64(xml: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(xml)
 }
 
 /// An org with an Okta SAML connection (the fixture metadata), an "everyone" grant and a
 /// mapping of the Okta group "Engineering" to a team.
-async fn okta_org(app: &TestApp, slug: &str) -> (String, i64) {
+pub(crate) async fn okta_org(app: &TestApp, slug: &str) -> (String, i64) {
     let admin = app.bootstrap(slug, &format!("admin@{slug}.test")).await;
     let metadata = std::fs::read_to_string(fixture("metadata.xml")).unwrap();
     let r = app
@@ -237,7 +237,7 @@ async fn okta_org(app: &TestApp, slug: &str) -> (String, i64) {
 
 /// Starts a sign-in as a browser would; returns the RelayState and the AuthnRequest's ID,
 /// read from the request the IdP would receive.
-async fn start(browser: &Browser, org: &str, connection: i64) -> (String, String) {
+pub(crate) async fn start(browser: &Browser, org: &str, connection: i64) -> (String, String) {
     let r = browser
         .get(&format!(
             "/saml/{org}/login?connection={connection}&return_to=/welcome"
@@ -260,7 +260,7 @@ async fn start(browser: &Browser, org: &str, connection: i64) -> (String, String
     (param("RelayState"), id)
 }
 
-async fn post_acs(
+pub(crate) async fn post_acs(
     browser: &Browser,
     org: &str,
     response: &str,
@@ -282,7 +282,7 @@ async fn refused_because(app: &TestApp, admin: &str, r: &PageResponse, says: &st
     assert!(reason.contains(says), "{reason:?} does not say {says:?}");
 }
 
-async fn last_event(app: &TestApp, org: &str, token: &str) -> serde_json::Value {
+pub(crate) async fn last_event(app: &TestApp, org: &str, token: &str) -> serde_json::Value {
     let r = app
         .get(&format!("/api/v1/orgs/{org}/audit?limit=1"), token)
         .await;
