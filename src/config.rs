@@ -28,6 +28,7 @@ pub struct Config {
     pub oidc: OidcConfig,
     pub scim: ScimConfig,
     pub saml: SamlConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -208,6 +209,18 @@ impl Default for ScimConfig {
     }
 }
 
+/// `/metrics` in Prometheus' text format. Not public by default: it answers only on its own
+/// listen address, or on the main one to a scraper that sends the token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// A separate address serving only `/metrics` (e.g. `127.0.0.1:9464`), without a token.
+    pub listen: Option<SocketAddr>,
+    /// A bearer token that opens `/metrics` on the main address
+    /// (`Authorization: Bearer <token>`). At least 32 characters.
+    pub token: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InvitationConfig {
@@ -251,6 +264,7 @@ impl Default for Config {
             oidc: OidcConfig::default(),
             scim: ScimConfig::default(),
             saml: SamlConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }

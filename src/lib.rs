@@ -24,6 +24,7 @@ pub mod dns;
 pub mod http;
 pub mod invitations;
 pub mod mail;
+pub mod meter;
 pub mod oidc;
 pub mod operator;
 pub mod outbound;

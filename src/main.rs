@@ -41,6 +41,12 @@ enum Command {
         #[command(subcommand)]
         command: DomainCommand,
     },
+    /// Copy the SQLite database to FILE while rollcall runs (consistent, online). For
+    /// PostgreSQL use pg_dump. Applies no migrations, so it is safe before an upgrade.
+    Backup {
+        /// The copy to write; it must not exist yet.
+        file: PathBuf,
+    },
     /// People's accounts.
     User {
         #[command(subcommand)]
@@ -95,7 +101,10 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::connect(&config.database_url).await?;
-    store.migrate().await?;
+    // A backup copies the database as it is: before an upgrade is when one is taken.
+    if !matches!(command, Command::Backup { .. }) {
+        store.migrate().await?;
+    }
     if matches!(command, Command::Serve | Command::Migrate) {
         let sealer = rollcall::secrets::Sealer::from_config(&config.secrets)?;
         operator::seal_stored_secrets(&store, &sealer).await?;
@@ -158,7 +167,13 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
                 user.email
             );
         }
+        Command::Backup { file } => {
+            store.backup(&file).await?;
+            println!("Backed up {} to {}.", config.database_url, file.display());
+        }
         Command::Serve => {
+            // Before the mail worker starts, so its first deliveries are counted.
+            rollcall::meter::install();
             let listener = tokio::net::TcpListener::bind(config.listen).await?;
             tracing::info!(
                 address = %listener.local_addr()?,
@@ -180,7 +195,18 @@ async fn run(command: Command, config: Config) -> Result<(), Box<dyn std::error:
                 state.clone(),
                 stop_worker.subscribe(),
             ));
+            let metrics = match state.config.metrics.listen {
+                Some(address) => {
+                    let listener = tokio::net::TcpListener::bind(address).await?;
+                    tracing::info!(address = %listener.local_addr()?, "metrics listening");
+                    Some(tokio::spawn(server::serve_metrics(listener, state.clone())))
+                }
+                None => None,
+            };
             server::serve(listener, state, server::shutdown_signal()).await?;
+            if let Some(metrics) = metrics {
+                metrics.abort();
+            }
             // A message being sent now finishes; the next pass never starts.
             let _ = stop_worker.send(true);
             let _ = worker.await;

@@ -27,12 +27,17 @@ use crate::{
 pub fn router(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static(REQUEST_ID);
     let limit = state.config.http.max_body_bytes;
-    http::router()
+    let mut routes = http::router()
         .merge(web::router())
         .merge(console::router())
         .merge(oidc::router())
         .merge(saml::router())
-        .merge(scim::router())
+        .merge(scim::router());
+    // The metrics page exists on the main address only for a scraper with the token.
+    if state.config.metrics.token.is_some() {
+        routes = routes.route("/metrics", axum::routing::get(crate::meter::endpoint));
+    }
+    routes
         .fallback(http::error::not_found)
         .method_not_allowed_fallback(http::error::method_not_allowed)
         .layer(axum::middleware::from_fn(move |request, next| {
@@ -41,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(move |request, next| {
             refuse_nul_characters(limit, request, next)
         }))
+        .layer(axum::middleware::from_fn(crate::meter::measure))
         .layer(DefaultBodyLimit::max(limit))
         .layer(Extension(BodyLimit(limit)))
         .layer(CatchPanicLayer::custom(|_| {
@@ -254,6 +260,22 @@ pub async fn serve(
             Ok(())
         }
     }
+}
+
+/// Serves `/metrics` only, without a token, on the operator's own address
+/// (`metrics.listen`), until the process ends.
+pub async fn serve_metrics(listener: TcpListener, state: AppState) -> std::io::Result<()> {
+    let app = Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(
+                |axum::extract::State(state): axum::extract::State<AppState>| async move {
+                    crate::meter::render(&state).await
+                },
+            ),
+        )
+        .with_state(state);
+    axum::serve(listener, app).await
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

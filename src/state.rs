@@ -28,6 +28,8 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Store, config: Config) -> Result<Self, String> {
         let dns = dns::Resolver::new(&config.dns)?;
+        crate::meter::check_config(&config.metrics)?;
+        crate::meter::install();
         Ok(AppState {
             outbound: outbound::Outbound::new(&dns),
             dns,

@@ -114,14 +114,28 @@ pub struct SignInFailure {
     pub status: StatusCode,
     pub message: String,
     pub reason: String,
+    /// Why not, in a word, for metrics: `refused`, `misconfigured`, `unreachable`, … (the
+    /// precise reason is too detailed to be a label).
+    pub kind: &'static str,
 }
 
 impl SignInFailure {
     pub fn new(status: StatusCode, message: impl Into<String>, reason: impl Into<String>) -> Self {
+        let kind = match status.as_u16() {
+            400 => "bad_request",
+            403 => "refused",
+            409 => "conflict",
+            429 => "rate_limited",
+            502 => "provider",
+            503 => "unavailable",
+            _ if status.is_server_error() => "internal",
+            _ => "other",
+        };
         SignInFailure {
             status,
             message: message.into(),
             reason: reason.into(),
+            kind,
         }
     }
 
@@ -132,19 +146,25 @@ impl SignInFailure {
     /// The connection's settings, or the provider they name, are wrong: only an admin can
     /// fix it.
     pub fn misconfigured(reason: impl Into<String>) -> Self {
-        SignInFailure::new(
-            StatusCode::BAD_GATEWAY,
-            "This sign-in method is not set up correctly. Ask your administrator.",
-            reason,
-        )
+        SignInFailure {
+            kind: "misconfigured",
+            ..SignInFailure::new(
+                StatusCode::BAD_GATEWAY,
+                "This sign-in method is not set up correctly. Ask your administrator.",
+                reason,
+            )
+        }
     }
 
     pub fn unreachable(reason: impl Into<String>) -> Self {
-        SignInFailure::new(
-            StatusCode::BAD_GATEWAY,
-            "The sign-in provider cannot be reached right now. Please try again.",
-            reason,
-        )
+        SignInFailure {
+            kind: "unreachable",
+            ..SignInFailure::new(
+                StatusCode::BAD_GATEWAY,
+                "The sign-in provider cannot be reached right now. Please try again.",
+                reason,
+            )
+        }
     }
 
     /// Logs the precise reason with the request's reference, and shows the short message.

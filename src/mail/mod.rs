@@ -211,12 +211,20 @@ pub async fn deliver_due(
         let result = sender.send(message).await;
         let mut tx = store.begin().await?;
         match result {
-            Ok(()) => outbox::mark_sent(&mut tx, message.id).await?,
+            Ok(()) => {
+                outbox::mark_sent(&mut tx, message.id).await?;
+                crate::meter::delivery("sent");
+            }
             Err(error) => {
                 let retry_at = (message.attempts < config.max_attempts)
                     .then(|| store::now() + backoff(config.retry_base_seconds, message.attempts));
                 tracing::warn!(message_id = message.id, attempts = message.attempts, %error, retry = retry_at.is_some(), "mail delivery failed");
                 outbox::mark_failed(&mut tx, message.id, &error, retry_at).await?;
+                crate::meter::delivery(if retry_at.is_some() {
+                    "retry"
+                } else {
+                    "failed"
+                });
             }
         }
         tx.commit().await?;

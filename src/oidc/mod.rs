@@ -135,6 +135,7 @@ fn fail(status: StatusCode, message: &str, reason: impl Into<String>) -> SignInF
 }
 
 fn failure_page(failure: SignInFailure, headers: &HeaderMap) -> Response {
+    crate::meter::sign_in("oidc", "refused", failure.kind);
     failure.page("OIDC sign-in", &RequestId::of(headers))
 }
 
@@ -637,12 +638,14 @@ async fn finish(
             )
             .await?;
             tx.commit().await?;
+            crate::meter::sign_in("oidc", "success", "none");
             tracing::info!(org = %org.slug, user_id = outcome.user_id, "OIDC sign-in");
             let unbind = browser::cookies::removal(&state.config, browser::cookies::SSO_BINDING);
             Ok(see_other(&pending.return_to, vec![cookie, unbind]))
         }
         // The core has logged and audited its own refusal.
         Err(provisioning::Error::Refused(r)) => {
+            crate::meter::sign_in("oidc", "refused", "policy");
             let text = format!("{} Reference: {reference}.", r.message);
             Ok(message(StatusCode::FORBIDDEN, "Sign-in refused", &text).into_response())
         }

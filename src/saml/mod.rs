@@ -44,6 +44,7 @@ pub fn router() -> Router<AppState> {
 }
 
 fn failure_page(failure: SignInFailure, headers: &HeaderMap) -> Response {
+    crate::meter::sign_in("saml", "refused", failure.kind);
     failure.page("SAML sign-in", &RequestId::of(headers))
 }
 
@@ -302,11 +303,13 @@ async fn acs_post(
                     chrono::Utc::now() + chrono::Duration::hours(state.config.sessions.ttl_hours);
                 saml::record_session(&mut tx, &secret, &saml_session, expires).await?;
                 tx.commit().await?;
+                crate::meter::sign_in("saml", "success", "none");
                 tracing::info!(org = %org.slug, connection = connection.id, user_id = outcome.user_id, "SAML sign-in");
                 Ok(see_other(&return_to, vec![cookie]))
             }
             // The core has logged and audited its own refusal.
             Err(provisioning::Error::Refused(r)) => {
+                crate::meter::sign_in("saml", "refused", "policy");
                 let text = format!("{} Reference: {reference}.", r.message);
                 Ok(message(StatusCode::FORBIDDEN, "Sign-in refused", &text).into_response())
             }

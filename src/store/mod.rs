@@ -303,6 +303,43 @@ impl Store {
         Ok(())
     }
 
+    /// An online, consistent copy of a SQLite database in a new file (`VACUUM INTO`): one
+    /// read transaction, so writers carry on and the copy is a single point in time. For
+    /// PostgreSQL the tools are `pg_dump` and its kin, which this does not replace.
+    pub async fn backup(&self, path: &std::path::Path) -> Result<()> {
+        match self {
+            Store::Sqlite(pool) => {
+                if path.exists() {
+                    return Err(Error::Invalid(format!(
+                        "{} exists; a backup never overwrites a file",
+                        path.display()
+                    )));
+                }
+                let target = path.to_str().ok_or_else(|| {
+                    Error::Invalid(format!("{} is not a UTF-8 path", path.display()))
+                })?;
+                sqlx::query("VACUUM INTO $1")
+                    .bind(target)
+                    .execute(pool)
+                    .await?;
+                Ok(())
+            }
+            Store::Postgres(_) => Err(Error::Invalid(
+                "rollcall backup copies SQLite databases; back up PostgreSQL with pg_dump \
+                 (see docs/operations.md)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Connections the pool holds now, and how many of them are idle.
+    pub fn pool_use(&self) -> (u32, usize) {
+        match self {
+            Store::Sqlite(pool) => (pool.size(), pool.num_idle()),
+            Store::Postgres(pool) => (pool.size(), pool.num_idle()),
+        }
+    }
+
     pub async fn close(&self) {
         match self {
             Store::Sqlite(pool) => pool.close().await,

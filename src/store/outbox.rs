@@ -134,3 +134,13 @@ pub async fn mark_failed(
     .map(|r| r.rows_affected()))?;
     Ok(())
 }
+
+/// Messages waiting to be sent (queued, including those waiting for a retry), for the
+/// operator's metrics: counted in the database, so every instance reports the same depth.
+pub async fn depth(tx: &mut Tx) -> Result<i64> {
+    Ok(on!(tx, c => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM outbox WHERE status = 'queued'"
+    )
+    .fetch_one(&mut *c)
+    .await)?)
+}

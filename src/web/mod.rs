@@ -297,6 +297,7 @@ async fn login(
         let user = accounts::authenticate(&state.store, &form.email, password).await?;
         let Some(user) = user else {
             tracing::info!(email = %form.email, "password sign-in refused");
+            crate::meter::sign_in("password", "refused", "credentials");
             // The same words whether the account exists or not.
             let error = "That email and password do not match an account.";
             return Ok(ask(
@@ -343,6 +344,7 @@ async fn login(
         )
         .await?;
         tx.commit().await?;
+        crate::meter::sign_in("password", "success", "none");
         store::Result::Ok(see_other(&return_to, vec![cookie]))
     };
     result

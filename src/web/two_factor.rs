@@ -203,6 +203,7 @@ pub async fn submit(
         let clear = cookies::removal(&state.config, cookies::TWO_FACTOR);
         if !enrolling {
             tx.commit().await?;
+            crate::meter::sign_in("password", "success", "none");
             return Ok(see_other(&challenge.return_to, vec![session, clear]));
         }
         mfa::confirm_totp(&mut tx, user.id).await?;
@@ -219,6 +220,7 @@ pub async fn submit(
         )
         .await?;
         tx.commit().await?;
+        crate::meter::sign_in("password", "success", "none");
         let (csrf, set) = csrf::token(&state, &headers);
         let step = TwoFactorStep::RecoveryCodes {
             codes,

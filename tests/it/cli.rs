@@ -250,7 +250,59 @@ async fn configuration_errors_are_reported(backend: Backend) {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
 }
 
+/// `rollcall backup FILE` copies a SQLite database while a server uses it; the copy opens
+/// and holds what was committed. PostgreSQL is pointed at pg_dump.
+async fn backup_copies_a_database_in_use(backend: Backend) {
+    let app = crate::harness::TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    app.create_team("acme", &admin.token, "Platform").await;
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.db");
+    let backup = || {
+        Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .env("ROLLCALL_DATABASE_URL", &app.config.database_url)
+            .env_remove("RUST_LOG")
+            .arg("backup")
+            .arg(&copy)
+            .output()
+            .unwrap()
+    };
+    let out = backup();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    match backend {
+        Backend::Postgres(_) => {
+            assert!(!out.status.success());
+            assert!(stderr.contains("pg_dump"), "{stderr}");
+            assert!(!copy.exists());
+        }
+        Backend::Sqlite => {
+            assert!(out.status.success(), "{stderr}");
+            // The server carried on meanwhile.
+            app.create_team("acme", &admin.token, "Later").await;
+            let store = rollcall::store::Store::connect(&format!("sqlite://{}", copy.display()))
+                .await
+                .unwrap();
+            let mut tx = store.read().await.unwrap();
+            let org = rollcall::store::orgs::by_slug(&mut tx, "acme")
+                .await
+                .unwrap()
+                .expect("the org is in the copy");
+            let teams = rollcall::store::teams::list(&mut tx, org.id).await.unwrap();
+            drop(tx);
+            store.close().await;
+            let names: Vec<&str> = teams.iter().map(|t| t.name.as_str()).collect();
+            assert_eq!(names, vec!["Platform"]);
+            // Never over an existing file.
+            let out = backup();
+            assert!(!out.status.success());
+            assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
+        }
+    }
+    app.stop().await;
+}
+
 crate::backend_tests!(
     migrate_bootstrap_serve_and_stop,
-    configuration_errors_are_reported
+    configuration_errors_are_reported,
+    backup_copies_a_database_in_use,
 );

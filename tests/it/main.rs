@@ -15,6 +15,7 @@ mod invitations;
 mod load_balancer;
 mod me;
 mod members;
+mod metrics;
 mod ops;
 mod orgs;
 mod provisioning;
