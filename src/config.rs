@@ -61,6 +61,14 @@ pub struct HttpConfig {
     /// `/oidc/{org}/login`): each start writes a row and may fetch from the IdP, and anyone
     /// can ask. 0 turns the limit off.
     pub sign_in_starts_per_minute: i64,
+    /// Open client connections at most. Beyond it, new connections wait in the kernel's
+    /// queue until one closes (and the log says so). Keep it below the process's open-files
+    /// limit less the database pool: every connection is a file descriptor.
+    pub max_connections: usize,
+    /// A client must send a request's headers within this many seconds of connecting or
+    /// of its previous response, or the connection is closed: idle and trickling
+    /// (slowloris) connections cannot hold the slots.
+    pub header_read_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -286,6 +294,9 @@ impl Default for HttpConfig {
             client_ip_header: None,
             // Generous for an office behind one NAT address at nine in the morning.
             sign_in_starts_per_minute: 120,
+            // Below the common 1,024 open-files limit, with room for the pool and logs.
+            max_connections: 768,
+            header_read_timeout_seconds: 30,
         }
     }
 }

@@ -233,33 +233,98 @@ pub fn tidy_scim_path(mut request: axum::extract::Request) -> axum::extract::Req
 
 /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
 /// finish for up to the configured grace period.
+///
+/// The connection loop is hyper's own rather than `axum::serve`, for three things that
+/// must hold together: at most `http.max_connections` open connections (each is a file
+/// descriptor; past the limit new ones wait in the kernel's queue, and the log says so
+/// once), a header-read timeout (a connection that does not send a request's headers in
+/// time, idle or trickling, is closed, so it cannot hold a slot), and graceful shutdown.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let grace = Duration::from_secs(state.config.http.shutdown_grace_seconds);
-    let stopping = Arc::new(tokio::sync::Notify::new());
-    let notify = stopping.clone();
-    // Path tidying runs before routing, so it wraps the router rather than being a layer.
-    let app = axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-        std::net::SocketAddr,
-    >(tower::ServiceExt::map_request(
-        router(state),
-        tidy_scim_path,
-    ));
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!("shutting down: finishing in-flight requests");
-        notify.notify_one();
-    });
+    let http = &state.config.http;
+    let grace = Duration::from_secs(http.shutdown_grace_seconds);
+    let max = http.max_connections.max(1);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(http.header_read_timeout_seconds.max(1)));
+    let app = router(state);
+    let permits = Arc::new(tokio::sync::Semaphore::new(max));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut at_limit = false;
+    loop {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                if at_limit {
+                    tracing::info!(max, "below the connection limit again");
+                    at_limit = false;
+                }
+                permit
+            }
+            Err(_) => {
+                if !at_limit {
+                    tracing::warn!(
+                        max,
+                        "connection limit reached (http.max_connections): new connections wait until one closes"
+                    );
+                    at_limit = true;
+                }
+                tokio::select! {
+                    permit = permits.clone().acquire_owned() => match permit {
+                        Ok(permit) => permit,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors, for one: wait rather than spin.
+                    tracing::warn!(%err, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = tower::ServiceExt::map_request(
+            app.clone(),
+            move |request: Request<hyper::body::Incoming>| {
+                let mut request = request.map(axum::body::Body::new);
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                tidy_scim_path(request)
+            },
+        );
+        let connection = builder.serve_connection(
+            hyper_util::rt::TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(%err, "connection closed with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing in-flight requests");
     tokio::select! {
-        result = server => result,
-        () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(grace) => {
             tracing::warn!(seconds = grace.as_secs(), "grace period over; dropping unfinished requests");
-            Ok(())
         }
     }
+    Ok(())
 }
 
 /// Serves `/metrics` only, without a token, on the operator's own address

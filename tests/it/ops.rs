@@ -277,7 +277,67 @@ async fn outbound_requests_reach_only_public_addresses() {
     }
 }
 
+/// Idle and trickling connections are closed after the header-read timeout, and at the
+/// connection limit new connections wait instead of exhausting file descriptors: once the
+/// idle ones are closed, a health check gets through.
+async fn idle_connections_cannot_hold_the_server(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(&backend, |c| {
+        c.http.max_connections = 4;
+        c.http.header_read_timeout_seconds = 1;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    // Four connections that say nothing, and one that trickles a request a byte at a time.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(app.addr).await.unwrap());
+    }
+    let mut trickle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let trickling = tokio::spawn(async move {
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " {
+            if trickle.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        }
+        let mut rest = Vec::new();
+        // The server closed it: the read ends (EOF or a reset), without a response.
+        let _ = trickle.read_to_end(&mut rest).await;
+        rest
+    });
+    // The limit is reached: this request waits, and is answered once a slot frees up.
+    let r = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        reqwest::get(app.url("/healthz")),
+    )
+    .await
+    .expect("the health check was answered")
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    // Every idle connection was closed by the server.
+    for mut stream in idle {
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+            .await
+            .expect("the server closed the idle connection")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "no response on a connection that sent nothing");
+    }
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(10), trickling)
+        .await
+        .expect("the trickling connection was closed")
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("200 OK"),
+        "a request trickled past the header timeout was served"
+    );
+    app.stop().await;
+}
+
 crate::backend_tests!(
+    idle_connections_cannot_hold_the_server,
     sso_sign_in_starts_are_limited_per_address,
     health_readiness_and_request_ids,
     bad_requests_get_json_errors,
