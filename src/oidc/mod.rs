@@ -128,6 +128,38 @@ struct Discovery {
     authorization_endpoint: String,
     token_endpoint: String,
     jwks_uri: String,
+    /// RFC 9207: the provider names itself (`iss`) in every authorization response.
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
+}
+
+/// RFC 9207's check, against mix-up attacks (a response from one provider presented as
+/// another's): an `iss` in the callback must be the provider's issuer, and one that
+/// advertises the parameter must send it. A templated multi-tenant issuer
+/// (`…/{tenantid}/v2.0`) matches any tenant id in its place.
+fn check_response_issuer(discovery: &Discovery, iss: Option<&str>) -> Result<(), String> {
+    match iss {
+        None if discovery.authorization_response_iss_parameter_supported => Err(format!(
+            "the provider advertises the RFC 9207 iss parameter but the callback has none (expected {:?}); a response from another provider?",
+            discovery.issuer
+        )),
+        None => Ok(()),
+        Some(iss) if issuer_matches(&discovery.issuer, iss) => Ok(()),
+        Some(iss) => Err(format!(
+            "the callback's iss is {iss:?}, expected {:?}: a response from another provider (mix-up)",
+            discovery.issuer
+        )),
+    }
+}
+
+fn issuer_matches(expected: &str, got: &str) -> bool {
+    match expected.split_once("{tenantid}") {
+        Some((head, tail)) => got
+            .strip_prefix(head)
+            .and_then(|rest| rest.strip_suffix(tail))
+            .is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/')),
+        None => expected == got,
+    }
 }
 
 fn fail(status: StatusCode, message: &str, reason: impl Into<String>) -> SignInFailure {
@@ -419,6 +451,7 @@ async fn login(
 struct CallbackParams {
     state: Option<String>,
     code: Option<String>,
+    iss: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
 }
@@ -491,7 +524,10 @@ async fn callback(
                 &org,
                 &connection,
                 &settings,
-                code,
+                Answer {
+                    code,
+                    iss: params.iss.as_deref(),
+                },
                 &pending,
                 &headers,
             )
@@ -507,18 +543,32 @@ async fn callback(
     result.await.unwrap_or_else(|f| failure_page(f, &headers))
 }
 
+/// What the provider sent the browser back with: the code, and its name (RFC 9207).
+struct Answer<'a> {
+    code: &'a str,
+    iss: Option<&'a str>,
+}
+
 /// Exchanges the code, validates the ID token, provisions, and starts the session.
 async fn finish(
     state: &AppState,
     org: &orgs::Org,
     connection: &connections::Connection,
     settings: &Settings,
-    code: &str,
+    answer: Answer<'_>,
     pending: &oidc_logins::PendingLogin,
     headers: &HeaderMap,
 ) -> Result<Response, SignInFailure> {
     let request_id = RequestId::of(headers).0;
     let discovery = discover(state, settings).await?;
+    let code = answer.code;
+    check_response_issuer(&discovery, answer.iss).map_err(|reason| {
+        fail(
+            StatusCode::FORBIDDEN,
+            "The sign-in answer did not come from your organization's identity provider. Please start again.",
+            reason,
+        )
+    })?;
     let misconfigured = |reason: String| {
         fail(
             StatusCode::BAD_GATEWAY,
@@ -968,4 +1018,42 @@ async fn graph_groups(
         }
     }
     Err(unreadable("Graph paging did not end".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_response_issuer, Discovery};
+
+    fn discovery(issuer: &str, advertised: bool) -> Discovery {
+        Discovery {
+            issuer: issuer.into(),
+            authorization_endpoint: String::new(),
+            token_endpoint: String::new(),
+            jwks_uri: String::new(),
+            authorization_response_iss_parameter_supported: advertised,
+        }
+    }
+
+    #[test]
+    fn response_issuers_follow_rfc_9207() {
+        let entra = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0";
+        assert!(check_response_issuer(&discovery(entra, false), None).is_ok());
+        assert!(check_response_issuer(&discovery(entra, true), None).is_err());
+        assert!(check_response_issuer(&discovery(entra, true), Some(entra)).is_ok());
+        let err = check_response_issuer(&discovery(entra, false), Some("https://evil.example"))
+            .unwrap_err();
+        assert!(err.contains("evil.example") && err.contains(entra), "{err}");
+        let template = "https://login.microsoftonline.com/{tenantid}/v2.0";
+        assert!(check_response_issuer(&discovery(template, true), Some(entra)).is_ok());
+        for wrong in [
+            "https://login.microsoftonline.com//v2.0",
+            "https://login.microsoftonline.com/a/b/v2.0",
+            "https://evil.example/9188040d/v2.0",
+        ] {
+            assert!(
+                check_response_issuer(&discovery(template, true), Some(wrong)).is_err(),
+                "{wrong}"
+            );
+        }
+    }
 }

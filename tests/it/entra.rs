@@ -109,6 +109,20 @@ struct Inner {
     next_person: Option<Person>,
     /// How many times discovery was asked for.
     discovery_fetches: usize,
+    /// RFC 9207: advertise the `iss` response parameter, and what to send as it.
+    iss: IssMode,
+}
+
+/// How the stand-in does RFC 9207's `iss` (Entra itself does not send it yet).
+#[derive(Default, Clone, Copy, PartialEq)]
+pub enum IssMode {
+    #[default]
+    NotSupported,
+    Sent,
+    /// Advertised, and then not sent.
+    Missing,
+    /// Another provider's issuer, as in a mix-up attack.
+    Wrong,
 }
 
 #[derive(Clone)]
@@ -171,6 +185,10 @@ impl EntraStandIn {
         self.inner.lock().unwrap().publish_both_keys = true;
     }
 
+    pub fn set_iss(&self, mode: IssMode) {
+        self.inner.lock().unwrap().iss = mode;
+    }
+
     pub fn discovery_fetches(&self) -> usize {
         self.inner.lock().unwrap().discovery_fetches
     }
@@ -216,6 +234,7 @@ async fn discovery(
         "response_types_supported": ["code", "id_token", "code id_token"],
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["RS256"],
+        "authorization_response_iss_parameter_supported": s.inner.lock().unwrap().iss != IssMode::NotSupported,
     }))
     .into_response()
 }
@@ -318,6 +337,7 @@ async fn token(
 /// sends the browser back to the redirect URI with a code and the state.
 async fn authorize(
     State(s): State<EntraStandIn>,
+    Path(tenant): Path<String>,
     axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
@@ -354,11 +374,16 @@ async fn authorize(
         person,
     };
     s.inner.lock().unwrap().codes.insert(code.clone(), issued);
-    let back = format!(
+    let mut back = format!(
         "{}?code={code}&state={}",
         param("redirect_uri"),
         urlencode(&param("state"))
     );
+    match s.inner.lock().unwrap().iss {
+        IssMode::Sent => back.push_str(&format!("&iss={}", urlencode(&s.issuer(&tenant)))),
+        IssMode::Wrong => back.push_str("&iss=https%3A%2F%2Fidp.attacker.example%2Fv2.0"),
+        IssMode::NotSupported | IssMode::Missing => {}
+    }
     axum::response::Redirect::to(&back).into_response()
 }
 
@@ -1261,7 +1286,45 @@ async fn invitation_continues_with_sso(backend: Backend) {
     app.stop().await;
 }
 
+/// RFC 9207: a provider that advertises `iss` in authorization responses must send its own
+/// issuer there; another's (a mix-up attack) or none is refused, with the reason audited.
+async fn the_response_issuer_is_checked_when_the_provider_sends_it(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    app.entra.set_iss(IssMode::Sent);
+    let (admin, connection, _) = setup(&app).await;
+    let (done, callback) = sign_in(
+        &app,
+        &Browser::new(&app),
+        connection,
+        "/",
+        person("oid-iss", "iss@acme.test", &[]),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(callback.contains("iss="), "{callback}");
+    for (mode, reason) in [
+        (IssMode::Wrong, "idp.attacker.example"),
+        (IssMode::Missing, "advertises the RFC 9207 iss parameter"),
+    ] {
+        app.entra.set_iss(mode);
+        let (done, _) = sign_in(
+            &app,
+            &Browser::new(&app),
+            connection,
+            "/",
+            person("oid-mixed", "mixed@acme.test", &[]),
+        )
+        .await;
+        assert_eq!(done.status, StatusCode::FORBIDDEN, "{}", done.body);
+        let logged = last_failure(&app, &admin.token).await;
+        assert!(logged.contains(reason), "{logged}");
+    }
+    assert_eq!(member_count(&app, &admin.token).await, 2, "admin and iss@");
+    app.stop().await;
+}
+
 crate::backend_tests!(
+    the_response_issuer_is_checked_when_the_provider_sends_it,
     rotated_keys_are_fetched_at_once,
     provider_errors_and_login_failures_are_audited,
     a_sign_in_finishes_in_the_browser_that_started_it,
