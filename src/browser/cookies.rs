@@ -16,6 +16,8 @@ pub const CSRF: &str = "rollcall_csrf";
 pub const TWO_FACTOR: &str = "rollcall_mfa";
 /// Binds an SSO sign-in to the browser that started it.
 pub const SSO_BINDING: &str = "rollcall_sso";
+/// Binds an SP-initiated SAML sign-in to the browser that started it (login CSRF).
+pub const SAML_BINDING: &str = "rollcall_saml";
 
 fn secure(config: &Config) -> bool {
     config.public_base_url.starts_with("https://")

@@ -350,6 +350,7 @@ mod tests {
                 expires_at: store::now() + chrono::Duration::minutes(minutes),
                 consumed_at: None,
                 replaces_session_id: None,
+                binding_hash: None,
             };
             saml::create_request(&mut tx, &request, state)
                 .await

@@ -38,8 +38,9 @@ pub struct IdpGroup {
     pub name: Option<String>,
 }
 
-/// One description of a person, whichever front door they came through.
-#[derive(Debug, Clone, Default)]
+/// One description of a person, whichever front door they came through. Serializable: a
+/// SAML sign-in keeps its verified identity between the ACS and the browser's next step.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ExternalIdentity {
     pub connection_id: i64,
     /// Stable and unique within the connection: SAML persistent NameID, Entra `tid`+`oid`,

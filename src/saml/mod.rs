@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/saml/{org}/metadata", get(metadata))
         .route("/saml/{org}/login", get(login))
         .route("/saml/{org}/acs", post(acs_post))
+        .route("/saml/{org}/finish", get(finish))
         .route("/saml/{org}/logout", post(logout))
         .route("/saml/{org}/slo", get(slo_return))
 }
@@ -212,6 +213,7 @@ async fn login(
         // it gets as many as a session secret.
         request.id = format!("id-{}", secrets::generate("").hash);
         let relay_state = secrets::generate("").plaintext;
+        let binding = secrets::generate("").plaintext;
         let url = if settings.sign_requests {
             let key = sp_key::for_org(&state, org.id, &ends.entity_id).await?;
             request.signed_redirect(&relay_state, &key.private_key)
@@ -236,12 +238,20 @@ async fn login(
                 replaces_session_id: session::signed_in(&state, &headers)
                     .await?
                     .map(|s| s.session_id),
+                binding_hash: Some(secrets::hash(&binding)),
             },
             &relay_state,
         )
         .await?;
         tx.commit().await?;
-        Ok::<_, SignInFailure>(see_other(url.as_str(), Vec::new()))
+        let bind = browser::cookies::make(
+            &state.config,
+            browser::cookies::SAML_BINDING,
+            binding,
+            Some(REQUEST_TTL_MINUTES * 60),
+            axum_extra::extract::cookie::SameSite::Lax,
+        );
+        Ok::<_, SignInFailure>(see_other(url.as_str(), vec![bind]))
     };
     started.await.unwrap_or_else(|f| failure_page(f, &headers))
 }
@@ -276,7 +286,7 @@ async fn acs_post(
             )
         })?;
         let checked = consume(&state, &org, &form).await;
-        let (connection, identity, return_to, saml_session, replaces) = match checked {
+        let (connection, identity, return_to, saml_session, request) = match checked {
             Ok(ok) => ok,
             Err((Some(connection), failure)) => {
                 audit_failure(&state, &org, &connection, &failure, request_id.clone()).await?;
@@ -285,36 +295,162 @@ async fn acs_post(
             // Neither bound nor verified: the log has it, the org's trail does not.
             Err((None, failure)) => return Err(failure),
         };
-        let reference = request_id.clone().unwrap_or_else(|| "-".into());
-        match provisioning::provision(&state.store, &identity, Via::Sso, request_id.clone()).await {
-            Ok(outcome) => {
-                let mut tx = state.store.begin().await?;
-                // The session of the browser that started the sign-in ends: a new sign-in
-                // replaces it.
-                let (cookie, secret) = session::start(
-                    &state,
-                    &mut tx,
-                    outcome.user_id,
-                    replaces,
-                    store::credentials::Method::Sso,
-                )
-                .await?;
-                let expires =
-                    chrono::Utc::now() + chrono::Duration::hours(state.config.sessions.ttl_hours);
-                saml::record_session(&mut tx, &secret, &saml_session, expires).await?;
-                tx.commit().await?;
-                crate::meter::sign_in("saml", "success", "none");
-                tracing::info!(org = %org.slug, connection = connection.id, user_id = outcome.user_id, "SAML sign-in");
-                Ok(see_other(&return_to, vec![cookie]))
-            }
-            // The core has logged and audited its own refusal.
-            Err(provisioning::Error::Refused(r)) => {
-                crate::meter::sign_in("saml", "refused", "policy");
-                let text = format!("{} Reference: {reference}.", r.message);
-                Ok(message(StatusCode::FORBIDDEN, "Sign-in refused", &text).into_response())
-            }
-            Err(provisioning::Error::Store(e)) => Err(e.into()),
+        let Some(request) = request.as_ref().filter(|r| r.binding_hash.is_some()) else {
+            // IdP-initiated (an opt-in: it cannot be bound to a browser), or a request made
+            // before bindings existed: signed in here.
+            let replaces = request.as_ref().and_then(|r| r.replaces_session_id);
+            return complete(
+                &state,
+                &org,
+                &connection,
+                &identity,
+                &return_to,
+                &saml_session,
+                replaces,
+                request_id,
+                Vec::new(),
+            )
+            .await;
+        };
+        // This POST comes from the IdP's page, so it carries no SameSite=Lax cookie: the
+        // verified outcome waits for the browser at a same-site GET, which shows whether
+        // it is the browser that started the sign-in.
+        let data = serde_json::to_string(&(&identity, &saml_session))
+            .map_err(|e| store::Error::Internal(format!("SAML outcome: {e}")))?;
+        let token = secrets::generate("").plaintext;
+        let mut tx = state.store.begin().await?;
+        saml::await_finish(&mut tx, &request.request_id, &token, &data).await?;
+        tx.commit().await?;
+        Ok(see_other(
+            &format!("/saml/{}/finish?token={token}", org.slug),
+            Vec::new(),
+        ))
+    };
+    result.await.unwrap_or_else(|f| failure_page(f, &headers))
+}
+
+/// Provisions a verified identity and starts the session, ending the one the sign-in
+/// replaces. The core refuses what the org's rules do not allow (and audits it).
+#[allow(clippy::too_many_arguments)]
+async fn complete(
+    state: &AppState,
+    org: &orgs::Org,
+    connection: &connections::Connection,
+    identity: &provisioning::ExternalIdentity,
+    return_to: &str,
+    saml_session: &saml::SamlSession,
+    replaces: Option<i64>,
+    request_id: Option<String>,
+    mut cookies: Vec<axum_extra::extract::cookie::Cookie<'static>>,
+) -> Result<Response, SignInFailure> {
+    let reference = request_id.clone().unwrap_or_else(|| "-".into());
+    match provisioning::provision(&state.store, identity, Via::Sso, request_id).await {
+        Ok(outcome) => {
+            let mut tx = state.store.begin().await?;
+            let (cookie, secret) = session::start(
+                state,
+                &mut tx,
+                outcome.user_id,
+                replaces,
+                store::credentials::Method::Sso,
+            )
+            .await?;
+            let expires =
+                chrono::Utc::now() + chrono::Duration::hours(state.config.sessions.ttl_hours);
+            saml::record_session(&mut tx, &secret, saml_session, expires).await?;
+            tx.commit().await?;
+            crate::meter::sign_in("saml", "success", "none");
+            tracing::info!(org = %org.slug, connection = connection.id, user_id = outcome.user_id, "SAML sign-in");
+            cookies.push(cookie);
+            Ok(see_other(return_to, cookies))
         }
+        // The core has logged and audited its own refusal.
+        Err(provisioning::Error::Refused(r)) => {
+            crate::meter::sign_in("saml", "refused", "policy");
+            let text = format!("{} Reference: {reference}.", r.message);
+            Ok(message(StatusCode::FORBIDDEN, "Sign-in refused", &text).into_response())
+        }
+        Err(provisioning::Error::Store(e)) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct FinishParams {
+    token: Option<String>,
+}
+
+/// The browser's step after the ACS: signs in only the browser whose binding cookie is the
+/// one set when this sign-in started. A response carried to another browser (an attacker's
+/// own sign-in, posted from the attacker's page: login CSRF) stops here.
+async fn finish(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    Query(params): Query<FinishParams>,
+    headers: HeaderMap,
+) -> Response {
+    let request_id = RequestId::of(&headers).0;
+    let result = async {
+        let org = org_by_slug(&state, &slug).await?;
+        let expired = || {
+            SignInFailure::new(
+                StatusCode::BAD_REQUEST,
+                "This sign-in link has expired or was already used. Please start again.",
+                "unknown, used or expired SAML finish token",
+            )
+        };
+        let token = params
+            .token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(expired)?;
+        let mut tx = state.store.begin().await?;
+        let taken = saml::take_finish(&mut tx, token).await?;
+        tx.commit().await?;
+        let taken = taken.filter(|t| t.org_id == org.id).ok_or_else(expired)?;
+        let connection = {
+            let mut tx = state.store.read().await?;
+            connections::by_id(&mut tx, taken.connection_id)
+                .await?
+                .ok_or_else(|| SignInFailure::misconfigured("the connection was deleted"))?
+        };
+        let cookie =
+            browser::cookies::read(&state.config, &headers, browser::cookies::SAML_BINDING);
+        let bound = match (&cookie, &taken.binding_hash) {
+            (Some(cookie), Some(expected)) => {
+                secrets::constant_time_eq(secrets::hash(cookie).as_bytes(), expected.as_bytes())
+            }
+            _ => false,
+        };
+        if !bound {
+            let failure = SignInFailure::forbidden(
+                "This sign-in was started in another browser. Please start again here.",
+                format!(
+                    "request {}: the response was verified, but the browser finishing the sign-in is not the one that started it ({}): a sign-in carried to another browser, or login CSRF",
+                    taken.request_id,
+                    if cookie.is_some() { "another sign-in's binding cookie" } else { "no binding cookie" }
+                ),
+            );
+            audit_failure(&state, &org, &connection, &failure, request_id.clone()).await?;
+            return Err(failure);
+        }
+        let (identity, saml_session): (provisioning::ExternalIdentity, saml::SamlSession) = taken
+            .finish_data
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+            .ok_or_else(expired)?;
+        let unbind = browser::cookies::removal(&state.config, browser::cookies::SAML_BINDING);
+        complete(
+            &state,
+            &org,
+            &connection,
+            &identity,
+            &taken.return_to,
+            &saml_session,
+            taken.replaces_session_id,
+            request_id,
+            vec![unbind],
+        )
+        .await
     };
     result.await.unwrap_or_else(|f| failure_page(f, &headers))
 }
@@ -333,7 +469,7 @@ async fn consume(
         provisioning::ExternalIdentity,
         String,
         saml::SamlSession,
-        Option<i64>,
+        Option<saml::PendingRequest>,
     ),
     (Option<connections::Connection>, SignInFailure),
 > {
@@ -423,13 +559,12 @@ async fn consume(
             .find_map(|s| s.session_index.clone()),
     };
     tx.commit().await.map_err(|e| with(e.into()))?;
-    let replaces = request.as_ref().and_then(|r| r.replaces_session_id);
-    let return_to = match request {
-        Some(request) => request.return_to,
+    let return_to = match &request {
+        Some(request) => request.return_to.clone(),
         // Okta may send a default RelayState with an IdP-initiated sign-in: a path here.
         None => browser::safe_return(&state.config.public_base_url, form.relay_state.as_deref()),
     };
-    Ok((connection, identity, return_to, saml_session, replaces))
+    Ok((connection, identity, return_to, saml_session, request))
 }
 
 /// The org's enabled SAML connection that accepts IdP-initiated sign-ins from `issuer`.

@@ -16,6 +16,22 @@ pub struct PendingRequest {
     pub consumed_at: Option<DateTime<Utc>>,
     /// The session the browser had when it started the sign-in, ended by the new one.
     pub replaces_session_id: Option<i64>,
+    /// SHA-256 of the binding cookie of the browser that started the sign-in (none for
+    /// requests made before bindings existed).
+    pub binding_hash: Option<String>,
+}
+
+/// A verified response waiting for the browser that started its sign-in.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Finishing {
+    pub org_id: i64,
+    pub connection_id: i64,
+    pub request_id: String,
+    pub return_to: String,
+    pub replaces_session_id: Option<i64>,
+    pub binding_hash: Option<String>,
+    /// The verified identity and SAML session, as JSON.
+    pub finish_data: Option<String>,
 }
 
 /// Records an AuthnRequest, usable until its `expires_at`; the browser carries
@@ -27,7 +43,7 @@ pub async fn create_request(
 ) -> Result<()> {
     on!(tx, c => sqlx::query(
         "INSERT INTO saml_requests (org_id, connection_id, request_id, relay_hash, return_to, created_at, expires_at, \
-         replaces_session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         replaces_session_id, binding_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(request.org_id)
     .bind(request.connection_id)
@@ -37,6 +53,7 @@ pub async fn create_request(
     .bind(now())
     .bind(request.expires_at)
     .bind(request.replaces_session_id)
+    .bind(&request.binding_hash)
     .execute(&mut *c)
     .await
     .map(|r| r.rows_affected()))?;
@@ -47,8 +64,8 @@ pub async fn create_request(
 /// (expired, used, another org's).
 pub async fn request_by_relay(tx: &mut Tx, relay_state: &str) -> Result<Option<PendingRequest>> {
     Ok(on!(tx, c => sqlx::query_as::<_, PendingRequest>(
-        "SELECT org_id, connection_id, request_id, return_to, expires_at, consumed_at, replaces_session_id \
-         FROM saml_requests WHERE relay_hash = $1",
+        "SELECT org_id, connection_id, request_id, return_to, expires_at, consumed_at, replaces_session_id, \
+         binding_hash FROM saml_requests WHERE relay_hash = $1",
     )
     .bind(secrets::hash(relay_state))
     .fetch_optional(&mut *c)
@@ -66,6 +83,42 @@ pub async fn consume_request(tx: &mut Tx, request_id: &str) -> Result<bool> {
     .await
     .map(|r| r.rows_affected()))?;
     Ok(n == 1)
+}
+
+/// Keeps a consumed request's verified outcome for its browser to collect with `token`.
+pub async fn await_finish(tx: &mut Tx, request_id: &str, token: &str, data: &str) -> Result<()> {
+    on!(tx, c => sqlx::query(
+        "UPDATE saml_requests SET finish_hash = $2, finish_data = $3 WHERE request_id = $1",
+    )
+    .bind(request_id)
+    .bind(secrets::hash(token))
+    .bind(data)
+    .execute(&mut *c)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(())
+}
+
+/// Takes the outcome a finish token names, once and before the request expires; the kept
+/// identity is cleared as it is taken.
+pub async fn take_finish(tx: &mut Tx, token: &str) -> Result<Option<Finishing>> {
+    let taken = on!(tx, c => sqlx::query_as::<_, Finishing>(
+        "UPDATE saml_requests SET finished_at = $2 \
+         WHERE finish_hash = $1 AND finished_at IS NULL AND expires_at > $2 \
+         RETURNING org_id, connection_id, request_id, return_to, replaces_session_id, binding_hash, finish_data",
+    )
+    .bind(secrets::hash(token))
+    .bind(now())
+    .fetch_optional(&mut *c)
+    .await)?;
+    if let Some(taken) = &taken {
+        on!(tx, c => sqlx::query("UPDATE saml_requests SET finish_data = NULL WHERE request_id = $1")
+            .bind(&taken.request_id)
+            .execute(&mut *c)
+            .await
+            .map(|r| r.rows_affected()))?;
+    }
+    Ok(taken)
 }
 
 /// Records an assertion as used until `expires_at`; `false` when it was used already (a
@@ -142,7 +195,7 @@ pub async fn insert_sp_key(
 }
 
 /// What Single Logout needs of a SAML sign-in.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct SamlSession {
     pub org_id: i64,
     pub connection_id: i64,

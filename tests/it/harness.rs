@@ -483,6 +483,16 @@ impl Browser {
         }
     }
 
+    /// The same browser (its cookies) talking to another instance at `addr`, as behind a
+    /// load balancer that sends its next request elsewhere.
+    pub fn via(&self, addr: &str) -> Browser {
+        Browser {
+            client: self.client.clone(),
+            jar: self.jar.clone(),
+            base: format!("http://{addr}"),
+        }
+    }
+
     /// The cookies the browser would send to `url`, as a `Cookie` header value.
     pub fn cookies_for(&self, url: &str) -> String {
         use reqwest::cookie::CookieStore;

@@ -239,16 +239,24 @@ async fn behind_nginx(backend: Backend) {
     let response = crate::saml::b64(&crate::saml::sign(&spec.xml()));
     let r = crate::saml::post_acs(&browser, "okta", &response, Some(&relay)).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    let r2 = crate::saml::post_acs(&Browser::new(&app), "okta", &response, Some(&relay)).await;
-    assert_eq!(r2.status, StatusCode::FORBIDDEN, "{}", r2.body);
+    // The same response replayed, twice, so that round robin takes it to both instances:
+    // refused by each.
+    for _ in 0..2 {
+        let again =
+            crate::saml::post_acs(&Browser::new(&app), "okta", &response, Some(&relay)).await;
+        assert_eq!(again.status, StatusCode::FORBIDDEN, "{}", again.body);
+    }
     let started = cluster.nginx.served_n("GET /saml/okta/login", 1).await;
-    let finished = cluster.nginx.served_n("POST /saml/okta/acs", 2).await;
-    assert_eq!((started.len(), finished.len()), (1, 2));
+    let posted = cluster.nginx.served_n("POST /saml/okta/acs", 3).await;
+    assert_eq!((started.len(), posted.len()), (1, 3));
     assert_ne!(
-        started[0], finished[0],
-        "started and finished on one instance"
+        started[0], posted[0],
+        "started and verified on one instance"
     );
-    assert_ne!(finished[0], finished[1], "replayed on the same instance");
+    assert!(
+        both(&posted[1..]),
+        "replays reached both instances: {posted:?}"
+    );
     let event = crate::saml::last_event(&app, "okta", &saml_admin).await;
     assert_eq!(event["action"], "sso.login_failed", "{event}");
 
@@ -268,8 +276,12 @@ async fn behind_nginx(backend: Backend) {
     );
     assert_eq!(r1.status, StatusCode::SEE_OTHER, "{}", r1.body);
     assert_eq!(r2.status, StatusCode::SEE_OTHER, "{}", r2.body);
-    let finished = cluster.nginx.served_n("POST /saml/okta/acs", 4).await;
-    assert!(both(&finished[2..]), "{finished:?}");
+    let finished = cluster.nginx.served_n("POST /saml/okta/acs", 5).await;
+    assert!(both(&finished[3..]), "{finished:?}");
+    // Each browser finishes its sign-in at a GET of its own; the two ran at once, one on
+    // each instance, and made one account.
+    let finishes = cluster.nginx.served_n("GET /saml/okta/finish", 3).await;
+    assert!(both(&finishes[1..]), "{finishes:?}");
     let r = app
         .get("/api/v1/orgs/okta/members?q=grace", &saml_admin)
         .await;

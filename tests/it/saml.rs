@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::harness::{Backend, Browser, PageResponse, TestApp};
 
 crate::backend_tests!(
+    a_saml_response_signs_in_only_the_browser_that_started_it,
     unauthenticated_posts_cannot_flood_the_audit_trail,
     an_idp_error_response_says_what_the_idp_said,
     a_new_sign_in_replaces_the_browsers_session,
@@ -270,7 +271,15 @@ pub(crate) async fn post_acs(
     if let Some(relay) = relay {
         form.push(("RelayState", relay));
     }
-    browser.post(&format!("/saml/{org}/acs"), &form).await
+    let r = browser.post(&format!("/saml/{org}/acs"), &form).await;
+    // A verified SP-initiated sign-in continues at a same-site GET in the browser, which
+    // is where the binding cookie from the start is shown: the browser follows it.
+    if r.status == StatusCode::SEE_OTHER
+        && r.location().starts_with(&format!("/saml/{org}/finish?"))
+    {
+        return browser.get(r.location()).await;
+    }
+    r
 }
 
 /// The page refused the sign-in, and the audit trail says why.
@@ -806,7 +815,7 @@ async fn a_replayed_assertion_is_refused(backend: Backend) {
     let (relay, request_id) = start(&browser, "acme", connection).await;
     let spec = Spec::okta(&app, "acme", &request_id);
     let r = post_acs(
-        &Browser::at(&other),
+        &browser.via(&other),
         "acme",
         &b64(&sign(&spec.xml())),
         Some(&relay),
@@ -1095,6 +1104,72 @@ async fn a_new_sign_in_replaces_the_browsers_session(backend: Backend) {
         .await
         .body
         .contains("ada@acme.test"));
+    app.stop().await;
+}
+
+/// Login CSRF: an attacker starts a sign-in in their own browser and has a victim's browser
+/// post the IdP's response for the attacker's account. The response verifies, but the
+/// sign-in finishes only in the browser holding the binding cookie from the start: the
+/// victim is not signed in as the attacker, and the audit trail says why.
+async fn a_saml_response_signs_in_only_the_browser_that_started_it(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, connection) = okta_org(&app, "acme").await;
+    let attacker = Browser::new(&app);
+    let (relay, request_id) = start(&attacker, "acme", connection).await;
+    let mut spec = Spec::okta(&app, "acme", &request_id);
+    spec.name_id = "00u1mallory".into();
+    spec.email = "mallory@acme.test".into();
+    let response = b64(&sign(&spec.xml()));
+    let victim = Browser::new(&app);
+    let r = victim
+        .post(
+            "/saml/acme/acs",
+            &[
+                ("SAMLResponse", response.as_str()),
+                ("RelayState", relay.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let finish = r.location().to_string();
+    assert!(finish.starts_with("/saml/acme/finish?token="), "{finish}");
+    assert!(
+        r.headers.get("set-cookie").is_none(),
+        "no session at the ACS"
+    );
+    let r = victim.get(&finish).await;
+    refused_because(&app, &admin, &r, "not the one that started it").await;
+    assert!(
+        !victim.get("/api/v1/me").await.body.contains("mallory"),
+        "the victim is not signed in as the attacker"
+    );
+    // The finish link is single use: not even the attacker's own browser can use it now.
+    let r = attacker.get(&finish).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+
+    // The browser that started a sign-in finishes it, once.
+    let browser = Browser::new(&app);
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let spec = Spec::okta(&app, "acme", &request_id);
+    let r = browser
+        .post(
+            "/saml/acme/acs",
+            &[
+                ("SAMLResponse", b64(&sign(&spec.xml())).as_str()),
+                ("RelayState", relay.as_str()),
+            ],
+        )
+        .await;
+    let finish = r.location().to_string();
+    let r = browser.get(&finish).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(browser
+        .get("/api/v1/me")
+        .await
+        .body
+        .contains("ada@acme.test"));
+    let r = browser.get(&finish).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
     app.stop().await;
 }
 
