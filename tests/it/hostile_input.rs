@@ -234,7 +234,44 @@ async fn api_and_pages_refuse_nul_characters(backend: Backend) {
     let listed = &r.body["data"];
     assert_eq!(listed.as_array().unwrap().len(), 0, "{}", r.body);
 
-    // Pages: a page saying which field, not a 500.
+    // A query parameter, named as such.
+    let r = app
+        .get("/api/v1/orgs/acme/members?q=ad%00min", &admin.token)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("query parameter q"),
+        "{}",
+        r.body
+    );
+
+    // Pages: a page saying which field, not a 500 (org slugs in SSO paths too).
+    for path in [
+        "/saml/ac%00me/login",
+        "/oidc/ac%00me/login",
+        "/saml/ac%00me/metadata",
+    ] {
+        let r = Browser::new(&app).get(path).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.body);
+        assert!(
+            r.body.contains("path contains a NUL character"),
+            "{}",
+            r.body
+        );
+    }
+    let forgot = Browser::new(&app);
+    let csrf = forgot.get("/password/forgot").await.csrf();
+    let r = forgot
+        .post(
+            "/password/forgot",
+            &[("csrf", &csrf), ("email", "admin@acme.test\u{0}")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(app.deliver_mail().await, 0, "no reset mail went out");
     app.set_password("admin@acme.test", "correct horse battery staple")
         .await;
     let browser = Browser::new(&app);
