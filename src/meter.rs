@@ -10,15 +10,15 @@
 use std::{sync::OnceLock, time::Instant};
 
 use axum::{
-    extract::{MatchedPath, Request, State},
-    http::{header, HeaderMap, StatusCode},
+    extract::{MatchedPath, Request},
+    http::{header, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
 };
 use metrics::{counter, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::{state::AppState, store};
+use crate::store;
 
 /// Latency buckets in seconds: a sign-in or SCIM write takes milliseconds; argon2 and IdP
 /// round trips take tenths.
@@ -107,28 +107,10 @@ pub fn delivery(outcome: &'static str) {
     counter!("rollcall_outbox_deliveries_total", "outcome" => outcome).increment(1);
 }
 
-/// `GET /metrics` on the main address, routed only when a token is configured (without
-/// one the path is not found); on `metrics.listen` [`render`] answers without a token.
-pub async fn endpoint(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some(token) = &state.config.metrics.token else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let sent = crate::request::bearer(&headers).unwrap_or_default();
-    if !crate::secrets::constant_time_eq(sent.as_bytes(), token.as_bytes()) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "the metrics token is required\n",
-        )
-            .into_response();
-    }
-    render(&state).await
-}
-
 /// The metrics page. The gauges are read at scrape time from this instance's own pool and
 /// database, and written after the recorder's page rather than into the process-wide
 /// recorder, so two servers in one process (as in the tests) never report each other's.
-pub async fn render(state: &AppState) -> Response {
+pub async fn render(store: &store::Store) -> Response {
     let Some(handle) = install() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -138,7 +120,7 @@ pub async fn render(state: &AppState) -> Response {
     };
     handle.run_upkeep();
     let mut page = handle.render();
-    let (size, idle) = state.store.pool_use();
+    let (size, idle) = store.pool_use();
     let in_use = (size as usize).saturating_sub(idle);
     page.push_str(&format!(
         "# HELP rollcall_db_pool_connections Database connections this instance holds.\n\
@@ -146,7 +128,7 @@ pub async fn render(state: &AppState) -> Response {
          rollcall_db_pool_connections{{state=\"idle\"}} {idle}\n\
          rollcall_db_pool_connections{{state=\"in_use\"}} {in_use}\n"
     ));
-    match depth(&state.store).await {
+    match depth(store).await {
         Ok(depth) => page.push_str(&format!(
             "# HELP rollcall_outbox_depth Messages waiting in the outbox (all instances).\n\
              # TYPE rollcall_outbox_depth gauge\n\

@@ -35,7 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(scim::router());
     // The metrics page exists on the main address only for a scraper with the token.
     if state.config.metrics.token.is_some() {
-        routes = routes.route("/metrics", axum::routing::get(crate::meter::endpoint));
+        routes = routes.route("/metrics", axum::routing::get(metrics_endpoint));
     }
     routes
         .fallback(http::error::not_found)
@@ -327,6 +327,27 @@ pub async fn serve(
     Ok(())
 }
 
+/// `GET /metrics` on the main address, routed only when `metrics.token` is set: the
+/// scraper must send it as a bearer token.
+async fn metrics_endpoint(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> axum::response::Response {
+    let expected = state.config.metrics.token.as_deref().unwrap_or_default();
+    let sent = crate::request::bearer(&headers).unwrap_or_default();
+    if expected.is_empty()
+        || !crate::secrets::constant_time_eq(sent.as_bytes(), expected.as_bytes())
+    {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+            "the metrics token is required\n",
+        )
+            .into_response();
+    }
+    crate::meter::render(&state.store).await
+}
+
 /// Serves `/metrics` only, without a token, on the operator's own address
 /// (`metrics.listen`), until the process ends.
 pub async fn serve_metrics(listener: TcpListener, state: AppState) -> std::io::Result<()> {
@@ -335,7 +356,7 @@ pub async fn serve_metrics(listener: TcpListener, state: AppState) -> std::io::R
             "/metrics",
             axum::routing::get(
                 |axum::extract::State(state): axum::extract::State<AppState>| async move {
-                    crate::meter::render(&state).await
+                    crate::meter::render(&state.store).await
                 },
             ),
         )
