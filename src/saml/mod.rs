@@ -501,18 +501,23 @@ async fn consume(
     } else {
         None
     };
-    let mut tx = state.store.begin().await.map_err(|e| early(e.into()))?;
-    let request = acs::request_for(&mut tx, org, form.relay_state.as_deref())
+    // Reads first, and the signature checked outside any write transaction: on SQLite a
+    // write transaction holds the database's one write lock, which no sign-in should hold
+    // while it verifies XML. What must happen once (the request used, the assertion
+    // recorded) is a conditional write afterwards, so two racing posts still cannot both
+    // pass.
+    let mut read = state.store.read().await.map_err(|e| early(e.into()))?;
+    let request = acs::request_for(&mut read, org, form.relay_state.as_deref())
         .await
         .map_err(early)?;
     let connection = match &request {
-        Some(request) => connections::by_id(&mut tx, request.connection_id)
+        Some(request) => connections::by_id(&mut read, request.connection_id)
             .await
             .map_err(|e| early(e.into()))?
             .ok_or_else(|| early(SignInFailure::misconfigured("the connection was deleted")))?,
         None => {
             let issuer = acs::claimed_issuer(&xml);
-            idp_initiated_connection(&mut tx, org, issuer.as_deref())
+            idp_initiated_connection(&mut read, org, issuer.as_deref())
                 .await
                 .map_err(|e| early(e.into()))?
                 .ok_or_else(|| early(acs::unsolicited(issuer.as_deref())))?
@@ -520,6 +525,7 @@ async fn consume(
     };
     // An IdP-initiated response names its connection by an issuer nobody has verified yet:
     // its failures are audited only once the signature holds.
+    drop(read);
     let unverified = |f: SignInFailure| (bound.clone(), f);
     let with = |f: SignInFailure| (Some(connection.clone()), f);
     if !connection.enabled {
@@ -533,6 +539,7 @@ async fn consume(
     let ends = endpoints(state, &org.slug);
     let assertion =
         acs::verify(&xml, &settings, &ends, request.as_ref(), key).map_err(unverified)?;
+    let mut tx = state.store.begin().await.map_err(|e| with(e.into()))?;
     acs::use_once(
         &mut tx,
         &connection,

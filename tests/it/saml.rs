@@ -18,6 +18,7 @@ use serde_json::json;
 use crate::harness::{Backend, Browser, PageResponse, TestApp};
 
 crate::backend_tests!(
+    a_response_posted_twice_at_once_is_used_once,
     a_saml_response_signs_in_only_the_browser_that_started_it,
     unauthenticated_posts_cannot_flood_the_audit_trail,
     an_idp_error_response_says_what_the_idp_said,
@@ -1104,6 +1105,37 @@ async fn a_new_sign_in_replaces_the_browsers_session(backend: Backend) {
         .await
         .body
         .contains("ada@acme.test"));
+    app.stop().await;
+}
+
+/// Signatures are verified before any write transaction; what must happen once is a
+/// conditional write after it. The same response posted several times at once passes once.
+async fn a_response_posted_twice_at_once_is_used_once(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (_, connection) = okta_org(&app, "acme").await;
+    let browser = Browser::new(&app);
+    let (relay, request_id) = start(&browser, "acme", connection).await;
+    let spec = Spec::okta(&app, "acme", &request_id);
+    let response = b64(&sign(&spec.xml()));
+    let form = [
+        ("SAMLResponse", response.as_str()),
+        ("RelayState", relay.as_str()),
+    ];
+    let posts = (0..4).map(|_| browser.post("/saml/acme/acs", &form));
+    let answers = futures::future::join_all(posts).await;
+    let passed = answers
+        .iter()
+        .filter(|r| r.status == StatusCode::SEE_OTHER)
+        .count();
+    assert_eq!(
+        passed,
+        1,
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(answers.iter().all(|r| r.status == StatusCode::SEE_OTHER
+        || r.status == StatusCode::FORBIDDEN
+        || r.status == StatusCode::BAD_REQUEST));
     app.stop().await;
 }
 
