@@ -151,10 +151,16 @@ async fn main() {
         org.id, now);
     exec!(&store,
         "INSERT INTO scim_users (org_id, connection_id, user_id, created_user, user_name, user_name_normalized, \
-         external_id, given_name, family_name, active, attributes, version, created_at, updated_at) \
-         SELECT $1, $2, id, TRUE, email, email_normalized, 'ext-' || id, 'Scale', 'Person', TRUE, $3, 1, $4, $4 \
-         FROM users WHERE email_normalized LIKE '%@scale.test' ORDER BY id",
+         external_id, given_name, family_name, active, attributes, version, created_at, updated_at, scim_id) \
+         SELECT $1, $2, id, TRUE, email, email_normalized, 'ext-' || id, 'Scale', 'Person', TRUE, $3, 1, $4, $4, \
+         'seed-' || id FROM users WHERE email_normalized LIKE '%@scale.test' ORDER BY id",
         org.id, conn.id, attributes.clone(), now);
+    // SCIM ids are opaque text; seeded Users get their key, as Users from before 0.2 have.
+    exec!(
+        &store,
+        "UPDATE scim_users SET scim_id = CAST(id AS TEXT) WHERE org_id = $1",
+        org.id
+    );
     let first: i64 = match &store {
         Store::Sqlite(p) => sqlx::query_scalar("SELECT MIN(id) FROM scim_users")
             .fetch_one(p)
@@ -217,10 +223,14 @@ async fn main() {
     // One member in and out of a group: the cost must not depend on the group's size.
     // Sequential, as an IdP sends changes to one group.
     let outsider = first + big + 1;
-    for (label, group) in [("50,000", big_group.id), ("10", small_group.id)] {
+    for (label, group) in [
+        ("50,000", big_group.scim_id.clone()),
+        ("10", small_group.scim_id.clone()),
+    ] {
         let c = client.clone();
         let stats = run(400, 1, move |i| {
             let c = c.clone();
+            let group = group.clone();
             let op = if i % 2 == 0 { "add" } else { "remove" };
             async move {
                 c.send(
@@ -284,8 +294,26 @@ async fn main() {
         .report(lookups[index].0);
     }
 
+    // As limits.sh measures the database alone: 16 clients.
     let c = client.clone();
-    run(1000, 8, move |i| {
+    let lookups_16 = run(4000, 16, move |i| {
+        let c = c.clone();
+        async move {
+            c.send(
+                reqwest::Method::GET,
+                &format!(
+                    "/Users?filter=userName%20eq%20%22person{}%40scale.test%22",
+                    (i * 7919) as i64 % users + 1
+                ),
+                None,
+            )
+            .await;
+        }
+    })
+    .await
+    .report("GET /Users?filter=userName eq, 16 clients");
+    let c = client.clone();
+    let creates_16 = run(2000, 16, move |i| {
         let c = c.clone();
         async move {
             c.send(
@@ -303,7 +331,7 @@ async fn main() {
         }
     })
     .await
-    .report("POST /Users (create: account, membership, audit)");
+    .report("POST /Users (create: account, membership, audit), 16 clients");
 
     // Renaming a mapped group re-evaluates every member's teams (here each loses the team
     // the old name mapped to): one transaction, linear in the group's size.
@@ -311,7 +339,7 @@ async fn main() {
     client
         .send(
             reqwest::Method::PATCH,
-            &format!("/Groups/{}", big_group.id),
+            &format!("/Groups/{}", big_group.scim_id),
             Some(json!({
                 "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
                 "Operations": [{"op": "replace", "path": "displayName", "value": "Everyone (renamed)"}],
@@ -350,4 +378,52 @@ async fn main() {
     })
     .await
     .report("GET /Users?filter=userName eq, with the rate limit counted");
+
+    // The same rows written and read by the database alone, measured now, on this machine.
+    let script =
+        std::env::var("ROLLCALL_LIMITS").unwrap_or_else(|_| "../shared/bench/limits.sh".into());
+    let postgres = std::env::var("ROLLCALL_LIMITS_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let Some(limits) = bench::limits(&script, &postgres, 10, 16) else {
+        return;
+    };
+    let backend = store.backend();
+    let limit = |what: &str| {
+        limits
+            .iter()
+            .find(|(b, w, _)| b == backend && w.starts_with(what))
+            .map(|(_, _, per_s)| *per_s)
+    };
+    println!();
+    println!(
+        "{:<44} {:>10} {:>10} {:>12} {:>7}",
+        "measure", "rollcall/s", "p99 ms", "limit/s", "share"
+    );
+    let mut json = Vec::new();
+    for (what, summary, limit_what) in [
+        ("SCIM POST /Users", creates_16, "create tx"),
+        (
+            "GET /Users?filter=userName eq",
+            lookups_16,
+            "lookup by userName",
+        ),
+    ] {
+        let limit = limit(limit_what);
+        let share = limit.map(|l| summary.per_s / l);
+        println!(
+            "{what:<44} {:>10.0} {:>10.1} {:>12} {:>7}",
+            summary.per_s,
+            summary.p99_ms,
+            limit.map_or("-".into(), |l| format!("{l:.0}")),
+            share.map_or("-".into(), |s| format!("{s:.2}")),
+        );
+        json.push(json!({
+            "backend": backend, "measure": what, "per_s": summary.per_s,
+            "p99_ms": summary.p99_ms, "limit_per_s": limit, "share": share,
+        }));
+    }
+    if let Ok(path) = std::env::var("ROLLCALL_BENCH_JSON") {
+        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+        println!("written to {path}");
+    }
 }
