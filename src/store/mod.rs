@@ -140,8 +140,53 @@ pub enum Store {
 
 /// One database transaction on either backend. Dropped without [`Tx::commit`], it rolls back.
 pub enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(SqliteTx),
     Postgres(Transaction<'static, Postgres>),
+}
+
+/// A SQLite transaction; a writing one holds its database file's place in the writer queue
+/// until it ends.
+pub struct SqliteTx {
+    tx: Transaction<'static, Sqlite>,
+    _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for SqliteTx {
+    type Target = Transaction<'static, Sqlite>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for SqliteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+/// One queue of writers per SQLite database file, shared by every pool on it in this
+/// process. SQLite lets one writer in at a time; without the queue, concurrent writers
+/// wait in SQLite's busy handler, which sleeps and retries with growing pauses (up to
+/// 100 ms each), so under load a write's p99 is made of sleeps. Waiting here is FIFO and
+/// wakes the next writer the moment the previous one ends, and a queued writer holds no
+/// pooled connection, so reads go on. An in-memory database (one connection, private to
+/// its pool) has none: its pool already lets one transaction in at a time.
+fn writer_queue(pool: &SqlitePool) -> Option<std::sync::Arc<tokio::sync::Mutex<()>>> {
+    use std::{
+        collections::HashMap,
+        sync::{Arc, Mutex, OnceLock},
+    };
+    static QUEUES: OnceLock<Mutex<HashMap<std::path::PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+        OnceLock::new();
+    let file = pool.connect_options().get_filename().to_path_buf();
+    if file.as_os_str() == ":memory:" {
+        return None;
+    }
+    let mut queues = QUEUES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    Some(queues.entry(file).or_default().clone())
 }
 
 /// Runs `$body` with `$c` bound to the backend's connection, once per backend.
@@ -149,7 +194,7 @@ macro_rules! on {
     ($tx:expr, $c:ident => $body:expr) => {
         match $tx {
             $crate::store::Tx::Sqlite(t) => {
-                let $c = &mut **t;
+                let $c = &mut ***t;
                 $body
             }
             $crate::store::Tx::Postgres(t) => {
@@ -281,7 +326,21 @@ impl Store {
     /// SQLITE_BUSY when another writer committed in between, and busy_timeout cannot help.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(match self {
-            Store::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Store::Sqlite(pool) => {
+                // In the queue first, then a connection: a queued writer holds none.
+                let writer = match writer_queue(pool) {
+                    Some(queue) => Some(
+                        tokio::time::timeout(Duration::from_secs(10), queue.lock_owned())
+                            .await
+                            .map_err(|_| sqlx::Error::PoolTimedOut)?,
+                    ),
+                    None => None,
+                };
+                Tx::Sqlite(SqliteTx {
+                    tx: pool.begin_with("BEGIN IMMEDIATE").await?,
+                    _writer: writer,
+                })
+            }
             Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -289,7 +348,10 @@ impl Store {
     /// A transaction that only reads; it does not block writers on SQLite.
     pub async fn read(&self) -> Result<Tx> {
         Ok(match self {
-            Store::Sqlite(pool) => Tx::Sqlite(pool.begin().await?),
+            Store::Sqlite(pool) => Tx::Sqlite(SqliteTx {
+                tx: pool.begin().await?,
+                _writer: None,
+            }),
             Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -351,7 +413,8 @@ impl Store {
 impl Tx {
     pub async fn commit(self) -> Result<()> {
         match self {
-            Tx::Sqlite(t) => t.commit().await?,
+            // The transaction ends before its place in the writer queue is given up.
+            Tx::Sqlite(t) => t.tx.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
         }
         Ok(())
