@@ -172,23 +172,18 @@ pub async fn resend(
         Ok(ctx) => ctx,
         Err(page) => return page,
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        let invitation =
-            admin::invitations::resend(&mut tx, &state.config, &ctx.admin, &org, id).await?;
-        tx.commit().await?;
-        Ok(format!(
-            "A new invitation email is on its way to {}; the earlier link no longer works.",
-            invitation.email
-        ))
-    }
-    .await;
-    done(
+    ctx.command(
         &state,
-        &ctx.request,
         &format!("/orgs/{slug}/invitations"),
-        outcome,
+        async |tx, admin, org| {
+            let invitation = admin::invitations::resend(tx, &state.config, admin, org, id).await?;
+            Ok(format!(
+                "A new invitation email is on its way to {}; the earlier link no longer works.",
+                invitation.email
+            ))
+        },
     )
+    .await
 }
 
 pub async fn confirm_revoke(
@@ -234,19 +229,15 @@ pub async fn revoke(
         Ok(ctx) => ctx,
         Err(page) => return page,
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        let revoked = admin::invitations::revoke(&mut tx, &ctx.admin, &org, id).await?;
-        tx.commit().await?;
-        Ok(format!("The invitation of {} is revoked.", revoked.email))
-    }
-    .await;
-    done(
+    ctx.command(
         &state,
-        &ctx.request,
         &format!("/orgs/{slug}/invitations"),
-        outcome,
+        async |tx, admin, org| {
+            let revoked = admin::invitations::revoke(tx, admin, org, id).await?;
+            Ok(format!("The invitation of {} is revoked.", revoked.email))
+        },
     )
+    .await
 }
 
 pub async fn clean_up(
@@ -260,17 +251,13 @@ pub async fn clean_up(
         Ok(ctx) => ctx,
         Err(page) => return page,
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        let deleted = admin::invitations::delete_expired(&mut tx, &ctx.admin, &org).await?;
-        tx.commit().await?;
-        Ok(format!("{deleted} expired invitation(s) deleted."))
-    }
-    .await;
-    done(
+    ctx.command(
         &state,
-        &ctx.request,
         &format!("/orgs/{slug}/invitations"),
-        outcome,
+        async |tx, admin, org| {
+            let deleted = admin::invitations::delete_expired(tx, admin, org).await?;
+            Ok(format!("{deleted} expired invitation(s) deleted."))
+        },
     )
+    .await
 }

@@ -261,17 +261,13 @@ pub async fn set_teams(
         .filter_map(|(_, v)| v.parse().ok())
         .collect();
     let wanted: Vec<i64> = wanted.into_iter().collect();
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        let member = admin::members::set_teams(&mut tx, &ctx.admin, &org, user_id, &wanted).await?;
-        tx.commit().await?;
-        Ok(format!("Teams of {} saved.", member.user.email))
-    }
-    .await;
-    done(
+    ctx.command(
         &state,
-        &ctx.request,
         &format!("/orgs/{slug}/members/{user_id}"),
-        outcome,
+        async |tx, admin, org| {
+            let member = admin::members::set_teams(tx, admin, org, user_id, &wanted).await?;
+            Ok(format!("Teams of {} saved.", member.user.email))
+        },
     )
+    .await
 }

@@ -391,6 +391,25 @@ impl Ctx {
         let org = self.admin.org(&mut tx, &self.org.slug).await?;
         Ok((tx, org))
     }
+
+    /// Runs one admin command the way every console form does: in a write transaction
+    /// with the org checked again inside it, committed when `run` succeeds, and answered
+    /// by a redirect to `back` whose flash says what happened (or why not).
+    pub async fn command(
+        &self,
+        state: &AppState,
+        back: &str,
+        run: impl AsyncFnOnce(&mut store::Tx, &Admin, &Org) -> Result<String, admin::Error>,
+    ) -> Response {
+        let outcome = async {
+            let (mut tx, org) = self.begin(state).await?;
+            let text = run(&mut tx, &self.admin, &org).await?;
+            tx.commit().await?;
+            Ok(text)
+        }
+        .await;
+        done(state, &self.request, back, outcome)
+    }
 }
 
 /// A confirmation step for a destructive action: what will happen, and the button.

@@ -128,15 +128,16 @@ pub async fn revoke_token(
         Ok(ctx) => ctx,
         Err(page) => return page,
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        let token = admin::scim_tokens::revoke(&mut tx, &ctx.admin, &org, id).await?;
-        tx.commit().await?;
-        Ok(format!(
-            "SCIM token {} revoked; the identity provider's next request with it is refused.",
-            token.name
-        ))
-    }
-    .await;
-    done(&state, &ctx.request, &format!("/orgs/{slug}/scim"), outcome)
+    ctx.command(
+        &state,
+        &format!("/orgs/{slug}/scim"),
+        async |tx, admin, org| {
+            let token = admin::scim_tokens::revoke(tx, admin, org, id).await?;
+            Ok(format!(
+                "SCIM token {} revoked; the identity provider's next request with it is refused.",
+                token.name
+            ))
+        },
+    )
+    .await
 }

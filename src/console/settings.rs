@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{done, org_ctx, Chrome};
+use super::{org_ctx, Chrome};
 use crate::{
     admin,
     browser::{csrf::with_csrf, CheckedForm},
@@ -60,22 +60,18 @@ pub async fn save(
         Ok(ctx) => ctx,
         Err(page) => return page,
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        let changes = OrgChanges {
-            name: Some(form.name),
-            require_2fa: Some(form.require_2fa.is_some()),
-            sso_enforced: Some(form.sso_enforced.is_some()),
-        };
-        admin::orgs::update(&mut tx, &ctx.admin, &org, changes).await?;
-        tx.commit().await?;
-        Ok("Settings saved.".to_string())
-    }
-    .await;
-    done(
+    ctx.command(
         &state,
-        &ctx.request,
         &format!("/orgs/{slug}/settings"),
-        outcome,
+        async |tx, admin, org| {
+            let changes = OrgChanges {
+                name: Some(form.name),
+                require_2fa: Some(form.require_2fa.is_some()),
+                sso_enforced: Some(form.sso_enforced.is_some()),
+            };
+            admin::orgs::update(tx, admin, org, changes).await?;
+            Ok("Settings saved.".to_string())
+        },
     )
+    .await
 }

@@ -388,14 +388,15 @@ pub async fn delete_connection(
         Ok(ctx) => ctx,
         Err(page) => return page,
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        let gone = admin::connections::delete(&mut tx, &ctx.admin, &org, id).await?;
-        tx.commit().await?;
-        Ok(format!("Connection {} deleted.", gone.name))
-    }
-    .await;
-    done(&state, &ctx.request, &format!("/orgs/{slug}/sso"), outcome)
+    ctx.command(
+        &state,
+        &format!("/orgs/{slug}/sso"),
+        async |tx, admin, org| {
+            let gone = admin::connections::delete(tx, admin, org, id).await?;
+            Ok(format!("Connection {} deleted.", gone.name))
+        },
+    )
+    .await
 }
 
 /// The grant form: who (`match`: everyone, email_domain, group, user, with `value`), which
@@ -433,28 +434,24 @@ pub async fn create_grant(
         },
         _ => Match::Everyone,
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        admin::connections::create_grant(
-            &mut tx,
-            &ctx.admin,
-            &org,
-            id,
-            &matches,
-            &fields.ids("team"),
-            fields.get("is_admin") == "1",
-        )
-        .await?;
-        tx.commit().await?;
-        Ok("Access grant added.".to_string())
-    }
-    .await;
-    done(
+    ctx.command(
         &state,
-        &ctx.request,
         &format!("/orgs/{slug}/sso/connections/{id}"),
-        outcome,
+        async |tx, admin, org| {
+            admin::connections::create_grant(
+                tx,
+                admin,
+                org,
+                id,
+                &matches,
+                &fields.ids("team"),
+                fields.get("is_admin") == "1",
+            )
+            .await?;
+            Ok("Access grant added.".to_string())
+        },
     )
+    .await
 }
 
 pub async fn delete_grant(
@@ -468,19 +465,15 @@ pub async fn delete_grant(
         Ok(ctx) => ctx,
         Err(page) => return page,
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        admin::connections::delete_grant(&mut tx, &ctx.admin, &org, id, grant_id).await?;
-        tx.commit().await?;
-        Ok("Access grant removed.".to_string())
-    }
-    .await;
-    done(
+    ctx.command(
         &state,
-        &ctx.request,
         &format!("/orgs/{slug}/sso/connections/{id}"),
-        outcome,
+        async |tx, admin, org| {
+            admin::connections::delete_grant(tx, admin, org, id, grant_id).await?;
+            Ok("Access grant removed.".to_string())
+        },
     )
+    .await
 }
 
 /// The mapping form: the group by `group_name` (Okta) or `group_id` (Entra's object ID),
@@ -503,31 +496,23 @@ pub async fn create_mapping(
         id: fields.opt("group_id").map(|g| g.to_lowercase()),
         name: fields.opt("group_name"),
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
+    ctx.command(&state, &format!("/orgs/{slug}/sso/connections/{id}"), async |tx, admin, org| {
         let mapping = admin::connections::create_mapping(
-            &mut tx,
-            &ctx.admin,
-            &org,
+            tx,
+            admin,
+            org,
             id,
             &group,
             &fields.ids("team"),
         )
         .await?;
-        tx.commit().await?;
         let teams: Vec<String> = mapping.teams.iter().map(|t| t.name.clone()).collect();
         Ok(format!(
             "The group now maps to {}; people already pushed into it have it now, people signing in get it at their next sign-in.",
             teams.join(", ")
         ))
-    }
-    .await;
-    done(
-        &state,
-        &ctx.request,
-        &format!("/orgs/{slug}/sso/connections/{id}"),
-        outcome,
-    )
+    })
+    .await
 }
 
 pub async fn delete_mapping(
@@ -541,19 +526,15 @@ pub async fn delete_mapping(
         Ok(ctx) => ctx,
         Err(page) => return page,
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        admin::connections::delete_mapping(&mut tx, &ctx.admin, &org, id, mapping_id).await?;
-        tx.commit().await?;
-        Ok("Group mapping removed.".to_string())
-    }
-    .await;
-    done(
+    ctx.command(
         &state,
-        &ctx.request,
         &format!("/orgs/{slug}/sso/connections/{id}"),
-        outcome,
+        async |tx, admin, org| {
+            admin::connections::delete_mapping(tx, admin, org, id, mapping_id).await?;
+            Ok("Group mapping removed.".to_string())
+        },
     )
+    .await
 }
 
 /// The explain tool: would this person get in, and into which teams? Answered on the page
@@ -622,17 +603,18 @@ pub async fn claim_domain(
     let Some(fields) = Fields::checked(&state, &headers, &body) else {
         return csrf::refused();
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        let domain = admin::domains::claim(&mut tx, &ctx.admin, &org, fields.get("domain")).await?;
-        tx.commit().await?;
-        Ok(format!(
-            "{} added. Publish its TXT record, then check it.",
-            domain.domain
-        ))
-    }
-    .await;
-    done(&state, &ctx.request, &format!("/orgs/{slug}/sso"), outcome)
+    ctx.command(
+        &state,
+        &format!("/orgs/{slug}/sso"),
+        async |tx, admin, org| {
+            let domain = admin::domains::claim(tx, admin, org, fields.get("domain")).await?;
+            Ok(format!(
+                "{} added. Publish its TXT record, then check it.",
+                domain.domain
+            ))
+        },
+    )
+    .await
 }
 
 pub async fn verify_domain(
@@ -663,12 +645,13 @@ pub async fn delete_domain(
         Ok(ctx) => ctx,
         Err(page) => return page,
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        let domain = admin::domains::delete(&mut tx, &ctx.admin, &org, id).await?;
-        tx.commit().await?;
-        Ok(format!("{} removed.", domain.domain))
-    }
-    .await;
-    done(&state, &ctx.request, &format!("/orgs/{slug}/sso"), outcome)
+    ctx.command(
+        &state,
+        &format!("/orgs/{slug}/sso"),
+        async |tx, admin, org| {
+            let domain = admin::domains::delete(tx, admin, org, id).await?;
+            Ok(format!("{} removed.", domain.domain))
+        },
+    )
+    .await
 }

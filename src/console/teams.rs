@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{done, org_ctx, Chrome, Confirm};
+use super::{org_ctx, Chrome, Confirm};
 use crate::{
     admin,
     browser::{csrf::with_csrf, CheckedForm, CsrfForm},
@@ -94,19 +94,15 @@ pub async fn create(
         Ok(ctx) => ctx,
         Err(page) => return page,
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        let team = admin::teams::create(&mut tx, &ctx.admin, &org, &form.name).await?;
-        tx.commit().await?;
-        Ok(format!("Team {} created.", team.name))
-    }
-    .await;
-    done(
+    ctx.command(
         &state,
-        &ctx.request,
         &format!("/orgs/{slug}/teams"),
-        outcome,
+        async |tx, admin, org| {
+            let team = admin::teams::create(tx, admin, org, &form.name).await?;
+            Ok(format!("Team {} created.", team.name))
+        },
     )
+    .await
 }
 
 pub async fn rename(
@@ -120,19 +116,15 @@ pub async fn rename(
         Ok(ctx) => ctx,
         Err(page) => return page,
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        let team = admin::teams::rename(&mut tx, &ctx.admin, &org, id, &form.name).await?;
-        tx.commit().await?;
-        Ok(format!("Team renamed to {}.", team.name))
-    }
-    .await;
-    done(
+    ctx.command(
         &state,
-        &ctx.request,
         &format!("/orgs/{slug}/teams/{id}"),
-        outcome,
+        async |tx, admin, org| {
+            let team = admin::teams::rename(tx, admin, org, id, &form.name).await?;
+            Ok(format!("Team renamed to {}.", team.name))
+        },
     )
+    .await
 }
 
 pub async fn confirm_delete(
@@ -177,17 +169,13 @@ pub async fn delete(
         Ok(ctx) => ctx,
         Err(page) => return page,
     };
-    let outcome = async {
-        let (mut tx, org) = ctx.begin(&state).await?;
-        let team = admin::teams::delete(&mut tx, &ctx.admin, &org, id).await?;
-        tx.commit().await?;
-        Ok(format!("Team {} deleted.", team.name))
-    }
-    .await;
-    done(
+    ctx.command(
         &state,
-        &ctx.request,
         &format!("/orgs/{slug}/teams"),
-        outcome,
+        async |tx, admin, org| {
+            let team = admin::teams::delete(tx, admin, org, id).await?;
+            Ok(format!("Team {} deleted.", team.name))
+        },
     )
+    .await
 }
