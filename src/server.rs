@@ -41,10 +41,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(http::error::not_found)
         .method_not_allowed_fallback(http::error::method_not_allowed)
         .layer(axum::middleware::from_fn(move |request, next| {
-            replay_lost_races(limit, request, next)
-        }))
-        .layer(axum::middleware::from_fn(move |request, next| {
-            refuse_nul_characters(limit, request, next)
+            guard_body(limit, request, next)
         }))
         .layer(axum::middleware::from_fn(crate::meter::measure))
         .layer(DefaultBodyLimit::max(limit))
@@ -73,63 +70,19 @@ pub fn router(state: AppState) -> Router {
 /// How many times a request runs at most when it keeps losing races.
 const ATTEMPTS: u32 = 3;
 
-/// Replays a request whose transaction lost a race a second try can win (a deadlock or a
-/// serialization failure on PostgreSQL, a busy SQLite; the front doors mark such answers
-/// with `store::LostRace`), up to [`ATTEMPTS`] times with a short random pause. A request
-/// runs in one transaction, so a lost attempt changed nothing. What still loses answers 409,
-/// never 500. Bodies are kept for a replay only when their length is declared and within
-/// the limit; others run once.
-async fn replay_lost_races(
-    limit: usize,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let (parts, body) = request.into_parts();
-    let declared = parts
-        .headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let bytes = match declared {
-        Some(n) if n <= limit => match axum::body::to_bytes(body, limit).await {
-            Ok(bytes) => bytes,
-            Err(_) => return axum::http::StatusCode::BAD_REQUEST.into_response(),
-        },
-        _ => {
-            return next
-                .run(axum::extract::Request::from_parts(parts, body))
-                .await
-        }
-    };
-    let mut attempt = 1;
-    loop {
-        let mut again = axum::extract::Request::new(axum::body::Body::from(bytes.clone()));
-        *again.method_mut() = parts.method.clone();
-        *again.uri_mut() = parts.uri.clone();
-        *again.version_mut() = parts.version;
-        *again.headers_mut() = parts.headers.clone();
-        *again.extensions_mut() = parts.extensions.clone();
-        let response = next.clone().run(again).await;
-        if response
-            .extensions()
-            .get::<crate::store::LostRace>()
-            .is_none()
-            || attempt == ATTEMPTS
-        {
-            return response;
-        }
-        tracing::info!(attempt, uri = %crate::request::loggable(&parts.uri), "replaying a request that lost a race");
-        let pause = 5 + rand::random::<u64>() % (20 * u64::from(attempt));
-        tokio::time::sleep(Duration::from_millis(pause)).await;
-        attempt += 1;
-    }
-}
-
-/// Refuses a request that carries a NUL character anywhere (path, query, form field, JSON
-/// string or key) with a 400 naming the field, in the shape of the front door it was for,
-/// before any handler runs: one check for POST, PUT, PATCH and Bulk alike. Bodies without a
-/// declared length are read here (within the limit) and passed on with one.
-async fn refuse_nul_characters(
+/// Reads a request's body once, within the limit, for the two things that need it whole:
+///
+/// - NUL characters are refused anywhere (path, query, form field, JSON string or key)
+///   with a 400 naming the field, in the shape of the front door the request was for,
+///   before any handler runs: one check for POST, PUT, PATCH and Bulk alike.
+/// - A request whose transaction lost a race a second try can win (a deadlock or a
+///   serialization failure on PostgreSQL, a busy SQLite; the front doors mark such answers
+///   with `store::LostRace`) is replayed, up to [`ATTEMPTS`] times with a short random
+///   pause. A request runs in one transaction, so a lost attempt changed nothing; what
+///   still loses answers 409, never 500.
+///
+/// A body declared larger than the limit is passed on unread: the extractor answers 413.
+async fn guard_body(
     limit: usize,
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -142,7 +95,6 @@ async fn refuse_nul_characters(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        // The extractor answers 413 without reading it.
         return next
             .run(axum::extract::Request::from_parts(parts, body))
             .await;
@@ -196,11 +148,28 @@ async fn refuse_nul_characters(
             .insert(header::CONTENT_LENGTH, bytes.len().into());
         parts.headers.remove(header::TRANSFER_ENCODING);
     }
-    next.run(axum::extract::Request::from_parts(
-        parts,
-        axum::body::Body::from(bytes),
-    ))
-    .await
+    let mut attempt = 1;
+    loop {
+        let mut again = axum::extract::Request::new(axum::body::Body::from(bytes.clone()));
+        *again.method_mut() = parts.method.clone();
+        *again.uri_mut() = parts.uri.clone();
+        *again.version_mut() = parts.version;
+        *again.headers_mut() = parts.headers.clone();
+        *again.extensions_mut() = parts.extensions.clone();
+        let response = next.clone().run(again).await;
+        if response
+            .extensions()
+            .get::<crate::store::LostRace>()
+            .is_none()
+            || attempt == ATTEMPTS
+        {
+            return response;
+        }
+        tracing::info!(attempt, uri = %crate::request::loggable(&parts.uri), "replaying a request that lost a race");
+        let pause = 5 + rand::random::<u64>() % (20 * u64::from(attempt));
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        attempt += 1;
+    }
 }
 
 /// SCIM paths as IdPs send them when an admin pasted the base URL with a trailing slash

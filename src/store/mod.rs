@@ -72,7 +72,7 @@ impl Error {
 
     /// A transaction that lost a race it can win on a second try: a deadlock or a
     /// serialization failure on PostgreSQL, a busy database on SQLite. The server replays
-    /// the request (`server::replay_lost_races`); it is never a 500.
+    /// the request (`server::guard_body`); it is never a 500.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Database(sqlx::Error::Database(db)) => matches!(

@@ -41,6 +41,16 @@ macro_rules! backend_tests {
     };
 }
 
+/// A loopback port free at the moment, for a process the test starts (chromedriver, a
+/// `rollcall serve`, nginx) to bind right after.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Fails a test that runs over two minutes instead of letting it hang CI.
 pub async fn within_limit(test: impl std::future::Future<Output = ()>) {
     if tokio::time::timeout(std::time::Duration::from_secs(120), test)

@@ -191,6 +191,14 @@ async fn scim_requests_with_nul_or_overlong_values_are_refused(backend: Backend)
     app.stop().await;
 }
 
+/// An admin API refusal: 400 `invalid_input`, whose message names `field`.
+fn refused_naming(r: &crate::harness::Response, field: &str) {
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.code(), "invalid_input", "{}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(field), "{message:?} names {field}");
+}
+
 async fn api_and_pages_refuse_nul_characters(backend: Backend) {
     let app = TestApp::spawn(&backend).await;
     let admin = app.bootstrap("acme", "admin@acme.test").await;
@@ -202,16 +210,7 @@ async fn api_and_pages_refuse_nul_characters(backend: Backend) {
             json!({"name": "Infra\u{0}"}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    assert_eq!(r.body["error"]["code"], "invalid_input");
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("name"),
-        "{}",
-        r.body
-    );
+    refused_naming(&r, "name");
     let r = app
         .post(
             "/api/v1/orgs/acme/invitations",
@@ -219,15 +218,7 @@ async fn api_and_pages_refuse_nul_characters(backend: Backend) {
             json!({"emails": ["a@acme.test", "b\u{0}@acme.test"]}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("emails[1]"),
-        "{}",
-        r.body
-    );
+    refused_naming(&r, "emails[1]");
     let r = app.get("/api/v1/orgs/acme/teams", &admin.token).await;
     assert_eq!(r.body.as_array().unwrap().len(), 0, "{}", r.body);
     let r = app.get("/api/v1/orgs/acme/invitations", &admin.token).await;
@@ -238,15 +229,7 @@ async fn api_and_pages_refuse_nul_characters(backend: Backend) {
     let r = app
         .get("/api/v1/orgs/acme/members?q=ad%00min", &admin.token)
         .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    assert!(
-        r.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("query parameter q"),
-        "{}",
-        r.body
-    );
+    refused_naming(&r, "query parameter q");
 
     // Pages: a page saying which field, not a 500 (org slugs in SSO paths too).
     for path in [

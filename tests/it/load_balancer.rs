@@ -18,18 +18,9 @@ use std::{
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::harness::{Backend, Browser, TestApp};
+use crate::harness::{free_port, Backend, Browser, TestApp};
 
 const NGINX: &str = "/usr/sbin/nginx";
-
-/// A port free at the moment; the process given it binds it right after.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A child process killed when the test ends, passed or failed.
 struct Running(Child);

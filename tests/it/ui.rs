@@ -3,7 +3,6 @@
 //! browser but fail in CI, which installs it (`scripts/deps.sh --test`).
 
 use std::{
-    net::TcpListener,
     path::Path,
     process::{Child, Command, Stdio},
     time::Duration,
@@ -34,11 +33,7 @@ impl Chrome {
             eprintln!("UI test skipped: Chromium and chromedriver are not installed (scripts/deps.sh --test)");
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::harness::free_port();
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
