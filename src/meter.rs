@@ -5,7 +5,8 @@
 //! ids do not make new series), method and status, with a latency histogram; SCIM
 //! operations by resource, method and status; sign-ins by front door, outcome and refusal
 //! kind; outbox deliveries by outcome and, at each scrape, the outbox depth (counted in the
-//! database, so every instance reports the same) and the database pool's use.
+//! database, so every instance reports the same), the database pool's use, and the
+//! statements and transactions this process has sent to the database.
 
 use std::{sync::OnceLock, time::Instant};
 
@@ -127,6 +128,15 @@ pub async fn render(store: &store::Store) -> Response {
          # TYPE rollcall_db_pool_connections gauge\n\
          rollcall_db_pool_connections{{state=\"idle\"}} {idle}\n\
          rollcall_db_pool_connections{{state=\"in_use\"}} {in_use}\n"
+    ));
+    let (statements, transactions) = store::statement_counts();
+    page.push_str(&format!(
+        "# HELP rollcall_db_statements_total Statements this process sent to the database.\n\
+         # TYPE rollcall_db_statements_total counter\n\
+         rollcall_db_statements_total {statements}\n\
+         # HELP rollcall_db_transactions_total Transactions this process began.\n\
+         # TYPE rollcall_db_transactions_total counter\n\
+         rollcall_db_transactions_total {transactions}\n"
     ));
     match depth(store).await {
         Ok(depth) => page.push_str(&format!(

@@ -335,8 +335,38 @@ async fn reconcile_grant_admin(
     Ok(None)
 }
 
-/// Sets the teams this front door manages to exactly `wanted`; teams from other sources
-/// (an admin, an invitation, the other front door) are left alone.
+/// What setting the teams this front door manages to exactly `wanted` would change: the
+/// wanted teams the member is not in, and the teams this front door gave that are no longer
+/// wanted (by id). Teams from other sources (an admin, an invitation, the other front door)
+/// are left alone. One rule for a single sign-in and for a large group's many members.
+fn team_changes(
+    member: &members::Member,
+    wanted: &[TeamRef],
+    via: Via,
+) -> (Vec<TeamRef>, Vec<TeamRef>) {
+    let current: BTreeMap<i64, (&str, teams::TeamSource)> = member
+        .teams
+        .iter()
+        .map(|t| (t.id, (t.name.as_str(), t.source)))
+        .collect();
+    let wanted_ids: BTreeSet<i64> = wanted.iter().map(|t| t.id).collect();
+    let add = wanted
+        .iter()
+        .filter(|t| !current.contains_key(&t.id))
+        .cloned()
+        .collect();
+    let remove = current
+        .iter()
+        .filter(|(id, (_, source))| *source == via.team_source() && !wanted_ids.contains(id))
+        .map(|(id, (name, _))| TeamRef {
+            id: *id,
+            name: name.to_string(),
+        })
+        .collect();
+    (add, remove)
+}
+
+/// Sets the teams this front door manages to exactly `wanted` ([`team_changes`]).
 async fn reconcile_teams(
     tx: &mut Tx,
     org_id: i64,
@@ -345,30 +375,17 @@ async fn reconcile_teams(
     wanted: &[TeamRef],
     via: Via,
 ) -> Result<(Vec<TeamRef>, Vec<TeamRef>), Error> {
-    let current: BTreeMap<i64, (String, teams::TeamSource)> = member
-        .teams
-        .iter()
-        .map(|t| (t.id, (t.name.clone(), t.source)))
-        .collect();
-    let wanted_ids: BTreeSet<i64> = wanted.iter().map(|t| t.id).collect();
+    let (add, remove) = team_changes(member, wanted, via);
     let mut added = Vec::new();
     let mut removed = Vec::new();
-    for team in wanted {
-        if !current.contains_key(&team.id)
-            && teams::add_member(tx, org_id, team.id, user_id, via.team_source()).await?
-        {
-            added.push(team.clone());
+    for team in add {
+        if teams::add_member(tx, org_id, team.id, user_id, via.team_source()).await? {
+            added.push(team);
         }
     }
-    for (id, (name, source)) in &current {
-        if *source == via.team_source()
-            && !wanted_ids.contains(id)
-            && teams::remove_member(tx, org_id, *id, user_id).await?
-        {
-            removed.push(TeamRef {
-                id: *id,
-                name: name.clone(),
-            });
+    for team in remove {
+        if teams::remove_member(tx, org_id, team.id, user_id).await? {
+            removed.push(team);
         }
     }
     Ok((added, removed))

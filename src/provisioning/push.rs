@@ -9,15 +9,17 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use std::collections::{HashMap, HashSet};
+
 use super::{
     domain_verified, linkable, match_loaded, reconcile_grant_admin, reconcile_teams, refusal,
-    Error, ExternalIdentity, IdpGroup, LinkedBy, MatchedMapping, Rules, Via,
+    team_changes, Error, ExternalIdentity, IdpGroup, LinkedBy, MatchedMapping, Rules, Via,
 };
 use crate::store::{
-    self,
+    self, domains,
     grants::{self, TeamRef},
     members::{self, Source, Status, SuspendedBy},
-    scim, users, Tx,
+    scim, teams, users, Tx,
 };
 
 /// A pushed person as the core needs them.
@@ -227,37 +229,102 @@ async fn sync_with(tx: &mut Tx, pushed: &Pushed, rules: &Rules) -> Result<PushOu
 
 /// Re-applies the teams of pushed people after a group they are (or were) in changed, with
 /// the connection's rules read once for all of them. Returns what changed, per SCIM User.
-/// People pushed without an email are no one yet, and are skipped.
+/// People pushed without an email are no one yet, and are skipped; so are people who are
+/// not (or no longer) members.
+///
+/// A renamed group of 50,000 members must not cost a round trip per member: people are
+/// read, matched and written in chunks ([`PEOPLE_PER_CHUNK`]), with set-based reads and
+/// writes, and the same rule per person ([`match_loaded`], [`team_changes`]) as
+/// [`sync`] applies to one. Only an admin flag a grant gives or takes is written per
+/// person, as it must guard the last admin.
 pub async fn resync_people(
     tx: &mut Tx,
     rules: &Rules,
     people: Vec<scim::ScimUser>,
 ) -> Result<Vec<(i64, PushOutcome)>, Error> {
+    let Some((org_id, connection_id)) = people.first().map(|p| (p.org_id, p.connection_id)) else {
+        return Ok(Vec::new());
+    };
+    debug_assert!(people
+        .iter()
+        .all(|p| p.org_id == org_id && p.connection_id == connection_id));
+    let verified = domains::verified(tx, org_id).await?;
     let mut changed = Vec::new();
-    for person in people {
-        let Some(user_id) = person.user_id else {
-            continue;
-        };
-        let email = users::get(tx, user_id).await?.map(|u| u.email);
-        let outcome = sync_with(
-            tx,
-            &Pushed {
-                org_id: person.org_id,
-                connection_id: person.connection_id,
+    for chunk in people.chunks(PEOPLE_PER_CHUNK) {
+        let user_ids: Vec<i64> = chunk.iter().filter_map(|p| p.user_id).collect();
+        let mut members: HashMap<i64, members::Member> = members::get_many(tx, org_id, &user_ids)
+            .await?
+            .into_iter()
+            .map(|m| (m.user.id, m))
+            .collect();
+        let scim_ids: Vec<i64> = chunk.iter().map(|p| p.id).collect();
+        let mut groups: HashMap<i64, Vec<IdpGroup>> = HashMap::new();
+        for g in scim::groups_of_users(tx, &scim_ids).await? {
+            groups.entry(g.scim_user_id).or_default().push(IdpGroup {
+                id: g.external_id,
+                name: Some(g.display_name),
+            });
+        }
+
+        let mut planned = Vec::new();
+        let (mut adds, mut removes) = (Vec::new(), Vec::new());
+        for person in chunk {
+            let Some(member) = person.user_id.and_then(|id| members.remove(&id)) else {
+                continue;
+            };
+            let user_id = member.user.id;
+            let email = users::normalize_email(&member.user.email)?;
+            let domain_verified = domains::of_email(&email).is_some_and(|d| verified.contains(&d));
+            let identity = ExternalIdentity {
+                connection_id,
+                subject: format!("scim:{}", person.id),
+                email: Some(email.clone()),
+                groups: groups.remove(&person.id).unwrap_or_default(),
+                ..Default::default()
+            };
+            let matched = match_loaded(rules, &identity, Some(&email), domain_verified);
+            let grant_admin = matched.grants.iter().any(|g| g.is_admin);
+            let admin_changed_to =
+                reconcile_grant_admin(tx, org_id, user_id, &member, grant_admin).await?;
+            let (add, remove) = team_changes(&member, &matched.idp_teams, Via::Scim);
+            adds.extend(add.iter().map(|t| (t.id, user_id)));
+            removes.extend(remove.iter().map(|t| (t.id, user_id)));
+            planned.push((person.id, user_id, admin_changed_to, add, remove, matched));
+        }
+        let added: HashSet<(i64, i64)> =
+            teams::add_members(tx, org_id, &adds, Via::Scim.team_source())
+                .await?
+                .into_iter()
+                .collect();
+        let removed: HashSet<(i64, i64)> = teams::remove_members(tx, org_id, &removes)
+            .await?
+            .into_iter()
+            .collect();
+        for (scim_id, user_id, admin_changed_to, add, remove, matched) in planned {
+            let outcome = PushOutcome {
                 user_id,
-                scim_user_id: person.id,
-                email,
-                active: None,
-            },
-            rules,
-        )
-        .await?;
-        if outcome.changed() {
-            changed.push((person.id, outcome));
+                admin_changed_to,
+                teams_added: add
+                    .into_iter()
+                    .filter(|t| added.contains(&(t.id, user_id)))
+                    .collect(),
+                teams_removed: remove
+                    .into_iter()
+                    .filter(|t| removed.contains(&(t.id, user_id)))
+                    .collect(),
+                matched_mappings: matched.mappings,
+                ..Default::default()
+            };
+            if outcome.changed() {
+                changed.push((scim_id, outcome));
+            }
         }
     }
     Ok(changed)
 }
+
+/// People read and written per round of [`resync_people`].
+const PEOPLE_PER_CHUNK: usize = 500;
 
 /// Re-applies the teams of the pushed members of the group a mapping names, after the
 /// mapping was made or removed: mappings apply to what the IdP pushed at once, not at each

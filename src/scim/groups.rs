@@ -256,10 +256,8 @@ async fn sync(
     if !rules.name_any(&named) {
         return Ok(Vec::new());
     }
-    let mut people = Vec::with_capacity(scim_user_ids.len());
-    for id in scim_user_ids {
-        people.extend(stored::get_user(tx, org_id, *id).await?);
-    }
+    let ids: Vec<i64> = scim_user_ids.iter().copied().collect();
+    let people = stored::get_users(tx, org_id, &ids).await?;
     Ok(push::resync_people(tx, &rules, people).await?)
 }
 

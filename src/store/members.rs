@@ -225,6 +225,27 @@ pub async fn get(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<Option<Member
     }
 }
 
+/// [`get`] for many users at once (with their teams), in no particular order; users who
+/// are not members are absent.
+pub async fn get_many(tx: &mut Tx, org_id: i64, user_ids: &[i64]) -> Result<Vec<Member>> {
+    let mut members = Vec::with_capacity(user_ids.len());
+    // A thousand ids a statement, well under both backends' limits on bound parameters.
+    for chunk in user_ids.chunks(1000) {
+        let rows: Vec<MemberRow> = on!(tx, c => {
+            let mut q = QueryBuilder::new(concat!(member_select!(), "WHERE m.org_id = "));
+            q.push_bind(org_id).push(" AND m.user_id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            q.build_query_as::<MemberRow>().fetch_all(&mut *c).await
+        })?;
+        members.extend(with_teams(tx, org_id, rows).await?);
+    }
+    Ok(members)
+}
+
 pub async fn require(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<Member> {
     get(tx, org_id, user_id)
         .await?

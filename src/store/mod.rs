@@ -29,7 +29,11 @@ pub mod scim_tokens;
 pub mod teams;
 pub mod users;
 
-use std::{str::FromStr, time::Duration};
+use std::{
+    str::FromStr,
+    sync::atomic::{AtomicU64, Ordering},
+    time::Duration,
+};
 
 use chrono::{DateTime, DurationRound, Utc};
 use sqlx::{
@@ -189,15 +193,55 @@ fn writer_queue(pool: &SqlitePool) -> Option<std::sync::Arc<tokio::sync::Mutex<(
     Some(queues.entry(file).or_default().clone())
 }
 
-/// Runs `$body` with `$c` bound to the backend's connection, once per backend.
+/// Statements and transactions this process has sent to the database (all its stores),
+/// for `/metrics` and for the benchmark's statements per request. Counted where every
+/// statement passes ([`on!`], [`Store::begin`], [`Store::read`]): one relaxed atomic add,
+/// cheap enough to leave on.
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+static TRANSACTIONS: AtomicU64 = AtomicU64::new(0);
+
+/// `(statements, transactions)` since the process started.
+pub fn statement_counts() -> (u64, u64) {
+    (
+        STATEMENTS.load(Ordering::Relaxed),
+        TRANSACTIONS.load(Ordering::Relaxed),
+    )
+}
+
+tokio::task_local! {
+    static COUNTED: std::cell::Cell<u64>;
+}
+
+#[doc(hidden)]
+pub fn count_statement() {
+    STATEMENTS.fetch_add(1, Ordering::Relaxed);
+    let _ = COUNTED.try_with(|n| n.set(n.get() + 1));
+}
+
+/// Runs `work` and says how many statements it sent: the process-wide counter cannot say,
+/// with other tasks (or tests) using the database at the same time. For tests that hold
+/// a path to a bounded number of statements, whatever the number of rows.
+pub async fn counting<T>(work: impl std::future::Future<Output = T>) -> (T, u64) {
+    COUNTED
+        .scope(std::cell::Cell::new(0), async {
+            let out = work.await;
+            (out, COUNTED.with(std::cell::Cell::get))
+        })
+        .await
+}
+
+/// Runs `$body` with `$c` bound to the backend's connection, once per backend. Each use is
+/// one statement (a body runs one query), which is what [`statement_counts`] counts.
 macro_rules! on {
     ($tx:expr, $c:ident => $body:expr) => {
         match $tx {
             $crate::store::Tx::Sqlite(t) => {
+                $crate::store::count_statement();
                 let $c = &mut ***t;
                 $body
             }
             $crate::store::Tx::Postgres(t) => {
+                $crate::store::count_statement();
                 let $c = &mut **t;
                 $body
             }
@@ -325,6 +369,7 @@ impl Store {
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails with
     /// SQLITE_BUSY when another writer committed in between, and busy_timeout cannot help.
     pub async fn begin(&self) -> Result<Tx> {
+        TRANSACTIONS.fetch_add(1, Ordering::Relaxed);
         Ok(match self {
             Store::Sqlite(pool) => {
                 // In the queue first, then a connection: a queued writer holds none.
@@ -347,6 +392,7 @@ impl Store {
 
     /// A transaction that only reads; it does not block writers on SQLite.
     pub async fn read(&self) -> Result<Tx> {
+        TRANSACTIONS.fetch_add(1, Ordering::Relaxed);
         Ok(match self {
             Store::Sqlite(pool) => Tx::Sqlite(SqliteTx {
                 tx: pool.begin().await?,

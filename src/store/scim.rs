@@ -245,6 +245,26 @@ pub async fn get_user(tx: &mut Tx, org_id: i64, id: i64) -> Result<Option<ScimUs
         .await)?)
 }
 
+/// [`get_user`] for many ids at once, ordered by id; ids of another org are absent.
+pub async fn get_users(tx: &mut Tx, org_id: i64, ids: &[i64]) -> Result<Vec<ScimUser>> {
+    let mut users = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM scim_users r WHERE r.org_id = $1 AND r.id IN ({}) ORDER BY r.id",
+            (2..chunk.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+        );
+        let rows = on!(tx, c => {
+            let mut q = sqlx::query_as::<_, ScimUser>(&sql).bind(org_id);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(&mut *c).await
+        })?;
+        users.extend(rows);
+    }
+    Ok(users)
+}
+
 /// Writes new fields and bumps the version; the caller checked If-Match in this transaction.
 pub async fn update_user(
     tx: &mut Tx,

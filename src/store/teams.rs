@@ -195,6 +195,68 @@ pub async fn remove_member(tx: &mut Tx, org_id: i64, team_id: i64, user_id: i64)
     Ok(n == 1)
 }
 
+/// Rows bound per statement by the set-based writes below: far under both backends'
+/// limits on bound parameters (SQLite 32,766, PostgreSQL 65,535).
+const PAIRS_PER_STATEMENT: usize = 1000;
+
+/// [`add_member`] for many `(team_id, user_id)` pairs at once, a statement per thousand:
+/// re-applying the teams of a large group's members must not cost a round trip each.
+/// Returns the pairs that were added (not those already there, nor teams of another org).
+pub async fn add_members(
+    tx: &mut Tx,
+    org_id: i64,
+    pairs: &[(i64, i64)],
+    source: TeamSource,
+) -> Result<Vec<(i64, i64)>> {
+    let mut added = Vec::new();
+    for chunk in pairs.chunks(PAIRS_PER_STATEMENT) {
+        let rows: Vec<(i64, i64)> = on!(tx, c => {
+            // VALUES columns are column1, column2 on both backends; `WHERE TRUE` keeps
+            // SQLite from reading ON CONFLICT as the join's ON.
+            let mut q = QueryBuilder::new(
+                "INSERT INTO team_memberships (team_id, org_id, user_id, source, created_at) \
+                 SELECT t.id, t.org_id, v.column2, ",
+            );
+            q.push_bind(source).push(", ").push_bind(now()).push(" FROM (VALUES ");
+            let mut list = q.separated(", ");
+            for (team_id, user_id) in chunk {
+                list.push("(").push_bind_unseparated(*team_id).push_unseparated(", ");
+                list.push_bind_unseparated(*user_id).push_unseparated(")");
+            }
+            q.push(") AS v JOIN teams t ON t.id = v.column1 WHERE t.org_id = ")
+                .push_bind(org_id)
+                .push(" ON CONFLICT (team_id, user_id) DO NOTHING RETURNING team_id, user_id");
+            q.build_query_as().fetch_all(&mut *c).await
+        })?;
+        added.extend(rows);
+    }
+    Ok(added)
+}
+
+/// [`remove_member`] for many `(team_id, user_id)` pairs at once. Returns the pairs removed.
+pub async fn remove_members(
+    tx: &mut Tx,
+    org_id: i64,
+    pairs: &[(i64, i64)],
+) -> Result<Vec<(i64, i64)>> {
+    let mut removed = Vec::new();
+    for chunk in pairs.chunks(PAIRS_PER_STATEMENT) {
+        let rows: Vec<(i64, i64)> = on!(tx, c => {
+            let mut q = QueryBuilder::new("DELETE FROM team_memberships WHERE org_id = ");
+            q.push_bind(org_id).push(" AND (team_id, user_id) IN (VALUES ");
+            let mut list = q.separated(", ");
+            for (team_id, user_id) in chunk {
+                list.push("(").push_bind_unseparated(*team_id).push_unseparated(", ");
+                list.push_bind_unseparated(*user_id).push_unseparated(")");
+            }
+            q.push(") RETURNING team_id, user_id");
+            q.build_query_as().fetch_all(&mut *c).await
+        })?;
+        removed.extend(rows);
+    }
+    Ok(removed)
+}
+
 /// Inserts (owner, team) rows with `sql`, a two-parameter INSERT into one of the link tables
 /// (`access_grant_teams`, `group_mapping_teams`, `invitation_teams`).
 pub(crate) async fn link(
