@@ -102,10 +102,10 @@ async fn main() {
             }
         }
     };
-    run(people, concurrency, job(store.clone()))
+    run("SSO first login", people, concurrency, job(store.clone()))
         .await
         .report("SSO first login (user, membership, teams)");
-    run(people, concurrency, job(store.clone()))
+    run("SSO repeat login", people, concurrency, job(store.clone()))
         .await
         .report("SSO repeat login (reconcile, no change)");
 
@@ -149,7 +149,7 @@ async fn main() {
             r.bytes().await.unwrap();
         }
     };
-    run(requests, concurrency, me)
+    run("GET /api/v1/me", requests, concurrency, me)
         .await
         .report("GET /api/v1/me (token auth, orgs, teams)");
 }

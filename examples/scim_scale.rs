@@ -1,34 +1,48 @@
-//! SCIM at scale: an org of 100,000 Users and a Group of 50,000 members, over real HTTP,
-//! against either backend. Figures go to docs/performance.md.
+//! SCIM at scale, measured against the database's own limit: an IdP syncs 100,000 Users
+//! into an org through a real `rollcall serve` process, then Groups of 50,000 and 10
+//! members are changed, looked up, paged and renamed, over real HTTP, on either backend.
+//! Figures, with their share of `../shared/bench/limits.sh` measured in the same run, go to
+//! docs/performance.md.
 //!
 //! ```sh
-//! cargo run --release --example scim_scale -- sqlite:///tmp/rollcall-scim.db
-//! cargo run --release --example scim_scale -- postgres://postgres@127.0.0.1:5432/rollcall_scim
+//! cargo build --release --bin rollcall --example scim_scale
+//! BENCH_OUT=docs/performance ./target/release/examples/scim_scale sqlite:///tmp/rollcall-scim.db
+//! psql postgres://postgres@127.0.0.1:5432/test -c 'CREATE DATABASE rollcall_scim'
+//! BENCH_OUT=docs/performance ./target/release/examples/scim_scale postgres://postgres@127.0.0.1:5432/rollcall_scim
 //! ```
-//! The database must be empty (create the PostgreSQL database first). Optional second and
-//! third arguments: Users (default 100000) and members of the large Group (default 50000).
+//! The database must be empty. Optional second and third arguments: Users (default
+//! 100000) and members of the large Group (default 50000).
 //!
-//! The org is seeded with set-based SQL (it is the measurement, not the seeding, that
-//! matters); then every request goes through the whole server as Okta or Entra would send
-//! it.
+//! - `BENCH_OUT=DIR` writes `scim-{backend}.json` (every phase) and
+//!   `scim-{backend}.svg` (latency against users provisioned) there.
+//! - `BENCH_TINY=1` is the configuration CI runs: few requests a phase, no limit
+//!   measured, and every count checked (never a speed).
+//! - `BENCH_SERVER_BIN` names the server binary (default: `rollcall` beside the examples
+//!   directory, i.e. the same build); `BENCH_LIMITS` another copy of limits.sh, and
+//!   `BENCH_LIMITS_POSTGRES` the server it uses.
+//!
+//! The server is a separate process so that its memory (idle, and peak through the sync)
+//! is its own, and statements per request come from its `/metrics`.
 
 #[path = "support/bench.rs"]
 mod bench;
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use bench::run;
+use bench::{record, run, Summary};
 
 use rollcall::{
     config::Config,
-    server,
-    state::AppState,
     store::{self, connections, grants, orgs, scim, scim_tokens, teams, Store},
 };
 use serde_json::{json, Value};
-use sqlx::types::Json;
 
-/// Runs one seeding statement with the same binds on either backend.
+/// Runs one statement with the same binds on either backend; returns the rows affected.
 macro_rules! exec {
     ($store:expr, $sql:expr, $($bind:expr),*) => {
         match $store {
@@ -38,8 +52,17 @@ macro_rules! exec {
     };
 }
 
-/// The request path for the i-th request of a run.
-type PathFor = Box<dyn Fn(usize) -> String + Send + Sync>;
+/// One number from the database, with the same binds on either backend.
+macro_rules! scalar {
+    ($store:expr, $sql:expr $(, $bind:expr)*) => {
+        match $store {
+            Store::Sqlite(pool) => sqlx::query_scalar::<_, i64>($sql)$(.bind($bind))*.fetch_one(pool).await.unwrap(),
+            Store::Postgres(pool) => sqlx::query_scalar::<_, i64>($sql)$(.bind($bind))*.fetch_one(pool).await.unwrap(),
+        }
+    };
+}
+
+const METRICS_TOKEN: &str = "bench-metrics-token-of-at-least-32-characters";
 
 #[derive(Clone)]
 struct Client {
@@ -71,15 +94,188 @@ impl Client {
     }
 }
 
-fn member_patch(op: &str, id: i64) -> Value {
+/// A `rollcall serve` process, stopped when dropped.
+struct Server {
+    child: Child,
+    origin: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    async fn start(url: &str, requests_per_minute: i64) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut config = Config {
+            database_url: url.into(),
+            listen: format!("127.0.0.1:{port}").parse().unwrap(),
+            ..Config::default()
+        };
+        config.scim.requests_per_minute = requests_per_minute;
+        config.metrics.token = Some(METRICS_TOKEN.into());
+        config.secrets.key_file = dir.path().join("rollcall.key").display().to_string();
+        config.mail.file_dir = dir.path().join("mail").display().to_string();
+        // A line per request would measure the terminal, not the server.
+        config.log.level = "warn".into();
+        let file = dir.path().join("rollcall.toml");
+        std::fs::write(&file, toml::to_string(&config).unwrap()).unwrap();
+        let bin = std::env::var_os("BENCH_SERVER_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                let exe = std::env::current_exe().unwrap();
+                exe.parent().unwrap().parent().unwrap().join("rollcall")
+            });
+        assert!(
+            bin.exists(),
+            "{} is missing: build it with the example (cargo build --release --bin rollcall --example scim_scale)",
+            bin.display()
+        );
+        let child = Command::new(&bin)
+            .arg("--config")
+            .arg(&file)
+            .arg("serve")
+            // Only the file configures it: no ROLLCALL_* or RUST_LOG from this shell.
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("err.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let mut server = Server {
+            child,
+            origin: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        for _ in 0..300 {
+            if server.child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if let Ok(r) = reqwest::get(format!("{}/readyz", server.origin)).await {
+                if r.status().is_success() {
+                    return server;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "rollcall serve did not become ready: {}",
+            std::fs::read_to_string(server._dir.path().join("err.log")).unwrap_or_default()
+        );
+    }
+
+    /// Resident and peak resident memory of the server process, in MiB (Linux' /proc).
+    fn memory(&self) -> (f64, f64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+                .map_or(f64::NAN, |kb| kb / 1024.0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// `(statements, transactions)` the server has sent to the database so far.
+    async fn statements(&self) -> (f64, f64) {
+        let page = reqwest::Client::new()
+            .get(format!("{}/metrics", self.origin))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |name: &str| {
+            page.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        (
+            value("rollcall_db_statements_total "),
+            value("rollcall_db_transactions_total "),
+        )
+    }
+}
+
+/// Runs a phase and records its statements and transactions per request alongside its
+/// latencies (a scrape of `/metrics` before and after; the scrape's own outbox query is
+/// taken off).
+async fn phase<F, Fut>(
+    server: &Server,
+    label: &str,
+    count: usize,
+    concurrency: usize,
+    job: F,
+) -> Summary
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (s0, t0) = server.statements().await;
+    let stats = run(label, count, concurrency, job).await;
+    let (s1, t1) = server.statements().await;
+    let statements = (s1 - s0 - 1.0) / count as f64;
+    let transactions = (t1 - t0 - 1.0) / count as f64;
+    let summary = stats.summary();
+    println!(
+        "{label:<62} {:>7.0}/s   p50 {:>6.2} ms   p99 {:>6.2} ms   {statements:>5.1} statements, {transactions:.1} tx a request",
+        summary.per_s, summary.p50_ms, summary.p99_ms,
+    );
+    let mut figures = summary.json();
+    figures["statements_per_request"] = json!(statements);
+    figures["transactions_per_request"] = json!(transactions);
+    record(label, figures);
+    summary
+}
+
+fn member_patch(op: &str, scim_id: &str) -> Value {
     let operation = match op {
-        "add" => json!({"op": "add", "path": "members", "value": [{"value": id.to_string()}]}),
-        _ => json!({"op": "remove", "path": format!("members[value eq \"{id}\"]")}),
+        "add" => json!({"op": "add", "path": "members", "value": [{"value": scim_id}]}),
+        _ => json!({"op": "remove", "path": format!("members[value eq \"{scim_id}\"]")}),
     };
     json!({
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
         "Operations": [operation],
     })
+}
+
+fn new_user(name: &str) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": name,
+        "externalId": format!("ext-{name}"),
+        "name": {"givenName": "Scale", "familyName": "Person"},
+        "emails": [{"value": name, "type": "work", "primary": true}],
+        "active": true,
+    })
+}
+
+fn user_name(i: usize) -> String {
+    format!("person{i}@scale.test")
+}
+
+/// One point of the growth curve: latencies with `provisioned` Users in the org.
+struct Point {
+    provisioned: usize,
+    create: Summary,
+    lookup: Summary,
 }
 
 #[tokio::main]
@@ -89,18 +285,21 @@ async fn main() {
     let url = args
         .next()
         .expect("usage: scim_scale DATABASE_URL [USERS] [GROUP_MEMBERS]");
-    let users: i64 = args.next().map_or(100_000, |a| a.parse().expect("USERS"));
-    let big: i64 = args
+    let users: usize = args.next().map_or(100_000, |a| a.parse().expect("USERS"));
+    let big: usize = args
         .next()
         .map_or(50_000, |a| a.parse().expect("GROUP_MEMBERS"));
     assert!(
-        big + 1000 <= users,
-        "the large group must leave Users outside it"
+        big + 20 <= users && users % 10 == 0,
+        "USERS must be a multiple of 10, and the large group must leave Users outside it"
     );
+    let tiny = std::env::var_os("BENCH_TINY").is_some();
+    // Requests per phase: the full figure, or CI's few.
+    let n = |full: usize| if tiny { (full / 20).max(20) } else { full };
     let store = Store::connect(&url).await.expect("connect");
     store.migrate().await.expect("migrate");
+    let backend = store.backend();
 
-    let seeding = Instant::now();
     let mut tx = store.begin().await.unwrap();
     let org = orgs::create(&mut tx, "scale", "Scale")
         .await
@@ -137,42 +336,103 @@ async fn main() {
         .unwrap();
     tx.commit().await.unwrap();
 
-    let now = store::now();
-    let attributes =
-        Json(json!({"active": true, "name": {"givenName": "Scale", "familyName": "Person"}}));
-    exec!(&store,
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
-         INSERT INTO users (email, email_normalized, given_name, family_name, created_at, updated_at) \
-         SELECT 'person' || i || '@scale.test', 'person' || i || '@scale.test', 'Scale', 'Person', $2, $2 FROM n",
-        users, now);
-    exec!(&store,
-        "INSERT INTO memberships (org_id, user_id, is_admin, status, source, created_at, updated_at) \
-         SELECT $1, id, FALSE, 'active', 'scim', $2, $2 FROM users WHERE email_normalized LIKE '%@scale.test'",
-        org.id, now);
-    exec!(&store,
-        "INSERT INTO scim_users (org_id, connection_id, user_id, created_user, user_name, user_name_normalized, \
-         external_id, given_name, family_name, active, attributes, version, created_at, updated_at, scim_id) \
-         SELECT $1, $2, id, TRUE, email, email_normalized, 'ext-' || id, 'Scale', 'Person', TRUE, $3, 1, $4, $4, \
-         'seed-' || id FROM users WHERE email_normalized LIKE '%@scale.test' ORDER BY id",
-        org.id, conn.id, attributes.clone(), now);
-    // SCIM ids are opaque text; seeded Users get their key, as Users from before 0.2 have.
-    exec!(
+    let server = Server::start(&url, 0).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (idle_rss, _) = server.memory();
+    println!("backend {backend}: rollcall serve idle, RSS {idle_rss:.1} MiB");
+    let client = Client {
+        http: reqwest::Client::new(),
+        base: format!("{}/scim/v2/scale", server.origin),
+        token: secret.clone(),
+    };
+
+    // The sync: the IdP pushes every User, 16 at a time, as Okta's and Entra's
+    // provisioning does at first; every tenth of the way, userName lookups at that size.
+    let step = users / 10;
+    let mut growth = Vec::new();
+    for k in 0..10 {
+        let c = client.clone();
+        let create = phase(
+            &server,
+            &format!("sync: POST /Users {}–{}", k * step + 1, (k + 1) * step),
+            step,
+            16,
+            move |i| {
+                let c = c.clone();
+                async move {
+                    let name = user_name(k * step + i + 1);
+                    c.send(reqwest::Method::POST, "/Users", Some(new_user(&name)))
+                        .await;
+                }
+            },
+        )
+        .await;
+        let provisioned = (k + 1) * step;
+        let c = client.clone();
+        let lookup = phase(
+            &server,
+            &format!("GET /Users?filter=userName eq, at {provisioned}"),
+            n(2000),
+            16,
+            move |i| {
+                let c = c.clone();
+                async move {
+                    let found = c
+                        .send(
+                            reqwest::Method::GET,
+                            &format!(
+                                "/Users?filter=userName%20eq%20%22{}%22",
+                                user_name(i * 7919 % provisioned + 1)
+                            ),
+                            None,
+                        )
+                        .await;
+                    assert_eq!(found["totalResults"], 1);
+                }
+            },
+        )
+        .await;
+        growth.push(Point {
+            provisioned,
+            create,
+            lookup,
+        });
+    }
+    let (_, sync_peak) = server.memory();
+    // Counts after the sync equal what was sent: a User, a membership and an audit event
+    // each.
+    let pushed = scalar!(
         &store,
-        "UPDATE scim_users SET scim_id = CAST(id AS TEXT) WHERE org_id = $1",
+        "SELECT COUNT(*) FROM scim_users WHERE org_id = $1",
         org.id
     );
-    let first: i64 = match &store {
-        Store::Sqlite(p) => sqlx::query_scalar("SELECT MIN(id) FROM scim_users")
-            .fetch_one(p)
-            .await
-            .unwrap(),
-        Store::Postgres(p) => sqlx::query_scalar("SELECT MIN(id) FROM scim_users")
-            .fetch_one(p)
-            .await
-            .unwrap(),
-    };
+    let members = scalar!(
+        &store,
+        "SELECT COUNT(*) FROM memberships WHERE org_id = $1",
+        org.id
+    );
+    let created_events = scalar!(
+        &store,
+        "SELECT COUNT(*) FROM audit_events WHERE org_id = $1 AND action = 'scim.user.created'",
+        org.id
+    );
+    assert_eq!(
+        (pushed, members, created_events),
+        (users as i64, users as i64, users as i64),
+        "Users, memberships and audit events after the sync"
+    );
+    println!("after the sync of {users}: counts match; server peak RSS {sync_peak:.1} MiB");
+
+    // The large and small groups, seeded with set-based SQL (their members' teams too):
+    // what is measured is changing them, not filling them.
+    let now = store::now();
+    let first = scalar!(
+        &store,
+        "SELECT MIN(id) FROM scim_users WHERE org_id = $1",
+        org.id
+    );
     for (group, team, count) in [
-        (big_group.id, everyone.id, big),
+        (big_group.id, everyone.id, big as i64),
         (small_group.id, small_team.id, 10),
     ] {
         exec!(
@@ -198,60 +458,62 @@ async fn main() {
     if let Store::Postgres(p) = &store {
         sqlx::query("ANALYZE").execute(p).await.unwrap();
     }
-    println!(
-        "backend {}: {users} Users, a Group of {big} and one of 10, seeded in {:.1} s",
-        store.backend(),
-        seeding.elapsed().as_secs_f64()
-    );
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut config = Config {
-        database_url: url.clone(),
-        ..Config::default()
-    };
-    // The per-token limit would stop a benchmark; its cost is measured on its own below.
-    config.scim.requests_per_minute = 0;
-    let state = AppState::new(store.clone(), config.clone()).unwrap();
-    tokio::spawn(server::serve(listener, state, std::future::pending()));
-    let client = Client {
-        http: reqwest::Client::new(),
-        base: format!("http://{addr}/scim/v2/scale"),
-        token: secret.clone(),
-    };
 
     // One member in and out of a group: the cost must not depend on the group's size.
     // Sequential, as an IdP sends changes to one group.
-    let outsider = first + big + 1;
+    let outsiders: Arc<Vec<String>> = Arc::new(match &store {
+        Store::Sqlite(p) => sqlx::query_scalar(
+            "SELECT scim_id FROM scim_users WHERE org_id = $1 ORDER BY id DESC LIMIT 1000",
+        )
+        .bind(org.id)
+        .fetch_all(p)
+        .await
+        .unwrap(),
+        Store::Postgres(p) => sqlx::query_scalar(
+            "SELECT scim_id FROM scim_users WHERE org_id = $1 ORDER BY id DESC LIMIT 1000",
+        )
+        .bind(org.id)
+        .fetch_all(p)
+        .await
+        .unwrap(),
+    });
     for (label, group) in [
         ("50,000", big_group.scim_id.clone()),
         ("10", small_group.scim_id.clone()),
     ] {
         let c = client.clone();
-        let stats = run(400, 1, move |i| {
-            let c = c.clone();
-            let group = group.clone();
-            let op = if i % 2 == 0 { "add" } else { "remove" };
-            async move {
-                c.send(
-                    reqwest::Method::PATCH,
-                    &format!("/Groups/{group}"),
-                    Some(member_patch(op, outsider + (i / 2) as i64)),
-                )
-                .await;
-            }
-        })
+        let outsiders = outsiders.clone();
+        phase(
+            &server,
+            &format!("PATCH add/remove one member, group of {label}"),
+            n(400),
+            1,
+            move |i| {
+                let c = c.clone();
+                let group = group.clone();
+                let op = if i % 2 == 0 { "add" } else { "remove" };
+                let member = outsiders[(i / 2) % outsiders.len()].clone();
+                async move {
+                    c.send(
+                        reqwest::Method::PATCH,
+                        &format!("/Groups/{group}"),
+                        Some(member_patch(op, &member)),
+                    )
+                    .await;
+                }
+            },
+        )
         .await;
-        stats.report(&format!("PATCH add/remove one member, group of {label}"));
     }
 
+    type PathFor = Box<dyn Fn(usize) -> String + Send + Sync>;
     let lookups: [(&str, PathFor); 5] = [
         (
             "GET /Users?filter=userName eq (Okta's pre-create lookup)",
             Box::new(move |i| {
                 format!(
-                    "/Users?filter=userName%20eq%20%22person{}%40scale.test%22&startIndex=1&count=100",
-                    (i * 7919) as i64 % users + 1
+                    "/Users?filter=userName%20eq%20%22{}%22&startIndex=1&count=100",
+                    user_name(i * 7919 % users + 1)
                 )
             }),
         ),
@@ -260,7 +522,7 @@ async fn main() {
             Box::new(move |i| {
                 format!(
                     "/Users?filter=externalId%20eq%20%22ext-{}%22",
-                    (i * 7919) as i64 % users + 1
+                    user_name(i * 7919 % users + 1)
                 )
             }),
         ),
@@ -275,66 +537,67 @@ async fn main() {
             Box::new(|_| "/Groups?excludedAttributes=members".into()),
         ),
         (
-            "GET /Users?startIndex=1&count=100 (a page)",
-            Box::new(|i| format!("/Users?startIndex={}&count=100", (i * 100) % 10_000 + 1)),
+            "GET /Users?startIndex=…&count=100 (a page, with its total)",
+            Box::new(move |i| format!("/Users?startIndex={}&count=100", (i * 100) % users + 1)),
         ),
     ];
     let lookups = Arc::new(lookups);
     for index in 0..lookups.len() {
         let c = client.clone();
         let l = lookups.clone();
-        run(2000, 8, move |i| {
+        phase(&server, lookups[index].0, n(2000), 8, move |i| {
             let c = c.clone();
             let path = (l[index].1)(i);
             async move {
                 c.send(reqwest::Method::GET, &path, None).await;
             }
         })
-        .await
-        .report(lookups[index].0);
+        .await;
     }
 
     // As limits.sh measures the database alone: 16 clients.
     let c = client.clone();
-    let lookups_16 = run(4000, 16, move |i| {
-        let c = c.clone();
-        async move {
-            c.send(
-                reqwest::Method::GET,
-                &format!(
-                    "/Users?filter=userName%20eq%20%22person{}%40scale.test%22",
-                    (i * 7919) as i64 % users + 1
-                ),
-                None,
-            )
-            .await;
-        }
-    })
-    .await
-    .report("GET /Users?filter=userName eq, 16 clients");
+    let lookups_16 = phase(
+        &server,
+        "GET /Users?filter=userName eq, 16 clients",
+        n(4000),
+        16,
+        move |i| {
+            let c = c.clone();
+            async move {
+                c.send(
+                    reqwest::Method::GET,
+                    &format!(
+                        "/Users?filter=userName%20eq%20%22{}%22",
+                        user_name(i * 7919 % users + 1)
+                    ),
+                    None,
+                )
+                .await;
+            }
+        },
+    )
+    .await;
     let c = client.clone();
-    let creates_16 = run(2000, 16, move |i| {
-        let c = c.clone();
-        async move {
-            c.send(
-                reqwest::Method::POST,
-                "/Users",
-                Some(json!({
-                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                    "userName": format!("new{i}@scale.test"),
-                    "name": {"givenName": "New", "familyName": format!("Person {i}")},
-                    "emails": [{"value": format!("new{i}@scale.test"), "type": "work", "primary": true}],
-                    "active": true,
-                })),
-            )
-            .await;
-        }
-    })
-    .await
-    .report("POST /Users (create: account, membership, audit), 16 clients");
+    let creates_16 = phase(
+        &server,
+        "POST /Users (account, membership, audit), 16 clients",
+        n(2000),
+        16,
+        move |i| {
+            let c = c.clone();
+            async move {
+                let name = format!("new{i}@scale.test");
+                c.send(reqwest::Method::POST, "/Users", Some(new_user(&name)))
+                    .await;
+            }
+        },
+    )
+    .await;
 
-    // Renaming a mapped group re-evaluates every member's teams (here each loses the team
-    // the old name mapped to): one transaction, linear in the group's size.
+    // Renaming the mapped group re-applies every member's teams: here each loses the team
+    // the old name mapped to.
+    let (s0, _) = server.statements().await;
     let started = Instant::now();
     client
         .send(
@@ -346,84 +609,188 @@ async fn main() {
             })),
         )
         .await;
+    let rename_s = started.elapsed().as_secs_f64();
+    let (s1, _) = server.statements().await;
+    let left = scalar!(
+        &store,
+        "SELECT COUNT(*) FROM team_memberships WHERE team_id = $1",
+        everyone.id
+    );
+    assert_eq!(left, 0, "every member of the renamed group left its team");
     println!(
-        "{:<62} {:>9.2} s for {big} members",
-        "PATCH rename of the mapped group of 50,000 (teams re-applied)",
-        started.elapsed().as_secs_f64()
+        "{:<62} {rename_s:>9.2} s for {big} members, {} statements",
+        "PATCH rename of the mapped group (teams re-applied)",
+        s1 - s0 - 1.0
+    );
+    record(
+        "PATCH rename of the mapped group",
+        json!({"seconds": rename_s, "members": big, "statements": s1 - s0 - 1.0}),
     );
 
     // The same lookup with the per-token rate limit on: one counter write per request.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let limited_addr = listener.local_addr().unwrap();
-    config.scim.requests_per_minute = 1_000_000;
-    let state = AppState::new(store.clone(), config).unwrap();
-    tokio::spawn(server::serve(listener, state, std::future::pending()));
+    let limited_server = Server::start(&url, 1_000_000).await;
     let limited = Client {
-        base: format!("http://{limited_addr}/scim/v2/scale"),
+        base: format!("{}/scim/v2/scale", limited_server.origin),
         ..client.clone()
     };
-    run(2000, 8, move |i| {
-        let c = limited.clone();
-        async move {
-            c.send(
-                reqwest::Method::GET,
-                &format!(
-                    "/Users?filter=userName%20eq%20%22person{}%40scale.test%22",
-                    i + 1
-                ),
-                None,
-            )
-            .await;
-        }
-    })
-    .await
-    .report("GET /Users?filter=userName eq, with the rate limit counted");
-
-    // The same rows written and read by the database alone, measured now, on this machine.
-    let script =
-        std::env::var("ROLLCALL_LIMITS").unwrap_or_else(|_| "../shared/bench/limits.sh".into());
-    let postgres = std::env::var("ROLLCALL_LIMITS_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let Some(limits) = bench::limits(&script, &postgres, 10, 16) else {
-        return;
-    };
-    let backend = store.backend();
-    let limit = |what: &str| {
-        limits
-            .iter()
-            .find(|(b, w, _)| b == backend && w.starts_with(what))
-            .map(|(_, _, per_s)| *per_s)
-    };
-    println!();
-    println!(
-        "{:<44} {:>10} {:>10} {:>12} {:>7}",
-        "measure", "rollcall/s", "p99 ms", "limit/s", "share"
+    phase(
+        &limited_server,
+        "GET /Users?filter=userName eq, with the rate limit counted",
+        n(2000),
+        8,
+        move |i| {
+            let c = limited.clone();
+            async move {
+                c.send(
+                    reqwest::Method::GET,
+                    &format!("/Users?filter=userName%20eq%20%22{}%22", user_name(i + 1)),
+                    None,
+                )
+                .await;
+            }
+        },
+    )
+    .await;
+    drop(limited_server);
+    let (rss, peak) = server.memory();
+    println!("server memory: idle {idle_rss:.1} MiB, peak through the sync {sync_peak:.1} MiB, peak overall {peak:.1} MiB, now {rss:.1} MiB");
+    record(
+        "memory",
+        json!({"idle_rss_mib": idle_rss, "sync_peak_mib": sync_peak, "peak_mib": peak}),
     );
-    let mut json = Vec::new();
-    for (what, summary, limit_what) in [
-        ("SCIM POST /Users", creates_16, "create tx"),
-        (
-            "GET /Users?filter=userName eq",
-            lookups_16,
-            "lookup by userName",
-        ),
-    ] {
-        let limit = limit(limit_what);
-        let share = limit.map(|l| summary.per_s / l);
+
+    let mut table = Vec::new();
+    if !tiny {
+        // The same rows written and read by the database alone, measured now.
+        let script =
+            std::env::var("BENCH_LIMITS").unwrap_or_else(|_| "../shared/bench/limits.sh".into());
+        let postgres = std::env::var("BENCH_LIMITS_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        if let Some(limits) = bench::limits(&script, &postgres, 10, 16) {
+            let limit = |what: &str| {
+                limits
+                    .iter()
+                    .find(|(b, w, _)| b == backend && w.starts_with(what))
+                    .map(|(_, _, per_s)| *per_s)
+            };
+            println!();
+            println!(
+                "{:<44} {:>10} {:>10} {:>12} {:>7}",
+                "measure", "rollcall/s", "p99 ms", "limit/s", "share"
+            );
+            for (what, summary, limit_what) in [
+                ("SCIM POST /Users", creates_16, "create tx"),
+                (
+                    "GET /Users?filter=userName eq",
+                    lookups_16,
+                    "lookup by userName",
+                ),
+            ] {
+                let limit = limit(limit_what);
+                let share = limit.map(|l| summary.per_s / l);
+                println!(
+                    "{what:<44} {:>10.0} {:>10.1} {:>12} {:>7}",
+                    summary.per_s,
+                    summary.p99_ms,
+                    limit.map_or("-".into(), |l| format!("{l:.0}")),
+                    share.map_or("-".into(), |s| format!("{s:.2}")),
+                );
+                table.push(json!({
+                    "measure": what, "per_s": summary.per_s, "p99_ms": summary.p99_ms,
+                    "limit_per_s": limit, "share": share,
+                }));
+            }
+        }
+    }
+
+    if let Some(dir) = std::env::var_os("BENCH_OUT") {
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let json_path = dir.join(format!("scim-{backend}.json"));
+        let report = json!({
+            "backend": backend,
+            "users": users,
+            "group_members": big,
+            "tiny": tiny,
+            "shares": table,
+            "growth": growth.iter().map(|p| json!({
+                "provisioned": p.provisioned, "create": p.create.json(), "lookup": p.lookup.json(),
+            })).collect::<Vec<_>>(),
+            "phases": bench::recorded(),
+        });
+        std::fs::write(&json_path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+        let svg_path = dir.join(format!("scim-{backend}.svg"));
+        plot(&svg_path, backend, &growth);
         println!(
-            "{what:<44} {:>10.0} {:>10.1} {:>12} {:>7}",
-            summary.per_s,
-            summary.p99_ms,
-            limit.map_or("-".into(), |l| format!("{l:.0}")),
-            share.map_or("-".into(), |s| format!("{s:.2}")),
+            "written: {} and {}",
+            json_path.display(),
+            svg_path.display()
         );
-        json.push(json!({
-            "backend": backend, "measure": what, "per_s": summary.per_s,
-            "p99_ms": summary.p99_ms, "limit_per_s": limit, "share": share,
-        }));
     }
-    if let Ok(path) = std::env::var("ROLLCALL_BENCH_JSON") {
-        std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
-        println!("written to {path}");
+}
+
+/// Latency (p50 and p99, creates and lookups) against Users already provisioned: flat
+/// lines mean costs that do not grow with the org.
+fn plot(path: &Path, backend: &str, growth: &[Point]) {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
+    root.fill(&WHITE).unwrap();
+    let max_x = growth.last().map_or(1, |p| p.provisioned) as f64 / 1000.0;
+    let max_y = growth
+        .iter()
+        .map(|p| p.create.p99_ms.max(p.lookup.p99_ms))
+        .fold(1.0, f64::max)
+        * 1.15;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("rollcall SCIM on {backend}: latency as the org grows (16 clients)"),
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(55)
+        .build_cartesian_2d(0.0..max_x, 0.0..max_y)
+        .unwrap();
+    chart
+        .configure_mesh()
+        .x_desc("Users provisioned (thousands)")
+        .y_desc("latency (ms)")
+        .draw()
+        .unwrap();
+    let series: [(&str, RGBColor, fn(&Point) -> f64); 4] = [
+        ("POST /Users p99", RED, |p| p.create.p99_ms),
+        ("POST /Users p50", RGBColor(240, 150, 150), |p| {
+            p.create.p50_ms
+        }),
+        ("userName lookup p99", BLUE, |p| p.lookup.p99_ms),
+        ("userName lookup p50", RGBColor(150, 150, 240), |p| {
+            p.lookup.p50_ms
+        }),
+    ];
+    for (name, color, value) in series {
+        let points: Vec<(f64, f64)> = growth
+            .iter()
+            .map(|p| (p.provisioned as f64 / 1000.0, value(p)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .unwrap()
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color));
+        chart
+            .draw_series(
+                points
+                    .into_iter()
+                    .map(|p| Circle::new(p, 3, color.filled())),
+            )
+            .unwrap();
     }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperLeft)
+        .draw()
+        .unwrap();
+    root.present().unwrap();
 }
