@@ -16,11 +16,13 @@ run: deps
 
 ## The whole test suite: SQLite always, PostgreSQL too when ROLLCALL_TEST_POSTGRES_URL is set,
 ## e.g. postgres://postgres@127.0.0.1:5432/test (each test makes and drops its own schema);
-## then scim2-tester against a running rollcall (scripts/scim-conformance.sh).
+## then scim2-tester against a running rollcall (scripts/scim-conformance.sh), and the SCIM
+## benchmark in its tiny configuration, which checks counts, never speed (scripts/bench-smoke.sh).
 test: deps-test
 	@[ -n "$$ROLLCALL_TEST_POSTGRES_URL" ] || echo "make test: ROLLCALL_TEST_POSTGRES_URL is not set, so the postgres:: tests pass without running (CI sets it)."
 	cargo test --locked --all-targets
 	./scripts/scim-conformance.sh
+	./scripts/bench-smoke.sh
 
 ## Formatting and lints, as CI checks them.
 check: deps

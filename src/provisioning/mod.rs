@@ -232,6 +232,14 @@ impl Rules {
         })
     }
 
+    /// Whether a grant matches on the email's domain, which only counts when the domain is
+    /// verified: otherwise matching needs no domain lookup.
+    fn ask_domain(&self) -> bool {
+        self.grants
+            .iter()
+            .any(|g| matches!(g.matches, Match::EmailDomain { .. }))
+    }
+
     /// Whether any mapping or group grant names one of `groups`: only then can a change to
     /// who is in them move anyone's teams or admin flag.
     pub fn name_any(&self, groups: &[IdpGroup]) -> bool {

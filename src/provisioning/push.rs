@@ -34,6 +34,8 @@ pub struct Pushed {
     /// group changed. Only a push of the User creates or re-activates a membership, so a
     /// group change never undoes an admin's removal or suspension.
     pub active: Option<bool>,
+    /// The push created the SCIM User just now, so it is in no group yet.
+    pub new: bool,
 }
 
 /// What a push changed.
@@ -151,23 +153,27 @@ pub async fn sync(tx: &mut Tx, pushed: &Pushed) -> Result<PushOutcome, Error> {
 
 /// [`sync`] with the connection's rules already read.
 async fn sync_with(tx: &mut Tx, pushed: &Pushed, rules: &Rules) -> Result<PushOutcome, Error> {
-    let groups = scim::groups_of_users(tx, &[pushed.scim_user_id])
-        .await?
-        .into_iter()
-        .map(|g| IdpGroup {
-            // Entra's externalId is the group's object ID, as its tokens carry it.
-            id: g.external_id,
-            name: Some(g.display_name),
-        })
-        .collect();
+    let groups = if pushed.new {
+        Vec::new()
+    } else {
+        scim::groups_of_users(tx, &[pushed.scim_user_id])
+            .await?
+            .into_iter()
+            .map(|g| IdpGroup {
+                // Entra's externalId is the group's object ID, as its tokens carry it.
+                id: g.external_id,
+                name: Some(g.display_name),
+            })
+            .collect()
+    };
     let email = pushed
         .email
         .as_deref()
         .map(users::normalize_email)
         .transpose()?;
     let domain_verified = match email.as_deref() {
-        Some(email) => domain_verified(tx, pushed.org_id, email).await?,
-        None => false,
+        Some(email) if rules.ask_domain() => domain_verified(tx, pushed.org_id, email).await?,
+        _ => false,
     };
     let identity = ExternalIdentity {
         connection_id: pushed.connection_id,

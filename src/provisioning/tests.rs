@@ -549,6 +549,7 @@ impl World {
                 scim_user_id: row.id,
                 email: Some(email.into()),
                 active: Some(active),
+                new: false,
             },
         )
         .await
@@ -569,6 +570,7 @@ async fn group_changed(tx: &mut Tx, w: &World, pushed: &scim::ScimUser) -> push:
             scim_user_id: pushed.id,
             email: None,
             active: None,
+            new: false,
         },
     )
     .await
@@ -726,6 +728,7 @@ async fn repush(w: &World, pushed: &scim::ScimUser, active: bool) -> push::PushO
             scim_user_id: pushed.id,
             email: None,
             active: Some(active),
+            new: false,
         },
     )
     .await

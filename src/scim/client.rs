@@ -50,15 +50,11 @@ impl FromRequestParts<AppState> for ScimClient {
             .unwrap_or_default();
         let mut tx = state.store.read().await?;
         let found = scim_tokens::authenticate(&mut tx, &secret).await?;
-        let org = match &found {
-            Some((org_id, _)) => orgs::by_id(&mut tx, *org_id).await?,
-            None => None,
-        };
         drop(tx);
         // One answer for a bad token and for a good token used on another org's URL, so a
         // token reveals nothing about which other orgs exist.
-        let (token, org) = match (found, org) {
-            (Some((_, token)), Some(org)) if org.slug == slug => (token, org),
+        let (token, org) = match found {
+            Some((org, token)) if org.slug == slug => (token, org),
             _ => {
                 return Err(ScimError::unauthorized(
                     "invalid or revoked SCIM token, or a token of another organization",

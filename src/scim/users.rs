@@ -511,9 +511,9 @@ pub async fn create(
         &parsed.fields,
     )
     .await?;
-    let outcome = sync_member(&mut tx, &user, parsed.email.clone()).await?;
-    let base = base_url(&state, &client);
-    let body = rendered(&mut tx, &base, &user).await?;
+    let outcome = sync_member(&mut tx, &user, parsed.email.clone(), true).await?;
+    // Just created: in no group yet.
+    let body = render(&base_url(&state, &client), &user, &[]);
     audit::record(
         &mut tx,
         &client.actor(),
@@ -530,6 +530,7 @@ async fn sync_member(
     tx: &mut Tx,
     user: &ScimUser,
     email: Option<String>,
+    new: bool,
 ) -> Result<Option<push::PushOutcome>, ScimError> {
     let Some(user_id) = user.user_id else {
         return Ok(None);
@@ -544,6 +545,7 @@ async fn sync_member(
                 scim_user_id: user.id,
                 email,
                 active: Some(user.active),
+                new,
             },
         )
         .await?,
@@ -580,7 +582,7 @@ async fn write(
         );
     }
     let after = stored::update_user(tx, org_id, before.id, &parsed.fields).await?;
-    let outcome = sync_member(tx, &after, parsed.email.clone()).await?;
+    let outcome = sync_member(tx, &after, parsed.email.clone(), false).await?;
     let base = base_url(state, client);
     let before_body = rendered(tx, &base, before).await?;
     let body = rendered(tx, &base, &after).await?;

@@ -250,6 +250,10 @@ pub async fn list_grants(tx: &mut Tx, org_id: i64, connection_id: i64) -> Result
     .bind(connection_id)
     .fetch_all(&mut *c)
     .await)?;
+    if rows.is_empty() {
+        // Most connections have no grants or no mappings: no second query for their teams.
+        return Ok(Vec::new());
+    }
     let mut by_owner = owner_teams(
         tx,
         "SELECT g.id AS owner_id, t.id, t.name FROM access_grants g \
@@ -359,6 +363,10 @@ pub async fn list_mappings(tx: &mut Tx, org_id: i64, connection_id: i64) -> Resu
     .bind(connection_id)
     .fetch_all(&mut *c)
     .await)?;
+    if rows.is_empty() {
+        // Most connections have no grants or no mappings: no second query for their teams.
+        return Ok(Vec::new());
+    }
     let mut by_owner = owner_teams(
         tx,
         "SELECT m.id AS owner_id, t.id, t.name FROM group_mappings m \

@@ -410,32 +410,38 @@ where
     if !filter.text.is_empty() {
         where_clause.push_str(&format!(" AND ({})", filter.text));
     }
-    let count_sql = format!("SELECT COUNT(*) FROM {table} r WHERE {where_clause}");
-    let total: i64 = on!(tx, c => bind_all!(sqlx::query_scalar(&count_sql), &filter.binds)
-        .bind(org_id)
-        .fetch_one(&mut *c)
-        .await)?;
-    if query.limit == 0 {
-        return Ok(Page {
-            total,
-            rows: Vec::new(),
-        });
-    }
     // Stable order: the sort column, then the id, so pages never repeat or skip a row.
     let direction = if query.descending { "DESC" } else { "ASC" };
     let order = match query.sort_column {
         Some(column) => format!("r.{column} {direction}, r.id {direction}"),
         None => "r.id ASC".to_string(),
     };
-    let rows_sql = format!(
-        "SELECT {columns} FROM {table} r WHERE {where_clause} ORDER BY {order} LIMIT {} OFFSET {}",
-        query.limit.max(0),
-        query.offset.max(0)
-    );
-    let rows = on!(tx, c => bind_all!(sqlx::query_as::<_, T>(&rows_sql), &filter.binds)
-        .bind(org_id)
-        .fetch_all(&mut *c)
-        .await)?;
+    let rows: Vec<T> = if query.limit > 0 {
+        let rows_sql = format!(
+            "SELECT {columns} FROM {table} r WHERE {where_clause} ORDER BY {order} LIMIT {} OFFSET {}",
+            query.limit,
+            query.offset.max(0)
+        );
+        on!(tx, c => bind_all!(sqlx::query_as::<_, T>(&rows_sql), &filter.binds)
+            .bind(org_id)
+            .fetch_all(&mut *c)
+            .await)?
+    } else {
+        Vec::new()
+    };
+    // A page that is not full and holds rows (or is the first) is the last page, so it
+    // says the total itself: Okta's and Entra's lookups by userName, externalId and
+    // displayName need no COUNT. Only a full page (or one past the end) counts.
+    let last_page = (rows.len() as i64) < query.limit && (query.offset <= 0 || !rows.is_empty());
+    let total = if last_page {
+        query.offset.max(0) + rows.len() as i64
+    } else {
+        let count_sql = format!("SELECT COUNT(*) FROM {table} r WHERE {where_clause}");
+        on!(tx, c => bind_all!(sqlx::query_scalar(&count_sql), &filter.binds)
+            .bind(org_id)
+            .fetch_one(&mut *c)
+            .await)?
+    };
     Ok(Page { total, rows })
 }
 

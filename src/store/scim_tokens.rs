@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{now, on, Error, Result, Tx};
+use super::{now, on, orgs::Org, Error, Result, Tx};
 use crate::secrets;
 
 pub const PREFIX: &str = "rc_scim_";
@@ -88,27 +88,46 @@ pub async fn revoke(tx: &mut Tx, org_id: i64, id: i64) -> Result<ScimToken> {
     Ok(token)
 }
 
-/// The org and token a bearer secret belongs to, if it is a live SCIM token. Only reads;
-/// the caller records use with [`touch`] when [`super::credentials::is_stale`] says so.
-pub async fn authenticate(tx: &mut Tx, secret: &str) -> Result<Option<(i64, ScimToken)>> {
+/// The org and token a bearer secret belongs to, if it is a live SCIM token: one query,
+/// as it runs before every SCIM request. Only reads; the caller records use with [`touch`]
+/// when [`super::credentials::is_stale`] says so.
+pub async fn authenticate(tx: &mut Tx, secret: &str) -> Result<Option<(Org, ScimToken)>> {
     if !secret.starts_with(PREFIX) {
         return Ok(None);
     }
     #[derive(sqlx::FromRow)]
     struct Row {
-        org_id: i64,
         #[sqlx(flatten)]
         token: ScimToken,
+        org_id: i64,
+        org_slug: String,
+        org_name: String,
+        org_require_2fa: bool,
+        org_sso_enforced: bool,
+        org_created_at: DateTime<Utc>,
+        org_updated_at: DateTime<Utc>,
     }
-    let sql = concat!(
-        "SELECT org_id, id, connection_id, name, display_prefix, created_at, last_used_at FROM scim_tokens ",
-        "WHERE secret_hash = $1 AND revoked_at IS NULL"
-    );
+    let sql = "SELECT t.id, t.connection_id, t.name, t.display_prefix, t.created_at, t.last_used_at, \
+         o.id AS org_id, o.slug AS org_slug, o.name AS org_name, o.require_2fa AS org_require_2fa, \
+         o.sso_enforced AS org_sso_enforced, o.created_at AS org_created_at, o.updated_at AS org_updated_at \
+         FROM scim_tokens t JOIN organizations o ON o.id = t.org_id \
+         WHERE t.secret_hash = $1 AND t.revoked_at IS NULL";
     let row = on!(tx, c => sqlx::query_as::<_, Row>(sql)
         .bind(secrets::hash(secret))
         .fetch_optional(&mut *c)
         .await)?;
-    Ok(row.map(|row| (row.org_id, row.token)))
+    Ok(row.map(|r| {
+        let org = Org {
+            id: r.org_id,
+            slug: r.org_slug,
+            name: r.org_name,
+            require_2fa: r.org_require_2fa,
+            sso_enforced: r.org_sso_enforced,
+            created_at: r.org_created_at,
+            updated_at: r.org_updated_at,
+        };
+        (org, r.token)
+    }))
 }
 
 pub async fn touch(tx: &mut Tx, token_id: i64) -> Result<()> {
@@ -153,8 +172,8 @@ mod tests {
             Err(Error::NotFound(_))
         ));
         assert!(secret.starts_with("rc_scim_"));
-        let (org_id, found) = authenticate(&mut tx, &secret).await.unwrap().unwrap();
-        assert_eq!((org_id, found.id), (acme.id, token.id));
+        let (org, found) = authenticate(&mut tx, &secret).await.unwrap().unwrap();
+        assert_eq!((org.id, found.id), (acme.id, token.id));
         assert!(found.last_used_at.is_none(), "the row as it was");
         touch(&mut tx, found.id).await.unwrap();
         let (_, again) = authenticate(&mut tx, &secret).await.unwrap().unwrap();

@@ -515,6 +515,28 @@ async fn lists_filter_sort_page_and_project(backend: Backend) {
     assert_eq!(r.body["totalResults"], 5);
     assert_eq!(r.body["startIndex"], 2);
     assert_eq!(r.body["itemsPerPage"], 2);
+    // The last page says its total without a COUNT; a full page, or one past the end,
+    // still counts every match.
+    for (query, expected, total) in [
+        ("startIndex=4&count=2", vec!["dave", "erin"], 5),
+        ("startIndex=5&count=2", vec!["erin"], 5),
+        (
+            "startIndex=1&count=5",
+            vec!["alice", "bob", "carol", "dave", "erin"],
+            5,
+        ),
+        ("startIndex=9&count=2", vec![], 5),
+        (
+            "startIndex=9&count=2&filter=userName%20eq%20%22bob%22",
+            vec![],
+            1,
+        ),
+        ("filter=userName%20sw%20%22nobody%22", vec![], 0),
+    ] {
+        let r = list(query).await;
+        assert_eq!(names(&r), expected, "{query}");
+        assert_eq!(r.body["totalResults"], total, "{query}");
+    }
     let r = list("count=0").await;
     assert_eq!(r.body["totalResults"], 5);
     assert_eq!(r.body["Resources"], json!([]));
