@@ -290,7 +290,7 @@ async fn main() {
         .next()
         .map_or(50_000, |a| a.parse().expect("GROUP_MEMBERS"));
     assert!(
-        big + 20 <= users && users % 10 == 0,
+        big + 20 <= users && users.is_multiple_of(10),
         "USERS must be a multiple of 10, and the large group must leave Users outside it"
     );
     let tiny = std::env::var_os("BENCH_TINY").is_some();
@@ -757,7 +757,8 @@ fn plot(path: &Path, backend: &str, growth: &[Point]) {
         .y_desc("latency (ms)")
         .draw()
         .unwrap();
-    let series: [(&str, RGBColor, fn(&Point) -> f64); 4] = [
+    type Series = (&'static str, RGBColor, fn(&Point) -> f64);
+    let series: [Series; 4] = [
         ("POST /Users p99", RED, |p| p.create.p99_ms),
         ("POST /Users p50", RGBColor(240, 150, 150), |p| {
             p.create.p50_ms
