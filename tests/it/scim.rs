@@ -527,7 +527,7 @@ async fn lists_filter_sort_page_and_project(backend: Backend) {
         ),
         ("startIndex=9&count=2", vec![], 5),
         (
-            "startIndex=9&count=2&filter=userName%20eq%20%22bob%22",
+            "startIndex=9&count=2&filter=userName%20sw%20%22bob%22",
             vec![],
             1,
         ),
