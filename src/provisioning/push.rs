@@ -189,7 +189,12 @@ async fn sync_with(tx: &mut Tx, pushed: &Pushed, rules: &Rules) -> Result<PushOu
     if pushed.active.is_some() {
         membership_created = members::insert_if_absent(tx, org_id, user_id, Source::Scim).await?;
     }
-    let Some(mut member) = members::get(tx, org_id, user_id).await? else {
+    let member = if membership_created {
+        members::get_new(tx, org_id, user_id).await?
+    } else {
+        members::get(tx, org_id, user_id).await?
+    };
+    let Some(mut member) = member else {
         return Ok(PushOutcome {
             user_id,
             ..Default::default()
@@ -245,15 +250,14 @@ async fn sync_with(tx: &mut Tx, pushed: &Pushed, rules: &Rules) -> Result<PushOu
 /// person, as it must guard the last admin.
 pub async fn resync_people(
     tx: &mut Tx,
+    org_id: i64,
+    connection_id: i64,
     rules: &Rules,
-    people: Vec<scim::ScimUser>,
+    people: &[scim::UserLink],
 ) -> Result<Vec<(i64, PushOutcome)>, Error> {
-    let Some((org_id, connection_id)) = people.first().map(|p| (p.org_id, p.connection_id)) else {
+    if people.is_empty() {
         return Ok(Vec::new());
-    };
-    debug_assert!(people
-        .iter()
-        .all(|p| p.org_id == org_id && p.connection_id == connection_id));
+    }
     let verified = domains::verified(tx, org_id).await?;
     let mut changed = Vec::new();
     for chunk in people.chunks(PEOPLE_PER_CHUNK) {
@@ -350,7 +354,9 @@ pub async fn resync_group(
     )
     .await?;
     let rules = Rules::load(tx, org_id, connection_id).await?;
-    Ok(resync_people(tx, &rules, people).await?.len())
+    Ok(resync_people(tx, org_id, connection_id, &rules, &people)
+        .await?
+        .len())
 }
 
 /// The IdP deleted the User: the membership goes (with its teams), at once. The global user

@@ -852,8 +852,21 @@ async fn a_large_groups_teams_are_reapplied_in_a_bounded_number_of_statements() 
     let rules = Rules::load(&mut tx, w.org_id, w.connection_id)
         .await
         .unwrap();
-    let (changed, statements) =
-        store::counting(push::resync_people(&mut tx, &rules, pushed.clone())).await;
+    let links: Vec<scim::UserLink> = pushed
+        .iter()
+        .map(|p| scim::UserLink {
+            id: p.id,
+            user_id: p.user_id,
+        })
+        .collect();
+    let (changed, statements) = store::counting(push::resync_people(
+        &mut tx,
+        w.org_id,
+        w.connection_id,
+        &rules,
+        &links,
+    ))
+    .await;
     let changed = changed.unwrap();
     assert_eq!(
         changed.len(),
@@ -872,8 +885,14 @@ async fn a_large_groups_teams_are_reapplied_in_a_bounded_number_of_statements() 
     scim::update_group(&mut tx, w.org_id, group.id, "Engineering (old)", None)
         .await
         .unwrap();
-    let (changed, statements) =
-        store::counting(push::resync_people(&mut tx, &rules, pushed.clone())).await;
+    let (changed, statements) = store::counting(push::resync_people(
+        &mut tx,
+        w.org_id,
+        w.connection_id,
+        &rules,
+        &links,
+    ))
+    .await;
     let changed = changed.unwrap();
     assert_eq!(changed.len(), PEOPLE - 1);
     assert!(changed

@@ -48,7 +48,8 @@ impl FromRequestParts<AppState> for ScimClient {
             .find(|(name, _)| name == "org")
             .map(|(_, value)| value.as_str())
             .unwrap_or_default();
-        let mut tx = state.store.read().await?;
+        // One statement: no transaction around it (this runs before every SCIM request).
+        let mut tx = state.store.autocommit().await?;
         let found = scim_tokens::authenticate(&mut tx, &secret).await?;
         drop(tx);
         // One answer for a bad token and for a good token used on another org's URL, so a

@@ -257,18 +257,28 @@ async fn sync(
         return Ok(Vec::new());
     }
     let ids: Vec<i64> = scim_user_ids.iter().copied().collect();
-    let people = stored::get_users(tx, org_id, &ids).await?;
-    Ok(push::resync_people(tx, &rules, people).await?)
+    let people = stored::user_links(tx, org_id, &ids).await?;
+    Ok(push::resync_people(tx, org_id, connection_id, &rules, &people).await?)
 }
 
+/// What a group change did to people's memberships, for its audit event: how many people
+/// changed, and the changes of the first [`LISTED`] of them. A renamed group of 50,000 would
+/// otherwise write one audit row of megabytes that no one reads whole.
 fn sync_summary(changes: &[(i64, PushOutcome)]) -> Value {
-    Value::Array(
-        changes
-            .iter()
-            .map(|(id, outcome)| json!({"scim_user_id": id, "changes": outcome}))
-            .collect(),
-    )
+    let listed: Vec<Value> = changes
+        .iter()
+        .take(LISTED)
+        .map(|(id, outcome)| json!({"scim_user_id": id, "changes": outcome}))
+        .collect();
+    json!({
+        "people_changed": changes.len(),
+        "listed": listed,
+        "not_listed": changes.len().saturating_sub(LISTED),
+    })
 }
+
+/// People whose changes a group change's audit event lists one by one.
+const LISTED: usize = 100;
 
 /// One page of Groups, rendered and projected as `request` asks; also the count of all
 /// matches. `query` says which page (the root `/.search` pages across resource types).
@@ -307,7 +317,9 @@ pub async fn get(
     Path((_, id)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
-    let mut tx = state.store.read().await?;
+    // Reads without a transaction: a page and its total, or a resource and its groups,
+    // need no single snapshot (PostgreSQL's read committed never gave one either).
+    let mut tx = state.store.autocommit().await?;
     let group = load(&mut tx, &client, &id, false).await?;
     let request = ListRequest::projection(&query, Resource::Group)?;
     let members = if request.returns("members") {

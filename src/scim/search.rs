@@ -35,7 +35,9 @@ async fn respond(
     resource: Resource,
     request: ListRequest,
 ) -> Result<Response, ScimError> {
-    let mut tx = state.store.read().await?;
+    // Reads without a transaction: a page and its total, or a resource and its groups,
+    // need no single snapshot (PostgreSQL's read committed never gave one either).
+    let mut tx = state.store.autocommit().await?;
     let base = base_url(state, client);
     let query = request.store_query();
     let org_id = client.org.id;
@@ -88,7 +90,9 @@ pub async fn search(
     client: ScimClient,
     ScimBody(body): ScimBody,
 ) -> Result<Response, ScimError> {
-    let mut tx = state.store.read().await?;
+    // Reads without a transaction: a page and its total, or a resource and its groups,
+    // need no single snapshot (PostgreSQL's read committed never gave one either).
+    let mut tx = state.store.autocommit().await?;
     let (for_users, for_groups) = match (
         ListRequest::from_search(&body, Resource::User),
         ListRequest::from_search(&body, Resource::Group),

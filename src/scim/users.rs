@@ -434,7 +434,9 @@ pub async fn get(
     Path((_, id)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ScimError> {
-    let mut tx = state.store.read().await?;
+    // Reads without a transaction: a page and its total, or a resource and its groups,
+    // need no single snapshot (PostgreSQL's read committed never gave one either).
+    let mut tx = state.store.autocommit().await?;
     let user = load(&mut tx, &client, &id, false).await?;
     let request = ListRequest::projection(&query, Resource::User)?;
     let body = rendered(&mut tx, &base_url(&state, &client), &user).await?;

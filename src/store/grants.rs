@@ -1,7 +1,7 @@
 //! Access grants (who may sign in through a connection, and what they get) and
 //! group-to-team mappings (which IdP group puts a person in which teams).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -126,13 +126,6 @@ struct MappingRow {
     created_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
-struct OwnerTeam {
-    owner_id: i64,
-    id: i64,
-    name: String,
-}
-
 /// Checks the teams exist in the org and returns them without duplicates.
 async fn check_teams(tx: &mut Tx, org_id: i64, team_ids: &[i64]) -> Result<BTreeSet<i64>> {
     let wanted: BTreeSet<i64> = team_ids.iter().copied().collect();
@@ -242,31 +235,22 @@ pub async fn create_grant(
 }
 
 pub async fn list_grants(tx: &mut Tx, org_id: i64, connection_id: i64) -> Result<Vec<Grant>> {
-    let rows = on!(tx, c => sqlx::query_as::<_, GrantRow>(
-        "SELECT id, connection_id, match_kind, match_value, is_admin, created_at FROM access_grants \
-         WHERE org_id = $1 AND connection_id = $2 ORDER BY id",
+    // One query, the teams joined in (a grant without teams is one row with none): every
+    // sign-in and SCIM push reads the connection's rules.
+    let rows = on!(tx, c => sqlx::query_as::<_, WithTeam<GrantRow>>(
+        "SELECT g.id, g.connection_id, g.match_kind, g.match_value, g.is_admin, g.created_at, \
+         t.id AS team_id, t.name AS team_name FROM access_grants g \
+         LEFT JOIN access_grant_teams gt ON gt.grant_id = g.id LEFT JOIN teams t ON t.id = gt.team_id \
+         WHERE g.org_id = $1 AND g.connection_id = $2 ORDER BY g.id, t.name_normalized",
     )
     .bind(org_id)
     .bind(connection_id)
     .fetch_all(&mut *c)
     .await)?;
-    if rows.is_empty() {
-        // Most connections have no grants or no mappings: no second query for their teams.
-        return Ok(Vec::new());
-    }
-    let mut by_owner = owner_teams(
-        tx,
-        "SELECT g.id AS owner_id, t.id, t.name FROM access_grants g \
-         JOIN access_grant_teams gt ON gt.grant_id = g.id JOIN teams t ON t.id = gt.team_id \
-         WHERE g.org_id = $1 AND g.connection_id = $2 ORDER BY t.name_normalized",
-        org_id,
-        connection_id,
-    )
-    .await?;
-    Ok(rows
+    Ok(with_teams(rows, |r| r.id)
         .into_iter()
-        .map(|r| Grant {
-            teams: by_owner.remove(&r.id).unwrap_or_default(),
+        .map(|(r, teams)| Grant {
+            teams,
             id: r.id,
             connection_id: r.connection_id,
             matches: api_match(&r.match_kind, r.match_value),
@@ -276,26 +260,29 @@ pub async fn list_grants(tx: &mut Tx, org_id: i64, connection_id: i64) -> Result
         .collect())
 }
 
-/// Runs `sql` (owner_id, id, name rows for one connection) and groups the teams by owner.
-async fn owner_teams(
-    tx: &mut Tx,
-    sql: &'static str,
-    org_id: i64,
-    connection_id: i64,
-) -> Result<HashMap<i64, Vec<TeamRef>>> {
-    let rows = on!(tx, c => sqlx::query_as::<_, OwnerTeam>(sql)
-        .bind(org_id)
-        .bind(connection_id)
-        .fetch_all(&mut *c)
-        .await)?;
-    let mut by_owner: HashMap<i64, Vec<TeamRef>> = HashMap::new();
-    for t in rows {
-        by_owner.entry(t.owner_id).or_default().push(TeamRef {
-            id: t.id,
-            name: t.name,
-        });
+/// A rule's row with one of its teams (or none), as a LEFT JOIN gives it.
+#[derive(sqlx::FromRow)]
+struct WithTeam<T> {
+    #[sqlx(flatten)]
+    row: T,
+    team_id: Option<i64>,
+    team_name: Option<String>,
+}
+
+/// Folds LEFT JOIN rows, ordered by owner, into each owner with its teams.
+fn with_teams<T>(rows: Vec<WithTeam<T>>, id: impl Fn(&T) -> i64) -> Vec<(T, Vec<TeamRef>)> {
+    let mut out: Vec<(T, Vec<TeamRef>)> = Vec::new();
+    for r in rows {
+        let team = r
+            .team_id
+            .zip(r.team_name)
+            .map(|(id, name)| TeamRef { id, name });
+        match out.last_mut() {
+            Some((last, teams)) if id(last) == id(&r.row) => teams.extend(team),
+            _ => out.push((r.row, team.into_iter().collect())),
+        }
     }
-    Ok(by_owner)
+    out
 }
 
 pub async fn delete_grant(tx: &mut Tx, org_id: i64, connection_id: i64, id: i64) -> Result<Grant> {
@@ -355,31 +342,20 @@ pub async fn create_mapping(
 }
 
 pub async fn list_mappings(tx: &mut Tx, org_id: i64, connection_id: i64) -> Result<Vec<Mapping>> {
-    let rows = on!(tx, c => sqlx::query_as::<_, MappingRow>(
-        "SELECT id, connection_id, group_match, group_value, created_at FROM group_mappings \
-         WHERE org_id = $1 AND connection_id = $2 ORDER BY id",
+    let rows = on!(tx, c => sqlx::query_as::<_, WithTeam<MappingRow>>(
+        "SELECT m.id, m.connection_id, m.group_match, m.group_value, m.created_at, \
+         t.id AS team_id, t.name AS team_name FROM group_mappings m \
+         LEFT JOIN group_mapping_teams mt ON mt.mapping_id = m.id LEFT JOIN teams t ON t.id = mt.team_id \
+         WHERE m.org_id = $1 AND m.connection_id = $2 ORDER BY m.id, t.name_normalized",
     )
     .bind(org_id)
     .bind(connection_id)
     .fetch_all(&mut *c)
     .await)?;
-    if rows.is_empty() {
-        // Most connections have no grants or no mappings: no second query for their teams.
-        return Ok(Vec::new());
-    }
-    let mut by_owner = owner_teams(
-        tx,
-        "SELECT m.id AS owner_id, t.id, t.name FROM group_mappings m \
-         JOIN group_mapping_teams mt ON mt.mapping_id = m.id JOIN teams t ON t.id = mt.team_id \
-         WHERE m.org_id = $1 AND m.connection_id = $2 ORDER BY t.name_normalized",
-        org_id,
-        connection_id,
-    )
-    .await?;
-    Ok(rows
+    Ok(with_teams(rows, |r| r.id)
         .into_iter()
-        .map(|r| Mapping {
-            teams: by_owner.remove(&r.id).unwrap_or_default(),
+        .map(|(r, teams)| Mapping {
+            teams,
             id: r.id,
             connection_id: r.connection_id,
             group: if r.group_match == "id" {

@@ -225,6 +225,27 @@ pub async fn get(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<Option<Member
     }
 }
 
+/// [`get`] for a membership created in this transaction, which is in no team yet: one
+/// query instead of two (a SCIM create's).
+pub async fn get_new(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<Option<Member>> {
+    let sql = concat!(member_select!(), "WHERE m.org_id = $1 AND m.user_id = $2");
+    let row = on!(tx, c => sqlx::query_as::<_, MemberRow>(sql)
+        .bind(org_id)
+        .bind(user_id)
+        .fetch_optional(&mut *c)
+        .await)?;
+    Ok(row.map(|r| Member {
+        teams: Vec::new(),
+        user: r.user,
+        is_admin: r.is_admin,
+        admin_source: r.admin_source,
+        status: r.status,
+        suspended_by: r.suspended_by,
+        source: r.source,
+        joined_at: r.joined_at,
+    }))
+}
+
 /// [`get`] for many users at once (with their teams), in no particular order; users who
 /// are not members are absent.
 pub async fn get_many(tx: &mut Tx, org_id: i64, user_ids: &[i64]) -> Result<Vec<Member>> {

@@ -143,28 +143,80 @@ pub enum Store {
 }
 
 /// One database transaction on either backend. Dropped without [`Tx::commit`], it rolls back.
+/// (A [`Store::autocommit`] one is a pooled connection without BEGIN: each statement is its
+/// own transaction.)
 pub enum Tx {
     Sqlite(SqliteTx),
-    Postgres(Transaction<'static, Postgres>),
+    Postgres(PgTx),
+}
+
+/// A transaction, or a pooled connection in autocommit; either way, the connection.
+enum Held<DB: sqlx::Database> {
+    Tx(Transaction<'static, DB>),
+    Autocommit(sqlx::pool::PoolConnection<DB>),
+}
+
+impl<DB: sqlx::Database> Held<DB> {
+    async fn commit(self) -> Result<()> {
+        if let Held::Tx(tx) = self {
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::Deref for Held<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Held::Tx(t) => t,
+            Held::Autocommit(c) => c,
+        }
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for Held<DB> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Held::Tx(t) => &mut *t,
+            Held::Autocommit(c) => &mut *c,
+        }
+    }
 }
 
 /// A SQLite transaction; a writing one holds its database file's place in the writer queue
-/// until it ends.
+/// until it ends. Derefs to the connection.
 pub struct SqliteTx {
-    tx: Transaction<'static, Sqlite>,
+    held: Held<Sqlite>,
     _writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl std::ops::Deref for SqliteTx {
-    type Target = Transaction<'static, Sqlite>;
+    type Target = sqlx::SqliteConnection;
     fn deref(&self) -> &Self::Target {
-        &self.tx
+        &self.held
     }
 }
 
 impl std::ops::DerefMut for SqliteTx {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
+        &mut self.held
+    }
+}
+
+/// A PostgreSQL transaction. Derefs to the connection.
+pub struct PgTx(Held<Postgres>);
+
+impl std::ops::Deref for PgTx {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for PgTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
@@ -237,7 +289,7 @@ macro_rules! on {
         match $tx {
             $crate::store::Tx::Sqlite(t) => {
                 $crate::store::count_statement();
-                let $c = &mut ***t;
+                let $c = &mut **t;
                 $body
             }
             $crate::store::Tx::Postgres(t) => {
@@ -382,11 +434,11 @@ impl Store {
                     None => None,
                 };
                 Tx::Sqlite(SqliteTx {
-                    tx: pool.begin_with("BEGIN IMMEDIATE").await?,
+                    held: Held::Tx(pool.begin_with("BEGIN IMMEDIATE").await?),
                     _writer: writer,
                 })
             }
-            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Store::Postgres(pool) => Tx::Postgres(PgTx(Held::Tx(pool.begin().await?))),
         })
     }
 
@@ -395,10 +447,24 @@ impl Store {
         TRANSACTIONS.fetch_add(1, Ordering::Relaxed);
         Ok(match self {
             Store::Sqlite(pool) => Tx::Sqlite(SqliteTx {
-                tx: pool.begin().await?,
+                held: Held::Tx(pool.begin().await?),
                 _writer: None,
             }),
-            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Store::Postgres(pool) => Tx::Postgres(PgTx(Held::Tx(pool.begin().await?))),
+        })
+    }
+
+    /// A pooled connection without a transaction, for reads that need no single snapshot:
+    /// each statement sees the latest commit, and no BEGIN or ROLLBACK is sent (two of the
+    /// five round trips of a SCIM lookup were those). Never for writes: [`Tx::commit`] does
+    /// nothing here, and each statement would commit alone.
+    pub async fn autocommit(&self) -> Result<Tx> {
+        Ok(match self {
+            Store::Sqlite(pool) => Tx::Sqlite(SqliteTx {
+                held: Held::Autocommit(pool.acquire().await?),
+                _writer: None,
+            }),
+            Store::Postgres(pool) => Tx::Postgres(PgTx(Held::Autocommit(pool.acquire().await?))),
         })
     }
 
@@ -460,8 +526,8 @@ impl Tx {
     pub async fn commit(self) -> Result<()> {
         match self {
             // The transaction ends before its place in the writer queue is given up.
-            Tx::Sqlite(t) => t.tx.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+            Tx::Sqlite(t) => t.held.commit().await?,
+            Tx::Postgres(t) => t.0.commit().await?,
         }
         Ok(())
     }

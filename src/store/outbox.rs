@@ -90,7 +90,7 @@ pub async fn claim_due(tx: &mut Tx, limit: i64, lock: Duration) -> Result<Vec<Me
                 .bind(now)
                 .bind(now + lock)
                 .bind(limit)
-                .fetch_all(&mut ***t)
+                .fetch_all(&mut **t)
                 .await?
         }
     };

@@ -245,24 +245,37 @@ pub async fn get_user(tx: &mut Tx, org_id: i64, id: i64) -> Result<Option<ScimUs
         .await)?)
 }
 
-/// [`get_user`] for many ids at once, ordered by id; ids of another org are absent.
-pub async fn get_users(tx: &mut Tx, org_id: i64, ids: &[i64]) -> Result<Vec<ScimUser>> {
-    let mut users = Vec::with_capacity(ids.len());
+/// A pushed User as far as re-applying teams needs it: its key and the account it is
+/// linked to (none for a User pushed without an email).
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct UserLink {
+    pub id: i64,
+    pub user_id: Option<i64>,
+}
+
+/// The links of many Users of the org at once, ordered by id; ids of another org are
+/// absent. A statement per thousand, and no attributes read: a group of 50,000 is re-applied
+/// from these.
+pub async fn user_links(tx: &mut Tx, org_id: i64, ids: &[i64]) -> Result<Vec<UserLink>> {
+    let mut links = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
         let sql = format!(
-            "SELECT {USER_COLUMNS} FROM scim_users r WHERE r.org_id = $1 AND r.id IN ({}) ORDER BY r.id",
-            (2..chunk.len() + 2).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+            "SELECT id, user_id FROM scim_users WHERE org_id = $1 AND id IN ({}) ORDER BY id",
+            (2..chunk.len() + 2)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let rows = on!(tx, c => {
-            let mut q = sqlx::query_as::<_, ScimUser>(&sql).bind(org_id);
+            let mut q = sqlx::query_as::<_, UserLink>(&sql).bind(org_id);
             for id in chunk {
                 q = q.bind(*id);
             }
             q.fetch_all(&mut *c).await
         })?;
-        users.extend(rows);
+        links.extend(rows);
     }
-    Ok(users)
+    Ok(links)
 }
 
 /// Writes new fields and bumps the version; the caller checked If-Match in this transaction.
@@ -685,15 +698,13 @@ pub async fn members_of_named_groups(
     connection_id: i64,
     id: Option<&str>,
     name: Option<&str>,
-) -> Result<Vec<ScimUser>> {
-    let sql = format!(
-        "SELECT DISTINCT {USER_COLUMNS} FROM scim_users r \
+) -> Result<Vec<UserLink>> {
+    let sql = "SELECT DISTINCT r.id, r.user_id FROM scim_users r \
          JOIN scim_group_members gm ON gm.scim_user_id = r.id \
          JOIN scim_groups g ON g.id = gm.group_id \
          WHERE g.org_id = $1 AND g.connection_id = $2 \
-         AND (g.external_id = $3 OR g.display_name_normalized = $4) ORDER BY r.id"
-    );
-    Ok(on!(tx, c => sqlx::query_as::<_, ScimUser>(&sql)
+         AND (g.external_id = $3 OR g.display_name_normalized = $4) ORDER BY r.id";
+    Ok(on!(tx, c => sqlx::query_as::<_, UserLink>(sql)
         .bind(org_id)
         .bind(connection_id)
         .bind(id)
