@@ -26,20 +26,19 @@
 
 #[path = "support/bench.rs"]
 mod bench;
+#[path = "support/server.rs"]
+mod server;
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use bench::{record, run, Summary};
+use server::Server;
 
-use rollcall::{
-    config::Config,
-    store::{self, connections, grants, orgs, scim, scim_tokens, teams, Store},
-};
+use rollcall::store::{self, connections, grants, orgs, scim, scim_tokens, teams, Store};
 use serde_json::{json, Value};
 
 /// Runs one statement with the same binds on either backend; returns the rows affected.
@@ -61,8 +60,6 @@ macro_rules! scalar {
         }
     };
 }
-
-const METRICS_TOKEN: &str = "bench-metrics-token-of-at-least-32-characters";
 
 #[derive(Clone)]
 struct Client {
@@ -91,126 +88,6 @@ impl Client {
             String::from_utf8_lossy(&bytes)
         );
         serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-    }
-}
-
-/// A `rollcall serve` process, stopped when dropped.
-struct Server {
-    child: Child,
-    origin: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    async fn start(url: &str, requests_per_minute: i64) -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut config = Config {
-            database_url: url.into(),
-            listen: format!("127.0.0.1:{port}").parse().unwrap(),
-            ..Config::default()
-        };
-        config.scim.requests_per_minute = requests_per_minute;
-        config.metrics.token = Some(METRICS_TOKEN.into());
-        config.secrets.key_file = dir.path().join("rollcall.key").display().to_string();
-        config.mail.file_dir = dir.path().join("mail").display().to_string();
-        // A line per request would measure the terminal, not the server.
-        config.log.level = "warn".into();
-        let file = dir.path().join("rollcall.toml");
-        std::fs::write(&file, toml::to_string(&config).unwrap()).unwrap();
-        let bin = std::env::var_os("BENCH_SERVER_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                let exe = std::env::current_exe().unwrap();
-                exe.parent().unwrap().parent().unwrap().join("rollcall")
-            });
-        assert!(
-            bin.exists(),
-            "{} is missing: build it with the example (cargo build --release --bin rollcall --example scim_scale)",
-            bin.display()
-        );
-        let child = Command::new(&bin)
-            .arg("--config")
-            .arg(&file)
-            .arg("serve")
-            // Only the file configures it: no ROLLCALL_* or RUST_LOG from this shell.
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("err.log")).unwrap())
-            .spawn()
-            .unwrap();
-        let mut server = Server {
-            child,
-            origin: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        for _ in 0..300 {
-            if server.child.try_wait().unwrap().is_some() {
-                break;
-            }
-            if let Ok(r) = reqwest::get(format!("{}/readyz", server.origin)).await {
-                if r.status().is_success() {
-                    return server;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!(
-            "rollcall serve did not become ready: {}",
-            std::fs::read_to_string(server._dir.path().join("err.log")).unwrap_or_default()
-        );
-    }
-
-    /// Resident and peak resident memory of the server process, in MiB (Linux' /proc).
-    fn memory(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-                .map_or(f64::NAN, |kb| kb / 1024.0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
-    }
-
-    /// `(statements, transactions)` the server has sent to the database so far.
-    async fn statements(&self) -> (f64, f64) {
-        let page = reqwest::Client::new()
-            .get(format!("{}/metrics", self.origin))
-            .bearer_auth(METRICS_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let value = |name: &str| {
-            page.lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(f64::NAN)
-        };
-        (
-            value("rollcall_db_statements_total "),
-            value("rollcall_db_transactions_total "),
-        )
     }
 }
 
@@ -336,7 +213,7 @@ async fn main() {
         .unwrap();
     tx.commit().await.unwrap();
 
-    let server = Server::start(&url, 0).await;
+    let server = Server::start(&url, |c| c.scim.requests_per_minute = 0).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (idle_rss, _) = server.memory();
     println!("backend {backend}: rollcall serve idle, RSS {idle_rss:.1} MiB");
@@ -628,7 +505,7 @@ async fn main() {
     );
 
     // The same lookup with the per-token rate limit on: one counter write per request.
-    let limited_server = Server::start(&url, 1_000_000).await;
+    let limited_server = Server::start(&url, |c| c.scim.requests_per_minute = 1_000_000).await;
     let limited = Client {
         base: format!("{}/scim/v2/scale", limited_server.origin),
         ..client.clone()

@@ -35,7 +35,7 @@ pub async fn signed_in(state: &AppState, headers: &HeaderMap) -> store::Result<O
     let Some(secret) = secret(&state.config, headers) else {
         return Ok(None);
     };
-    let mut tx = state.store.read().await?;
+    let mut tx = state.store.autocommit().await?;
     Ok(credentials::authenticate(&mut tx, &secret)
         .await?
         .and_then(|(auth, _)| match auth.credential {

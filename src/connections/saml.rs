@@ -1,10 +1,16 @@
 //! A SAML connection's settings, as an org admin gives them.
 
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+};
+
 use samael::{
     crypto::CertificateDer, metadata::EntityDescriptor, service_provider::ServiceProvider,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 pub const REDIRECT_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
 
@@ -85,46 +91,70 @@ impl Settings {
 
     /// The IdP, when metadata was given; metadata without a signing certificate is refused,
     /// since samael would then accept responses without checking any signature.
-    pub fn idp(&self) -> Result<Option<Idp>, String> {
+    ///
+    /// Parsed once per process for each metadata text, not at every sign-in: the cache is
+    /// keyed by the text's SHA-256, so changed metadata is parsed anew the moment it is
+    /// stored, on every instance (nothing is cached that the database does not say).
+    pub fn idp(&self) -> Result<Option<Arc<Idp>>, String> {
         let Some(xml) = self.idp_metadata_xml.as_deref() else {
             return Ok(None);
         };
-        if has_doctype(xml) {
-            return Err("IdP metadata: a DOCTYPE is not accepted".into());
+        /// Distinct metadata texts kept; past it the cache starts again (it only saves
+        /// parsing).
+        const KEPT: usize = 1024;
+        static PARSED: OnceLock<Mutex<HashMap<[u8; 32], Arc<Idp>>>> = OnceLock::new();
+        let key: [u8; 32] = Sha256::digest(xml.as_bytes()).into();
+        let cache = PARSED.get_or_init(Default::default);
+        if let Some(idp) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(Some(idp.clone()));
         }
-        let metadata: EntityDescriptor = xml
-            .parse()
-            .map_err(|e| format!("IdP metadata is not SAML metadata: {e}"))?;
-        let entity_id = metadata
-            .entity_id
-            .clone()
-            .filter(|e| !e.trim().is_empty())
-            .ok_or("IdP metadata has no entityID")?;
-        let sp = ServiceProvider {
-            idp_metadata: metadata.clone(),
-            ..ServiceProvider::default()
-        };
-        let certificates = sp
-            .idp_signing_certs()
-            .map_err(|e| format!("IdP metadata: {e}"))?
-            .filter(|c| !c.is_empty())
-            .ok_or(
-                "IdP metadata has no signing certificate; rollcall never accepts unsigned sign-ins",
-            )?;
-        for cert in &certificates {
-            x509_parser::parse_x509_certificate(cert.der_data())
-                .map_err(|e| format!("IdP metadata: a signing certificate does not parse: {e}"))?;
+        let idp = Arc::new(parse_idp(xml)?);
+        let mut parsed = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if parsed.len() >= KEPT {
+            parsed.clear();
         }
-        let sso_url = sp
-            .sso_binding_location(REDIRECT_BINDING)
-            .ok_or("IdP metadata has no SingleSignOnService with the HTTP-Redirect binding")?;
-        Ok(Some(Idp {
-            metadata,
-            entity_id,
-            sso_url,
-            certificates,
-        }))
+        parsed.insert(key, idp.clone());
+        Ok(Some(idp))
     }
+}
+
+/// [`Settings::idp`], uncached.
+fn parse_idp(xml: &str) -> Result<Idp, String> {
+    if has_doctype(xml) {
+        return Err("IdP metadata: a DOCTYPE is not accepted".into());
+    }
+    let metadata: EntityDescriptor = xml
+        .parse()
+        .map_err(|e| format!("IdP metadata is not SAML metadata: {e}"))?;
+    let entity_id = metadata
+        .entity_id
+        .clone()
+        .filter(|e| !e.trim().is_empty())
+        .ok_or("IdP metadata has no entityID")?;
+    let sp = ServiceProvider {
+        idp_metadata: metadata.clone(),
+        ..ServiceProvider::default()
+    };
+    let certificates = sp
+        .idp_signing_certs()
+        .map_err(|e| format!("IdP metadata: {e}"))?
+        .filter(|c| !c.is_empty())
+        .ok_or(
+            "IdP metadata has no signing certificate; rollcall never accepts unsigned sign-ins",
+        )?;
+    for cert in &certificates {
+        x509_parser::parse_x509_certificate(cert.der_data())
+            .map_err(|e| format!("IdP metadata: a signing certificate does not parse: {e}"))?;
+    }
+    let sso_url = sp
+        .sso_binding_location(REDIRECT_BINDING)
+        .ok_or("IdP metadata has no SingleSignOnService with the HTTP-Redirect binding")?;
+    Ok(Idp {
+        metadata,
+        entity_id,
+        sso_url,
+        certificates,
+    })
 }
 
 /// Checks the settings of a `saml` connection and returns what to store.
@@ -221,5 +251,41 @@ impl Endpoints {
             acs_url: format!("{base}/saml/{org_slug}/acs"),
             slo_url: format!("{base}/saml/{org_slug}/slo"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(xml: &str) -> Settings {
+        Settings {
+            idp_metadata_xml: Some(xml.into()),
+            ..Settings::from_value(&serde_json::json!({})).unwrap()
+        }
+    }
+
+    /// The ACS parses an IdP's metadata once per process, and changed metadata at once.
+    #[test]
+    fn metadata_is_parsed_once_per_text() {
+        let xml = include_str!("../../idp-fixtures/okta/metadata.xml");
+        let first = settings(xml).idp().unwrap().unwrap();
+        let again = settings(xml).idp().unwrap().unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "the same text: the parsed copy"
+        );
+        let changed = xml.replace("exk1rollcall0test", "exk1rollcall0other");
+        let other = settings(&changed).idp().unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&first, &other));
+        assert!(
+            other.entity_id.ends_with("exk1rollcall0other"),
+            "{}",
+            other.entity_id
+        );
+        assert!(
+            settings("<not metadata").idp().is_err(),
+            "errors are not cached as IdPs"
+        );
     }
 }

@@ -284,7 +284,7 @@ async fn enabled_connections(
     state: &AppState,
     slug: &str,
 ) -> Result<(orgs::Org, Vec<connections::Connection>), SignInFailure> {
-    let mut tx = state.store.read().await?;
+    let mut tx = state.store.autocommit().await?;
     let org = orgs::by_slug(&mut tx, slug).await?.ok_or_else(|| {
         fail(
             StatusCode::NOT_FOUND,
@@ -348,7 +348,7 @@ async fn connection_of(
             format!("no enabled OIDC connection {id} in org {slug:?}"),
         )
     };
-    let mut tx = state.store.read().await?;
+    let mut tx = state.store.autocommit().await?;
     let org = orgs::by_slug(&mut tx, slug).await?.ok_or_else(missing)?;
     let connection = connections::require(&mut tx, org.id, id)
         .await
@@ -482,7 +482,7 @@ async fn callback(
         tx.commit().await?;
         let pending = pending.ok_or_else(expired)?;
         let (org, connection, settings) = {
-            let mut tx = state.store.read().await?;
+            let mut tx = state.store.autocommit().await?;
             let connection = connections::by_id(&mut tx, pending.connection_id)
                 .await?
                 .ok_or_else(expired)?;

@@ -378,7 +378,7 @@ pub fn verify(
     let sp = ServiceProvider {
         entity_id: Some(endpoints.entity_id.clone()),
         acs_url: Some(endpoints.acs_url.clone()),
-        idp_metadata: idp.metadata,
+        idp_metadata: idp.metadata.clone(),
         allow_idp_initiated: request.is_none(),
         max_clock_skew: skew,
         // IssueInstant may trail by the skew plus a slow user at the IdP's page.

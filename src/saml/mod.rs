@@ -55,7 +55,7 @@ pub fn endpoints(state: &AppState, org_slug: &str) -> acs::Endpoints {
 }
 
 async fn org_by_slug(state: &AppState, slug: &str) -> Result<orgs::Org, SignInFailure> {
-    let mut tx = state.store.read().await?;
+    let mut tx = state.store.autocommit().await?;
     orgs::by_slug(&mut tx, slug).await?.ok_or_else(|| {
         SignInFailure::new(
             StatusCode::NOT_FOUND,
@@ -118,7 +118,7 @@ async fn metadata(
 }
 
 async fn signs_requests(state: &AppState, org: &orgs::Org) -> Result<bool, SignInFailure> {
-    let mut tx = state.store.read().await?;
+    let mut tx = state.store.autocommit().await?;
     Ok(connections::list(&mut tx, org.id).await?.iter().any(|c| {
         c.kind == connections::Kind::Saml
             && Settings::from_value(&c.settings.0).is_ok_and(|s| s.sign_requests)
@@ -144,7 +144,7 @@ async fn saml_connection(
             why,
         )
     };
-    let mut tx = state.store.read().await?;
+    let mut tx = state.store.autocommit().await?;
     let connection = match id {
         Some(id) => connections::by_id(&mut tx, id)
             .await?
@@ -203,7 +203,7 @@ async fn login(
         let sp = samael::service_provider::ServiceProvider {
             entity_id: Some(ends.entity_id.clone()),
             acs_url: Some(ends.acs_url.clone()),
-            idp_metadata: idp.metadata,
+            idp_metadata: idp.metadata.clone(),
             ..Default::default()
         };
         let mut request = sp
@@ -408,7 +408,7 @@ async fn finish(
         tx.commit().await?;
         let taken = taken.filter(|t| t.org_id == org.id).ok_or_else(expired)?;
         let connection = {
-            let mut tx = state.store.read().await?;
+            let mut tx = state.store.autocommit().await?;
             connections::by_id(&mut tx, taken.connection_id)
                 .await?
                 .ok_or_else(|| SignInFailure::misconfigured("the connection was deleted"))?
@@ -478,7 +478,7 @@ async fn consume(
         let Some(relay) = form.relay_state.as_deref().filter(|r| !r.is_empty()) else {
             return Ok(None);
         };
-        let mut tx = state.store.read().await?;
+        let mut tx = state.store.autocommit().await?;
         match saml::request_by_relay(&mut tx, relay).await? {
             Some(r) if r.org_id == org.id => connections::by_id(&mut tx, r.connection_id).await,
             _ => Ok(None),
@@ -506,7 +506,11 @@ async fn consume(
     // while it verifies XML. What must happen once (the request used, the assertion
     // recorded) is a conditional write afterwards, so two racing posts still cannot both
     // pass.
-    let mut read = state.store.read().await.map_err(|e| early(e.into()))?;
+    let mut read = state
+        .store
+        .autocommit()
+        .await
+        .map_err(|e| early(e.into()))?;
     let request = acs::request_for(&mut read, org, form.relay_state.as_deref())
         .await
         .map_err(early)?;
@@ -658,7 +662,7 @@ async fn logout_request(
     use samael::traits::ToXml;
     use std::io::Write;
 
-    let mut tx = state.store.read().await?;
+    let mut tx = state.store.autocommit().await?;
     let Some(connection) = connections::by_id(&mut tx, session.connection_id).await? else {
         return Ok(None);
     };
@@ -669,7 +673,7 @@ async fn logout_request(
         return Ok(None);
     };
     let sp = samael::service_provider::ServiceProvider {
-        idp_metadata: idp.metadata,
+        idp_metadata: idp.metadata.clone(),
         ..Default::default()
     };
     let Some(destination) = sp.slo_binding_location(REDIRECT_BINDING) else {

@@ -35,7 +35,7 @@ pub async fn for_org(
     org_id: i64,
     entity_id: &str,
 ) -> Result<SpKey, SignInFailure> {
-    let mut tx = state.store.read().await?;
+    let mut tx = state.store.autocommit().await?;
     let found = saml::sp_key(&mut tx, org_id).await?;
     drop(tx);
     let (sealed, certificate) = match found {
