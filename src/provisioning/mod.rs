@@ -658,7 +658,14 @@ pub async fn apply(
     };
     let membership_created =
         members::insert_if_absent(tx, org_id, user_id, membership_source).await?;
-    let member = members::require(tx, org_id, user_id).await?;
+    // A membership made just now is in no team yet: one query, not two.
+    let member = if membership_created {
+        members::get_new(tx, org_id, user_id)
+            .await?
+            .ok_or(store::Error::NotFound("member"))?
+    } else {
+        members::require(tx, org_id, user_id).await?
+    };
     if member.status == members::Status::Suspended {
         return Err(Error::Refused(refusal(
             "suspended",

@@ -527,6 +527,16 @@ async fn lists_filter_sort_page_and_project(backend: Backend) {
         ),
         ("startIndex=9&count=2", vec![], 5),
         (
+            "sortBy=userName&sortOrder=descending&startIndex=2&count=2",
+            vec!["dave", "carol"],
+            5,
+        ),
+        (
+            "filter=userName%20sw%20%22b%22%20or%20userName%20sw%20%22d%22&startIndex=2&count=1",
+            vec!["dave"],
+            2,
+        ),
+        (
             "startIndex=9&count=2&filter=userName%20sw%20%22bob%22",
             vec![],
             1,
