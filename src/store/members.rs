@@ -213,37 +213,27 @@ pub(crate) async fn set_admin_source(
 }
 
 pub async fn get(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<Option<Member>> {
-    let sql = concat!(member_select!(), "WHERE m.org_id = $1 AND m.user_id = $2");
-    let row = on!(tx, c => sqlx::query_as::<_, MemberRow>(sql)
-        .bind(org_id)
-        .bind(user_id)
-        .fetch_optional(&mut *c)
-        .await)?;
-    match row {
+    match row(tx, org_id, user_id).await? {
         None => Ok(None),
         Some(row) => Ok(with_teams(tx, org_id, vec![row]).await?.pop()),
     }
 }
 
 /// [`get`] for a membership created in this transaction, which is in no team yet: one
-/// query instead of two (a SCIM create's).
+/// query instead of two (a SCIM create's, a first sign-in's).
 pub async fn get_new(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<Option<Member>> {
+    Ok(row(tx, org_id, user_id)
+        .await?
+        .map(|r| r.into_member(Vec::new())))
+}
+
+async fn row(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<Option<MemberRow>> {
     let sql = concat!(member_select!(), "WHERE m.org_id = $1 AND m.user_id = $2");
-    let row = on!(tx, c => sqlx::query_as::<_, MemberRow>(sql)
+    Ok(on!(tx, c => sqlx::query_as::<_, MemberRow>(sql)
         .bind(org_id)
         .bind(user_id)
         .fetch_optional(&mut *c)
-        .await)?;
-    Ok(row.map(|r| Member {
-        teams: Vec::new(),
-        user: r.user,
-        is_admin: r.is_admin,
-        admin_source: r.admin_source,
-        status: r.status,
-        suspended_by: r.suspended_by,
-        source: r.source,
-        joined_at: r.joined_at,
-    }))
+        .await)?)
 }
 
 /// [`get`] for many users at once (with their teams), in no particular order; users who
@@ -341,17 +331,26 @@ async fn with_teams(tx: &mut Tx, org_id: i64, rows: Vec<MemberRow>) -> Result<Ve
     }
     Ok(rows
         .into_iter()
-        .map(|r| Member {
-            teams: by_user.remove(&r.user.id).unwrap_or_default(),
-            user: r.user,
-            is_admin: r.is_admin,
-            admin_source: r.admin_source,
-            status: r.status,
-            suspended_by: r.suspended_by,
-            source: r.source,
-            joined_at: r.joined_at,
+        .map(|r| {
+            let teams = by_user.remove(&r.user.id).unwrap_or_default();
+            r.into_member(teams)
         })
         .collect())
+}
+
+impl MemberRow {
+    fn into_member(self, teams: Vec<MemberTeam>) -> Member {
+        Member {
+            teams,
+            user: self.user,
+            is_admin: self.is_admin,
+            admin_source: self.admin_source,
+            status: self.status,
+            suspended_by: self.suspended_by,
+            source: self.source,
+            joined_at: self.joined_at,
+        }
+    }
 }
 
 /// How many active admins the org has besides this user.
