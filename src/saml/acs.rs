@@ -30,7 +30,7 @@ use samael::{
 use crate::{browser::SignInFailure, connections::saml::Settings};
 use crate::{
     provisioning::{ExternalIdentity, IdpGroup},
-    store::{connections::Connection, orgs::Org, saml, saml::PendingRequest, Tx},
+    store::{connections::Connection, orgs::Org, saml, saml::PendingRequest, Store, Tx},
 };
 
 /// Larger SAMLResponse fields are refused unread: an Okta response is a few kilobytes.
@@ -280,18 +280,16 @@ fn count_elements(xml: &str, name: &str) -> usize {
 /// Step 3: the request this response answers; `None` when the RelayState names none (an
 /// IdP-initiated sign-in, accepted only where a connection opts in).
 pub async fn request_for(
-    tx: &mut Tx,
+    store: &Store,
     org: &Org,
-    relay_state: Option<&str>,
+    found: Option<PendingRequest>,
 ) -> Result<Option<PendingRequest>, SignInFailure> {
-    let Some(relay_state) = relay_state.filter(|r| !r.is_empty()) else {
-        return Ok(None);
-    };
-    let Some(request) = saml::request_by_relay(tx, relay_state).await? else {
+    let Some(request) = found else {
         return Ok(None);
     };
     if request.org_id != org.id {
-        let started = crate::store::orgs::by_id(tx, request.org_id)
+        let mut tx = store.autocommit().await?;
+        let started = crate::store::orgs::by_id(&mut tx, request.org_id)
             .await?
             .map(|o| o.slug)
             .unwrap_or_else(|| "(deleted)".into());

@@ -473,16 +473,19 @@ async fn consume(
     ),
     (Option<connections::Connection>, SignInFailure),
 > {
-    // Bound: the RelayState names a sign-in of this org that rollcall started.
-    let bound = async {
+    // Read once: the sign-in the RelayState names, and its connection when it is this
+    // org's. Bound: the RelayState names a sign-in of this org that rollcall started.
+    let (found, bound) = async {
         let Some(relay) = form.relay_state.as_deref().filter(|r| !r.is_empty()) else {
-            return Ok(None);
+            return Ok((None, None));
         };
         let mut tx = state.store.autocommit().await?;
-        match saml::request_by_relay(&mut tx, relay).await? {
-            Some(r) if r.org_id == org.id => connections::by_id(&mut tx, r.connection_id).await,
-            _ => Ok(None),
-        }
+        let found = saml::request_by_relay(&mut tx, relay).await?;
+        let bound = match &found {
+            Some(r) if r.org_id == org.id => connections::by_id(&mut tx, r.connection_id).await?,
+            _ => None,
+        };
+        Ok((found, bound))
     }
     .await
     .map_err(|e: store::Error| (None, e.into()))?;
@@ -506,21 +509,21 @@ async fn consume(
     // while it verifies XML. What must happen once (the request used, the assertion
     // recorded) is a conditional write afterwards, so two racing posts still cannot both
     // pass.
-    let mut read = state
-        .store
-        .autocommit()
-        .await
-        .map_err(|e| early(e.into()))?;
-    let request = acs::request_for(&mut read, org, form.relay_state.as_deref())
+    let request = acs::request_for(&state.store, org, found)
         .await
         .map_err(early)?;
     let connection = match &request {
-        Some(request) => connections::by_id(&mut read, request.connection_id)
-            .await
-            .map_err(|e| early(e.into()))?
+        // A request of this org: its connection is the one read with it.
+        Some(_) => bound
+            .clone()
             .ok_or_else(|| early(SignInFailure::misconfigured("the connection was deleted")))?,
         None => {
             let issuer = acs::claimed_issuer(&xml);
+            let mut read = state
+                .store
+                .autocommit()
+                .await
+                .map_err(|e| early(e.into()))?;
             idp_initiated_connection(&mut read, org, issuer.as_deref())
                 .await
                 .map_err(|e| early(e.into()))?
@@ -529,7 +532,6 @@ async fn consume(
     };
     // An IdP-initiated response names its connection by an issuer nobody has verified yet:
     // its failures are audited only once the signature holds.
-    drop(read);
     let unverified = |f: SignInFailure| (bound.clone(), f);
     let with = |f: SignInFailure| (Some(connection.clone()), f);
     if !connection.enabled {
