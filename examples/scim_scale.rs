@@ -35,7 +35,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bench::{record, run, Summary};
+use bench::{record, Summary};
 use server::Server;
 
 use rollcall::store::{self, connections, grants, orgs, scim, scim_tokens, teams, Store};
@@ -89,37 +89,6 @@ impl Client {
         );
         serde_json::from_slice(&bytes).unwrap_or(Value::Null)
     }
-}
-
-/// Runs a phase and records its statements and transactions per request alongside its
-/// latencies (a scrape of `/metrics` before and after; the scrape's own outbox query is
-/// taken off).
-async fn phase<F, Fut>(
-    server: &Server,
-    label: &str,
-    count: usize,
-    concurrency: usize,
-    job: F,
-) -> Summary
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (s0, t0) = server.statements().await;
-    let stats = run(label, count, concurrency, job).await;
-    let (s1, t1) = server.statements().await;
-    let statements = (s1 - s0 - 1.0) / count as f64;
-    let transactions = (t1 - t0 - 1.0) / count as f64;
-    let summary = stats.summary();
-    println!(
-        "{label:<62} {:>7.0}/s   p50 {:>6.2} ms   p99 {:>6.2} ms   {statements:>5.1} statements, {transactions:.1} tx a request",
-        summary.per_s, summary.p50_ms, summary.p99_ms,
-    );
-    let mut figures = summary.json();
-    figures["statements_per_request"] = json!(statements);
-    figures["transactions_per_request"] = json!(transactions);
-    record(label, figures);
-    summary
 }
 
 fn member_patch(op: &str, scim_id: &str) -> Value {
@@ -229,46 +198,48 @@ async fn main() {
     let mut growth = Vec::new();
     for k in 0..10 {
         let c = client.clone();
-        let create = phase(
-            &server,
-            &format!("sync: POST /Users {}–{}", k * step + 1, (k + 1) * step),
-            step,
-            16,
-            move |i| {
-                let c = c.clone();
-                async move {
-                    let name = user_name(k * step + i + 1);
-                    c.send(reqwest::Method::POST, "/Users", Some(new_user(&name)))
-                        .await;
-                }
-            },
-        )
-        .await;
+        let create = server
+            .phase(
+                "request",
+                &format!("sync: POST /Users {}–{}", k * step + 1, (k + 1) * step),
+                step,
+                16,
+                move |i| {
+                    let c = c.clone();
+                    async move {
+                        let name = user_name(k * step + i + 1);
+                        c.send(reqwest::Method::POST, "/Users", Some(new_user(&name)))
+                            .await;
+                    }
+                },
+            )
+            .await;
         let provisioned = (k + 1) * step;
         let c = client.clone();
-        let lookup = phase(
-            &server,
-            &format!("GET /Users?filter=userName eq, at {provisioned}"),
-            n(2000),
-            16,
-            move |i| {
-                let c = c.clone();
-                async move {
-                    let found = c
-                        .send(
-                            reqwest::Method::GET,
-                            &format!(
-                                "/Users?filter=userName%20eq%20%22{}%22",
-                                user_name(i * 7919 % provisioned + 1)
-                            ),
-                            None,
-                        )
-                        .await;
-                    assert_eq!(found["totalResults"], 1);
-                }
-            },
-        )
-        .await;
+        let lookup = server
+            .phase(
+                "request",
+                &format!("GET /Users?filter=userName eq, at {provisioned}"),
+                n(2000),
+                16,
+                move |i| {
+                    let c = c.clone();
+                    async move {
+                        let found = c
+                            .send(
+                                reqwest::Method::GET,
+                                &format!(
+                                    "/Users?filter=userName%20eq%20%22{}%22",
+                                    user_name(i * 7919 % provisioned + 1)
+                                ),
+                                None,
+                            )
+                            .await;
+                        assert_eq!(found["totalResults"], 1);
+                    }
+                },
+            )
+            .await;
         growth.push(Point {
             provisioned,
             create,
@@ -360,27 +331,28 @@ async fn main() {
     ] {
         let c = client.clone();
         let outsiders = outsiders.clone();
-        phase(
-            &server,
-            &format!("PATCH add/remove one member, group of {label}"),
-            n(400),
-            1,
-            move |i| {
-                let c = c.clone();
-                let group = group.clone();
-                let op = if i % 2 == 0 { "add" } else { "remove" };
-                let member = outsiders[(i / 2) % outsiders.len()].clone();
-                async move {
-                    c.send(
-                        reqwest::Method::PATCH,
-                        &format!("/Groups/{group}"),
-                        Some(member_patch(op, &member)),
-                    )
-                    .await;
-                }
-            },
-        )
-        .await;
+        server
+            .phase(
+                "request",
+                &format!("PATCH add/remove one member, group of {label}"),
+                n(400),
+                1,
+                move |i| {
+                    let c = c.clone();
+                    let group = group.clone();
+                    let op = if i % 2 == 0 { "add" } else { "remove" };
+                    let member = outsiders[(i / 2) % outsiders.len()].clone();
+                    async move {
+                        c.send(
+                            reqwest::Method::PATCH,
+                            &format!("/Groups/{group}"),
+                            Some(member_patch(op, &member)),
+                        )
+                        .await;
+                    }
+                },
+            )
+            .await;
     }
 
     type PathFor = Box<dyn Fn(usize) -> String + Send + Sync>;
@@ -422,55 +394,58 @@ async fn main() {
     for index in 0..lookups.len() {
         let c = client.clone();
         let l = lookups.clone();
-        phase(&server, lookups[index].0, n(2000), 8, move |i| {
-            let c = c.clone();
-            let path = (l[index].1)(i);
-            async move {
-                c.send(reqwest::Method::GET, &path, None).await;
-            }
-        })
-        .await;
+        server
+            .phase("request", lookups[index].0, n(2000), 8, move |i| {
+                let c = c.clone();
+                let path = (l[index].1)(i);
+                async move {
+                    c.send(reqwest::Method::GET, &path, None).await;
+                }
+            })
+            .await;
     }
 
     // As limits.sh measures the database alone: 16 clients.
     let c = client.clone();
-    let lookups_16 = phase(
-        &server,
-        "GET /Users?filter=userName eq, 16 clients",
-        n(4000),
-        16,
-        move |i| {
-            let c = c.clone();
-            async move {
-                c.send(
-                    reqwest::Method::GET,
-                    &format!(
-                        "/Users?filter=userName%20eq%20%22{}%22",
-                        user_name(i * 7919 % users + 1)
-                    ),
-                    None,
-                )
-                .await;
-            }
-        },
-    )
-    .await;
-    let c = client.clone();
-    let creates_16 = phase(
-        &server,
-        "POST /Users (account, membership, audit), 16 clients",
-        n(2000),
-        16,
-        move |i| {
-            let c = c.clone();
-            async move {
-                let name = format!("new{i}@scale.test");
-                c.send(reqwest::Method::POST, "/Users", Some(new_user(&name)))
+    let lookups_16 = server
+        .phase(
+            "request",
+            "GET /Users?filter=userName eq, 16 clients",
+            n(4000),
+            16,
+            move |i| {
+                let c = c.clone();
+                async move {
+                    c.send(
+                        reqwest::Method::GET,
+                        &format!(
+                            "/Users?filter=userName%20eq%20%22{}%22",
+                            user_name(i * 7919 % users + 1)
+                        ),
+                        None,
+                    )
                     .await;
-            }
-        },
-    )
-    .await;
+                }
+            },
+        )
+        .await;
+    let c = client.clone();
+    let creates_16 = server
+        .phase(
+            "request",
+            "POST /Users (account, membership, audit), 16 clients",
+            n(2000),
+            16,
+            move |i| {
+                let c = c.clone();
+                async move {
+                    let name = format!("new{i}@scale.test");
+                    c.send(reqwest::Method::POST, "/Users", Some(new_user(&name)))
+                        .await;
+                }
+            },
+        )
+        .await;
 
     // Renaming the mapped group re-applies every member's teams: here each loses the team
     // the old name mapped to.
@@ -510,24 +485,25 @@ async fn main() {
         base: format!("{}/scim/v2/scale", limited_server.origin),
         ..client.clone()
     };
-    phase(
-        &limited_server,
-        "GET /Users?filter=userName eq, with the rate limit counted",
-        n(2000),
-        8,
-        move |i| {
-            let c = limited.clone();
-            async move {
-                c.send(
-                    reqwest::Method::GET,
-                    &format!("/Users?filter=userName%20eq%20%22{}%22", user_name(i + 1)),
-                    None,
-                )
-                .await;
-            }
-        },
-    )
-    .await;
+    limited_server
+        .phase(
+            "request",
+            "GET /Users?filter=userName eq, with the rate limit counted",
+            n(2000),
+            8,
+            move |i| {
+                let c = limited.clone();
+                async move {
+                    c.send(
+                        reqwest::Method::GET,
+                        &format!("/Users?filter=userName%20eq%20%22{}%22", user_name(i + 1)),
+                        None,
+                    )
+                    .await;
+                }
+            },
+        )
+        .await;
     drop(limited_server);
     let (rss, peak) = server.memory();
     println!("server memory: idle {idle_rss:.1} MiB, peak through the sync {sync_peak:.1} MiB, peak overall {peak:.1} MiB, now {rss:.1} MiB");

@@ -27,7 +27,7 @@ use std::{
 };
 
 use base64::Engine;
-use bench::{record, run};
+use bench::record;
 use chrono::{SecondsFormat, Utc};
 use rollcall::store::{connections, grants, orgs, teams, Store};
 use samael::{
@@ -299,55 +299,43 @@ async fn main() {
         "repeat sign-in",
     ] {
         let prepared = Arc::new(prepare_all(&origin, conn.id, n).await);
-        let (s0, t0) = server.statements().await;
         let p = prepared.clone();
         let o = origin.clone();
-        let stats = run(&format!("SAML {phase}: ACS and finish"), n, 8, move |i| {
-            let p = p.clone();
-            let o = o.clone();
-            async move {
-                let one = &p[i];
-                let encoded = base64::engine::general_purpose::STANDARD.encode(&one.xml);
-                let r = one
-                    .browser
-                    .post(format!("{o}/saml/{ORG}/acs"))
-                    .form(&[
-                        ("SAMLResponse", encoded.as_str()),
-                        ("RelayState", &one.relay),
-                    ])
-                    .send()
-                    .await
-                    .unwrap();
-                let status = r.status();
-                let next = r
-                    .headers()
-                    .get("location")
-                    .and_then(|l| l.to_str().ok())
-                    .unwrap_or_default()
-                    .to_string();
-                assert!(
-                    status == 303 && next.starts_with(&format!("/saml/{ORG}/finish?")),
-                    "ACS: {status} {next} {}",
-                    r.text().await.unwrap_or_default()
-                );
-                let r = one.browser.get(format!("{o}{next}")).send().await.unwrap();
-                assert_eq!(r.status(), 303, "finish");
-                assert_eq!(r.headers()["location"], "/welcome");
-            }
-        })
-        .await;
-        let (s1, t1) = server.statements().await;
-        let summary = stats.summary();
-        let statements = (s1 - s0 - 1.0) / n as f64;
-        let transactions = (t1 - t0 - 1.0) / n as f64;
-        println!(
-            "SAML {phase:<44} {:>7.0}/s   p50 {:>6.2} ms   p99 {:>6.2} ms   {statements:.1} statements, {transactions:.1} tx",
-            summary.per_s, summary.p50_ms, summary.p99_ms
-        );
-        let mut figures = summary.json();
-        figures["statements_per_sign_in"] = json!(statements);
-        figures["transactions_per_sign_in"] = json!(transactions);
-        record(&format!("SAML {phase}"), figures);
+        let summary = server
+            .phase("sign_in", &format!("SAML {phase}"), n, 8, move |i| {
+                let p = p.clone();
+                let o = o.clone();
+                async move {
+                    let one = &p[i];
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(&one.xml);
+                    let r = one
+                        .browser
+                        .post(format!("{o}/saml/{ORG}/acs"))
+                        .form(&[
+                            ("SAMLResponse", encoded.as_str()),
+                            ("RelayState", &one.relay),
+                        ])
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status();
+                    let next = r
+                        .headers()
+                        .get("location")
+                        .and_then(|l| l.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    assert!(
+                        status == 303 && next.starts_with(&format!("/saml/{ORG}/finish?")),
+                        "ACS: {status} {next} {}",
+                        r.text().await.unwrap_or_default()
+                    );
+                    let r = one.browser.get(format!("{o}{next}")).send().await.unwrap();
+                    assert_eq!(r.status(), 303, "finish");
+                    assert_eq!(r.headers()["location"], "/welcome");
+                }
+            })
+            .await;
         phases.push(summary);
     }
 

@@ -10,6 +10,9 @@ use std::{
 };
 
 use rollcall::config::Config;
+use serde_json::json;
+
+use crate::bench::{record, run, Summary};
 
 pub const METRICS_TOKEN: &str = "bench-metrics-token-of-at-least-32-characters";
 
@@ -133,5 +136,37 @@ impl Server {
             value("rollcall_db_statements_total "),
             value("rollcall_db_transactions_total "),
         )
+    }
+
+    /// Runs a phase of `count` jobs (each one `unit`: a request, a sign-in) and records its
+    /// statements and transactions per job alongside its latencies, from a scrape of
+    /// `/metrics` before and after (the scrape's own outbox query taken off).
+    pub async fn phase<F, Fut>(
+        &self,
+        unit: &str,
+        label: &str,
+        count: usize,
+        concurrency: usize,
+        job: F,
+    ) -> Summary
+    where
+        F: Fn(usize) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (s0, t0) = self.statements().await;
+        let stats = run(label, count, concurrency, job).await;
+        let (s1, t1) = self.statements().await;
+        let statements = (s1 - s0 - 1.0) / count as f64;
+        let transactions = (t1 - t0 - 1.0) / count as f64;
+        let summary = stats.summary();
+        println!(
+            "{label:<62} {:>7.0}/s   p50 {:>6.2} ms   p99 {:>6.2} ms   {statements:>5.1} statements, {transactions:.1} tx a {unit}",
+            summary.per_s, summary.p50_ms, summary.p99_ms,
+        );
+        let mut figures = summary.json();
+        figures[format!("statements_per_{unit}")] = json!(statements);
+        figures[format!("transactions_per_{unit}")] = json!(transactions);
+        record(label, figures);
+        summary
     }
 }

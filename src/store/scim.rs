@@ -260,18 +260,16 @@ pub async fn user_links(tx: &mut Tx, org_id: i64, ids: &[i64]) -> Result<Vec<Use
     let mut links = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(1000) {
         let sql = format!(
-            "SELECT id, user_id FROM scim_users WHERE org_id = $1 AND id IN ({}) ORDER BY id",
-            (2..chunk.len() + 2)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "SELECT id, user_id FROM scim_users WHERE id IN ({}) AND org_id = ${} ORDER BY id",
+            placeholders(chunk.len()),
+            chunk.len() + 1
         );
         let rows = on!(tx, c => {
-            let mut q = sqlx::query_as::<_, UserLink>(&sql).bind(org_id);
+            let mut q = sqlx::query_as::<_, UserLink>(&sql);
             for id in chunk {
                 q = q.bind(*id);
             }
-            q.fetch_all(&mut *c).await
+            q.bind(org_id).fetch_all(&mut *c).await
         })?;
         links.extend(rows);
     }
