@@ -104,6 +104,10 @@ impl Error {
     }
 }
 
+/// A PostgreSQL connection idle this long is pinged before it is handed out; under load none
+/// is, and the first statement is the request's own.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 /// Seconds a client is told to wait when the database is unavailable.
 pub const RETRY_AFTER_SECONDS: u64 = 5;
 
@@ -380,6 +384,19 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(20)
                 .acquire_timeout(Duration::from_secs(10))
+                // sqlx pings every idle connection it hands out: a round trip before each
+                // request's first statement (two for a SCIM request, whose token is checked
+                // on a connection of its own). Only a connection that sat idle long enough
+                // for the server to have gone away in between is pinged.
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_IDLE_AFTER {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(options)
                 .await?;
             Ok(Store::Postgres(pool))
@@ -394,6 +411,9 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))
+                // A connection to a file cannot go away underneath: the ping sqlx sends
+                // before handing one out is only a round trip to its worker thread.
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
             Ok(Store::Sqlite(pool))
@@ -584,6 +604,18 @@ mod tests {
     #[test]
     fn like_patterns_match_literally() {
         assert_eq!(like_pattern("a_b%c\\"), "%a\\_b\\%c\\\\%");
+    }
+
+    /// A ping before each hand-out was a round trip to the connection's worker thread per
+    /// request (two for SCIM's); a file connection cannot go stale, so none is sent.
+    #[tokio::test]
+    async fn sqlite_connections_are_handed_out_without_a_ping() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("x.db").display());
+        let Store::Sqlite(pool) = Store::connect(&url).await.unwrap() else {
+            unreachable!("a SQLite URL")
+        };
+        assert!(!pool.options().get_test_before_acquire());
     }
 
     #[tokio::test]

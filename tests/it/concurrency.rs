@@ -3,7 +3,8 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use rollcall::store::{members, orgs};
+use rollcall::store::{members, orgs, Store};
+use sqlx::Connection;
 
 use crate::harness::{Backend, TestApp};
 
@@ -90,6 +91,58 @@ crate::backend_tests!(
     concurrent_group_patches_never_fail,
     a_database_outage_is_a_503_in_every_shape,
 );
+
+/// A pooled PostgreSQL connection whose server process went away while it sat idle (a
+/// restart, a proxy's idle cut) is found out and replaced before a request gets it: the
+/// pool no longer pings every connection it hands out, only those idle a while.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_dropped_while_idle_are_replaced() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    assert_eq!(
+        app.get("/api/v1/me", &admin.token).await.status,
+        StatusCode::OK
+    );
+    let Store::Postgres(pool) = &app.store else {
+        unreachable!("a PostgreSQL backend")
+    };
+    // Every connection the pool holds, each asked for its server process.
+    let mut held = Vec::new();
+    for _ in 0..pool.size() {
+        held.push(pool.acquire().await.unwrap());
+    }
+    let mut pids = Vec::new();
+    for conn in &mut held {
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        pids.push(pid);
+    }
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let Backend::Postgres(admin_url) = &backend else {
+        unreachable!()
+    };
+    let mut other = sqlx::PgConnection::connect(admin_url).await.unwrap();
+    for pid in &pids {
+        let ended: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+        assert!(ended, "process {pid}");
+    }
+    other.close().await.unwrap();
+    for _ in 0..3 {
+        let r = app.get("/api/v1/me", &admin.token).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    }
+    app.stop().await;
+}
 
 async fn scim_setup(app: &TestApp) -> (crate::harness::Person, String) {
     let admin = app.bootstrap("acme", "admin@acme.test").await;
