@@ -16,6 +16,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod affinity;
 pub mod browser;
 pub mod config;
 pub mod connections;

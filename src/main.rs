@@ -77,8 +77,7 @@ enum DomainCommand {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     rollcall::install_crypto_provider();
     let cli = Cli::parse();
     let config = match Config::load(cli.config.as_deref()) {
@@ -89,7 +88,28 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(&config.log);
-    match run(cli.command, config).await {
+    // Before the runtime exists, so that its threads and the SQLite connections' threads
+    // inherit the pin (rollcall::affinity says why).
+    if matches!(cli.command, Command::Serve)
+        && config.sqlite_one_cpu
+        && config.database_url.starts_with("sqlite:")
+    {
+        match rollcall::affinity::pin_to_one_cpu() {
+            Some(cpu) => tracing::info!(cpu, "SQLite: the server runs on one CPU (sqlite_one_cpu)"),
+            None => tracing::warn!("SQLite: could not keep the server on one CPU"),
+        }
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("rollcall: could not start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");

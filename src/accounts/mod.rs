@@ -42,12 +42,16 @@ pub fn check_policy(password: &str, email: &str, name: Option<&str>) -> Result<(
 }
 
 /// An argon2id hash in PHC form, with a fresh salt. Argon2 is deliberately slow, so it runs
-/// on the blocking pool: a burst of sign-ins must not stall the async workers.
+/// on the blocking pool, on any CPU (a server pinned for SQLite included): a burst of
+/// sign-ins must not stall the async workers.
 pub async fn hash(password: &str) -> String {
     let password = password.to_string();
-    tokio::task::spawn_blocking(move || hash_now(&password))
-        .await
-        .expect("argon2 hashing does not panic")
+    tokio::task::spawn_blocking(move || {
+        crate::affinity::widen_current_thread();
+        hash_now(&password)
+    })
+    .await
+    .expect("argon2 hashing does not panic")
 }
 
 fn hash_now(password: &str) -> String {
@@ -60,9 +64,12 @@ fn hash_now(password: &str) -> String {
 
 /// Whether `password` matches the stored hash, checked on the blocking pool.
 pub async fn verify(stored: String, password: String) -> bool {
-    tokio::task::spawn_blocking(move || verify_now(&stored, &password))
-        .await
-        .expect("argon2 verification does not panic")
+    tokio::task::spawn_blocking(move || {
+        crate::affinity::widen_current_thread();
+        verify_now(&stored, &password)
+    })
+    .await
+    .expect("argon2 verification does not panic")
 }
 
 fn verify_now(stored: &str, password: &str) -> bool {

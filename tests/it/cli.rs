@@ -301,7 +301,103 @@ async fn backup_copies_a_database_in_use(backend: Backend) {
     app.stop().await;
 }
 
+/// How many CPUs each thread of process `pid` may run on (Linux' /proc).
+fn cpus_of_threads(pid: u32) -> Vec<(String, usize)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|task| {
+            let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+            let field = |name: &str| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(str::trim)
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            (field("Name:"), cpu_count(&field("Cpus_allowed_list:")))
+        })
+        .collect()
+}
+
+/// CPUs in a list such as `0-3,6`.
+fn cpu_count(list: &str) -> usize {
+    list.split(',')
+        .filter(|part| !part.is_empty())
+        .map(|part| match part.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+            None => 1,
+        })
+        .sum()
+}
+
+/// `rollcall serve` on SQLite keeps its threads on one CPU (`sqlite_one_cpu`, on by
+/// default), all but the one that hashes a password; on PostgreSQL, or with the setting
+/// off, every thread may run where the process was started.
+async fn a_sqlite_server_runs_on_one_cpu(backend: Backend) {
+    let db = TestDb::new(&backend).await;
+    let given = cpu_count(
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap()
+            .trim(),
+    );
+    let sqlite = matches!(backend, Backend::Sqlite);
+    for (setting, pinned) in [("true", sqlite), ("false", false)] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::harness::free_port();
+        let mut child = rollcall(&db)
+            .current_dir(dir.path())
+            .arg("serve")
+            .env("ROLLCALL_LISTEN", format!("127.0.0.1:{port}"))
+            .env(
+                "ROLLCALL_PUBLIC_BASE_URL",
+                format!("http://127.0.0.1:{port}"),
+            )
+            .env("ROLLCALL_SQLITE_ONE_CPU", setting)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut said_pinned = false;
+        for line in stdout.lines().map_while(Result::ok) {
+            said_pinned |= line.contains("the server runs on one CPU");
+            if line.contains("rollcall listening") {
+                break;
+            }
+        }
+        assert_eq!(said_pinned, pinned, "sqlite_one_cpu = {setting}");
+        // A password sign-in (of no one: the decoy hash is checked all the same).
+        let browser = crate::harness::Browser::at(&format!("127.0.0.1:{port}"));
+        let r = browser
+            .sign_in("nobody@acme.test", "tangerine-viaduct-41-mollusc")
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+        assert!(r.body.contains("do not match an account"), "{}", r.body);
+        let threads = cpus_of_threads(child.id());
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().unwrap();
+        // The main thread, a runtime worker and each connection's thread at least.
+        assert!(threads.len() >= 3, "{threads:?}");
+        let on_one = threads.iter().filter(|(_, n)| *n == 1).count();
+        let on_all = threads.iter().filter(|(_, n)| *n == given).count();
+        if pinned {
+            // Only the blocking-pool thread that hashed may run anywhere.
+            assert!(on_one >= threads.len() - 1, "{threads:?}");
+            assert!(on_all >= 1, "the hashing thread: {threads:?}");
+        } else {
+            assert_eq!(on_all, threads.len(), "{threads:?}");
+        }
+    }
+}
+
 crate::backend_tests!(
+    a_sqlite_server_runs_on_one_cpu,
     migrate_bootstrap_serve_and_stop,
     configuration_errors_are_reported,
     backup_copies_a_database_in_use,
