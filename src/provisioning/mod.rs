@@ -656,15 +656,11 @@ pub async fn apply(
     } else {
         via.member_source()
     };
-    let membership_created =
-        members::insert_if_absent(tx, org_id, user_id, membership_source).await?;
-    // A membership made just now is in no team yet: one query, not two.
-    let member = if membership_created {
-        members::get_new(tx, org_id, user_id)
-            .await?
-            .ok_or(store::Error::NotFound("member"))?
-    } else {
-        members::require(tx, org_id, user_id).await?
+    let created = members::insert_if_absent(tx, org_id, user_id, membership_source).await?;
+    let membership_created = created.is_some();
+    let member = match created {
+        Some(member) => member,
+        None => members::require(tx, org_id, user_id).await?,
     };
     if member.status == members::Status::Suspended {
         return Err(Error::Refused(refusal(
@@ -874,7 +870,9 @@ pub async fn accept_invitation(
     }
     let org_id = invitation.org_id;
     let membership_created =
-        members::insert_if_absent(tx, org_id, user.id, members::Source::Invitation).await?;
+        members::insert_if_absent(tx, org_id, user.id, members::Source::Invitation)
+            .await?
+            .is_some();
     if invitation.is_admin {
         members::set_admin_source(tx, org_id, user.id, Some(members::AdminSource::Manual)).await?;
     }

@@ -185,14 +185,14 @@ async fn sync_with(tx: &mut Tx, pushed: &Pushed, rules: &Rules) -> Result<PushOu
     let matched = match_loaded(rules, &identity, email.as_deref(), domain_verified);
 
     let (org_id, user_id) = (pushed.org_id, pushed.user_id);
-    let mut membership_created = false;
-    if pushed.active.is_some() {
-        membership_created = members::insert_if_absent(tx, org_id, user_id, Source::Scim).await?;
-    }
-    let member = if membership_created {
-        members::get_new(tx, org_id, user_id).await?
-    } else {
-        members::get(tx, org_id, user_id).await?
+    let created = match pushed.active {
+        Some(_) => members::insert_if_absent(tx, org_id, user_id, Source::Scim).await?,
+        None => None,
+    };
+    let membership_created = created.is_some();
+    let member = match created {
+        Some(member) => Some(member),
+        None => members::get(tx, org_id, user_id).await?,
     };
     let Some(mut member) = member else {
         return Ok(PushOutcome {

@@ -483,28 +483,22 @@ pub async fn create(
 ) -> Result<Response, ScimError> {
     let parsed = parse(&body)?;
     let org_id = client.org.id;
+    let user_name = &parsed.fields.user_name;
     let mut tx = state.store.begin().await?;
-    // The userName first: re-posting a User the org already has (Okta's "recreate user",
-    // Entra's retry after a timeout) is a uniqueness conflict whatever its email says.
-    if let Some(existing) = stored::user_by_name(&mut tx, org_id, &parsed.fields.user_name).await? {
-        return Err(ScimError::new(
-            StatusCode::CONFLICT,
-            Some("uniqueness"),
-            format!(
-                "a User with userName {:?} already exists in this organization (id {})",
-                existing.user_name, existing.scim_id
-            ),
-        ));
-    }
-    let (user_id, created_user, profile_outcome) = match &parsed.email {
-        Some(email) => {
-            let (id, created, outcome) =
-                link(&mut tx, org_id, client.token.connection_id, &parsed, email).await?;
-            (Some(id), created, outcome)
-        }
-        None => (None, false, None),
+    let linked = match &parsed.email {
+        Some(email) => link(&mut tx, org_id, client.token.connection_id, &parsed, email)
+            .await
+            .map(|(id, created, outcome)| (Some(id), created, outcome)),
+        None => Ok((None, false, None)),
     };
-    let user = stored::insert_user(
+    let (user_id, created_user, profile_outcome) = match linked {
+        Ok(linked) => linked,
+        Err(err) => {
+            drop(tx);
+            return Err(name_taken(&state, org_id, user_name).await?.unwrap_or(err));
+        }
+    };
+    let inserted = stored::insert_user(
         &mut tx,
         org_id,
         client.token.connection_id,
@@ -512,7 +506,16 @@ pub async fn create(
         created_user,
         &parsed.fields,
     )
-    .await?;
+    .await;
+    let user = match inserted {
+        Ok(user) => user,
+        Err(err) => {
+            drop(tx);
+            return Err(name_taken(&state, org_id, user_name)
+                .await?
+                .unwrap_or_else(|| err.into()));
+        }
+    };
     let outcome = sync_member(&mut tx, &user, parsed.email.clone(), true).await?;
     // Just created: in no group yet.
     let body = render(&base_url(&state, &client), &user, &[]);
@@ -525,6 +528,30 @@ pub async fn create(
     .await?;
     tx.commit().await?;
     Ok(resource_response(StatusCode::CREATED, body, user.version))
+}
+
+/// Re-posting a User the org already has (Okta's "recreate user", Entra's retry after a
+/// timeout) is a uniqueness conflict naming that User, whatever else its email would have
+/// met. Looked for only once a create failed (the unique index is what refuses it), on a
+/// connection of its own: on PostgreSQL the failed transaction takes no more statements.
+async fn name_taken(
+    state: &AppState,
+    org_id: i64,
+    user_name: &str,
+) -> Result<Option<ScimError>, ScimError> {
+    let mut tx = state.store.autocommit().await?;
+    Ok(stored::user_by_name(&mut tx, org_id, user_name)
+        .await?
+        .map(|existing| {
+            ScimError::new(
+                StatusCode::CONFLICT,
+                Some("uniqueness"),
+                format!(
+                    "a User with userName {:?} already exists in this organization (id {})",
+                    existing.user_name, existing.scim_id
+                ),
+            )
+        }))
 }
 
 /// Lets the core make the membership follow the User, when the User is someone yet.

@@ -167,27 +167,35 @@ pub async fn add(
     Ok(())
 }
 
-/// Creates an active, non-admin membership unless one exists. Returns whether it created
-/// one: concurrent first logins create exactly one.
+/// Creates an active, non-admin membership unless one exists, and returns it (in no team
+/// yet); `None` when there was one: concurrent first logins create exactly one. One
+/// statement: the membership and the person come back with the write (a SCIM create's and
+/// a first sign-in's).
 pub async fn insert_if_absent(
     tx: &mut Tx,
     org_id: i64,
     user_id: i64,
     source: Source,
-) -> Result<bool> {
+) -> Result<Option<Member>> {
     let now = now();
-    let n = on!(tx, c => sqlx::query(
+    let row = on!(tx, c => sqlx::query_as::<_, MemberRow>(
         "INSERT INTO memberships (org_id, user_id, is_admin, status, source, created_at, updated_at) \
-         VALUES ($1, $2, FALSE, 'active', $3, $4, $4) ON CONFLICT (org_id, user_id) DO NOTHING",
+         VALUES ($1, $2, FALSE, 'active', $3, $4, $4) ON CONFLICT (org_id, user_id) DO NOTHING \
+         RETURNING user_id AS id, \
+         (SELECT u.email FROM users u WHERE u.id = $2) AS email, \
+         (SELECT u.display_name FROM users u WHERE u.id = $2) AS display_name, \
+         (SELECT u.given_name FROM users u WHERE u.id = $2) AS given_name, \
+         (SELECT u.family_name FROM users u WHERE u.id = $2) AS family_name, \
+         (SELECT u.created_at FROM users u WHERE u.id = $2) AS created_at, \
+         is_admin, admin_source, status, suspended_by, source, created_at AS joined_at",
     )
     .bind(org_id)
     .bind(user_id)
     .bind(source.as_str())
     .bind(now)
-    .execute(&mut *c)
-    .await
-    .map(|r| r.rows_affected()))?;
-    Ok(n == 1)
+    .fetch_optional(&mut *c)
+    .await)?;
+    Ok(row.map(|r| r.into_member(Vec::new())))
 }
 
 /// Sets the admin flag from its source: `Some(_)` makes admin, `None` not. The caller
@@ -217,14 +225,6 @@ pub async fn get(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<Option<Member
         None => Ok(None),
         Some(row) => Ok(with_teams(tx, org_id, vec![row]).await?.pop()),
     }
-}
-
-/// [`get`] for a membership created in this transaction, which is in no team yet: one
-/// query instead of two (a SCIM create's, a first sign-in's).
-pub async fn get_new(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<Option<Member>> {
-    Ok(row(tx, org_id, user_id)
-        .await?
-        .map(|r| r.into_member(Vec::new())))
 }
 
 async fn row(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<Option<MemberRow>> {

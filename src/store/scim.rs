@@ -78,12 +78,74 @@ pub struct UserGroup {
     pub external_id: Option<String>,
 }
 
-const USER_COLUMNS: &str = "r.id, r.scim_id, r.org_id, r.connection_id, r.user_id, r.created_user, r.user_name, \
-     r.external_id, r.display_name, r.given_name, r.family_name, r.active, r.attributes, r.version, \
-     r.created_at, r.updated_at";
-const GROUP_COLUMNS: &str =
-    "r.id, r.scim_id, r.org_id, r.connection_id, r.display_name, r.external_id, r.version, \
-     r.created_at, r.updated_at";
+/// A User's columns, each behind `$p` (a table alias, or nothing for RETURNING).
+macro_rules! user_columns {
+    ($p:literal) => {
+        concat!(
+            $p,
+            "id, ",
+            $p,
+            "scim_id, ",
+            $p,
+            "org_id, ",
+            $p,
+            "connection_id, ",
+            $p,
+            "user_id, ",
+            $p,
+            "created_user, ",
+            $p,
+            "user_name, ",
+            $p,
+            "external_id, ",
+            $p,
+            "display_name, ",
+            $p,
+            "given_name, ",
+            $p,
+            "family_name, ",
+            $p,
+            "active, ",
+            $p,
+            "attributes, ",
+            $p,
+            "version, ",
+            $p,
+            "created_at, ",
+            $p,
+            "updated_at"
+        )
+    };
+}
+
+/// A Group's columns, as [`user_columns`].
+macro_rules! group_columns {
+    ($p:literal) => {
+        concat!(
+            $p,
+            "id, ",
+            $p,
+            "scim_id, ",
+            $p,
+            "org_id, ",
+            $p,
+            "connection_id, ",
+            $p,
+            "display_name, ",
+            $p,
+            "external_id, ",
+            $p,
+            "version, ",
+            $p,
+            "created_at, ",
+            $p,
+            "updated_at"
+        )
+    };
+}
+
+const USER_COLUMNS: &str = user_columns!("r.");
+const GROUP_COLUMNS: &str = group_columns!("r.");
 
 const USER_NAME_TAKEN: &str = "a User with this userName already exists in this organization";
 
@@ -133,12 +195,14 @@ pub async fn insert_user(
     fields: &UserFields,
 ) -> Result<ScimUser> {
     let now = now();
-    let id: i64 = on!(tx, c => sqlx::query_scalar(
+    // The row comes back with the write: no second statement to read it.
+    let user = on!(tx, c => sqlx::query_as::<_, ScimUser>(concat!(
         "INSERT INTO scim_users (org_id, connection_id, user_id, created_user, user_name, user_name_normalized, \
          external_id, display_name, given_name, family_name, active, attributes, version, created_at, updated_at, \
          scim_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13, $14) RETURNING id",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $13, $14) RETURNING ",
+        user_columns!("")
+    ))
     .bind(org_id)
     .bind(connection_id)
     .bind(user_id)
@@ -164,9 +228,7 @@ pub async fn insert_user(
         }
         _ => on_unique("uniqueness", USER_NAME_TAKEN)(e),
     })?;
-    get_user(tx, org_id, id)
-        .await?
-        .ok_or(Error::NotFound("User"))
+    Ok(user)
 }
 
 /// ` FOR UPDATE` on PostgreSQL when a write is to follow: the row stays as read until the
@@ -283,11 +345,12 @@ pub async fn update_user(
     id: i64,
     fields: &UserFields,
 ) -> Result<ScimUser> {
-    let n = on!(tx, c => sqlx::query(
+    let user = on!(tx, c => sqlx::query_as::<_, ScimUser>(concat!(
         "UPDATE scim_users SET user_name = $3, user_name_normalized = $4, external_id = $5, display_name = $6, \
          given_name = $7, family_name = $8, active = $9, attributes = $10, version = version + 1, updated_at = $11 \
-         WHERE org_id = $1 AND id = $2",
-    )
+         WHERE org_id = $1 AND id = $2 RETURNING ",
+        user_columns!("")
+    ))
     .bind(org_id)
     .bind(id)
     .bind(&fields.user_name)
@@ -299,16 +362,10 @@ pub async fn update_user(
     .bind(fields.active)
     .bind(Json(&fields.attributes))
     .bind(now())
-    .execute(&mut *c)
-    .await
-    .map(|r| r.rows_affected()))
+    .fetch_optional(&mut *c)
+    .await)
     .map_err(on_unique("uniqueness", USER_NAME_TAKEN))?;
-    if n == 0 {
-        return Err(Error::NotFound("User"));
-    }
-    get_user(tx, org_id, id)
-        .await?
-        .ok_or(Error::NotFound("User"))
+    user.ok_or(Error::NotFound("User"))
 }
 
 /// Links a User pushed without an email to the account found or made once one arrived.
@@ -520,10 +577,11 @@ pub async fn insert_group(
     external_id: Option<&str>,
 ) -> Result<ScimGroup> {
     let now = now();
-    let id: i64 = on!(tx, c => sqlx::query_scalar(
+    let group = on!(tx, c => sqlx::query_as::<_, ScimGroup>(concat!(
         "INSERT INTO scim_groups (org_id, connection_id, display_name, display_name_normalized, external_id, \
-         version, created_at, updated_at, scim_id) VALUES ($1, $2, $3, $4, $5, 1, $6, $6, $7) RETURNING id",
-    )
+         version, created_at, updated_at, scim_id) VALUES ($1, $2, $3, $4, $5, 1, $6, $6, $7) RETURNING ",
+        group_columns!("")
+    ))
     .bind(org_id)
     .bind(connection_id)
     .bind(display_name)
@@ -534,9 +592,7 @@ pub async fn insert_group(
     .fetch_one(&mut *c)
     .await)
     .map_err(on_unique("uniqueness", "a Group with this displayName already exists in this organization"))?;
-    get_group(tx, org_id, id)
-        .await?
-        .ok_or(Error::NotFound("Group"))
+    Ok(group)
 }
 
 /// A Group of the org by its SCIM id; `lock` before writing it (see [`for_update`]).
@@ -575,29 +631,24 @@ pub async fn update_group(
     display_name: &str,
     external_id: Option<&str>,
 ) -> Result<ScimGroup> {
-    let n = on!(tx, c => sqlx::query(
+    let group = on!(tx, c => sqlx::query_as::<_, ScimGroup>(concat!(
         "UPDATE scim_groups SET display_name = $3, display_name_normalized = $4, external_id = $5, \
-         version = version + 1, updated_at = $6 WHERE org_id = $1 AND id = $2",
-    )
+         version = version + 1, updated_at = $6 WHERE org_id = $1 AND id = $2 RETURNING ",
+        group_columns!("")
+    ))
     .bind(org_id)
     .bind(id)
     .bind(display_name)
     .bind(display_name.to_lowercase())
     .bind(external_id)
     .bind(now())
-    .execute(&mut *c)
-    .await
-    .map(|r| r.rows_affected()))
+    .fetch_optional(&mut *c)
+    .await)
     .map_err(on_unique(
         "uniqueness",
         "a Group with this displayName already exists in this organization",
     ))?;
-    if n == 0 {
-        return Err(Error::NotFound("Group"));
-    }
-    get_group(tx, org_id, id)
-        .await?
-        .ok_or(Error::NotFound("Group"))
+    group.ok_or(Error::NotFound("Group"))
 }
 
 pub async fn delete_group(tx: &mut Tx, org_id: i64, id: i64) -> Result<()> {

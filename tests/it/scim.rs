@@ -18,7 +18,84 @@ crate::backend_tests!(
     a_busy_token_is_told_when_to_retry,
     bulk_links_operations_by_bulk_id,
     mappings_made_later_apply_to_pushed_groups_at_once,
+    what_okta_and_entra_repeat_costs_few_statements,
 );
+
+/// Runs one request through the real router in this task, and says how many statements it
+/// sent (`store::counting` sees only its own task's; the test server's would be lost).
+async fn statements_of(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, u64) {
+    use tower::ServiceExt;
+    let state = rollcall::state::AppState::new(app.store.clone(), app.config.clone()).unwrap();
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/scim+json")
+        .body(axum::body::Body::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        ))
+        .unwrap();
+    let (response, statements) =
+        rollcall::store::counting(rollcall::server::router(state).oneshot(request)).await;
+    let status = response.unwrap().status();
+    (StatusCode::from_u16(status.as_u16()).unwrap(), statements)
+}
+
+/// The requests an IdP's sync repeats a hundred thousand times are few statements each (issue
+/// 14): a create is the token, the account, the SCIM User, the rules (grants, mappings), the
+/// membership with its person, and the audit event; a lookup the token, the page and its
+/// Users' groups. A create read back each row it wrote (10 statements), and a taken userName
+/// is still found, by its own statement, only when a create fails.
+async fn what_okta_and_entra_repeat_costs_few_statements(backend: Backend) {
+    let app = TestApp::spawn_with(&backend, |c| c.scim.requests_per_minute = 0).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let (_, secret) = scim_token(&app, "acme", &admin.token).await;
+    let user = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "kim@example.test",
+        "name": {"givenName": "Kim", "familyName": "Lee"},
+        "emails": [{"value": "kim@example.test", "primary": true}],
+        "active": true,
+    });
+    // The token's first use records when it was used (at most once a minute); what a sync
+    // repeats comes after.
+    assert_eq!(
+        app.get("/scim/v2/acme/Users", &secret).await.status,
+        StatusCode::OK
+    );
+    let (status, create) = statements_of(
+        &app,
+        "POST",
+        "/scim/v2/acme/Users",
+        &secret,
+        Some(user.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert!(create <= 7, "{create} statements for a create");
+    let lookup_path = "/scim/v2/acme/Users?filter=userName%20eq%20%22kim@example.test%22";
+    let (status, lookup) = statements_of(&app, "GET", lookup_path, &secret, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(lookup <= 3, "{lookup} statements for a lookup");
+    // The same again is refused as before, naming the User that has the userName.
+    let r = app.post("/scim/v2/acme/Users", &secret, user).await;
+    assert_scim_error(&r, StatusCode::CONFLICT);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("userName \"kim@example.test\" already exists"),
+        "{}",
+        r.body
+    );
+    app.stop().await;
+}
 
 pub(crate) fn assert_scim_error(r: &Response, status: StatusCode) {
     assert_eq!(r.status, status, "{}", r.body);
