@@ -1,8 +1,13 @@
-//! SAML sign-ins at scale, measured against what samael itself does: Okta-shaped responses,
-//! signed with the fixture IdP key by `xmlsec1` (an independent signer) before the clock
-//! starts, posted to a real `rollcall serve` process's ACS by browsers that each started
-//! their own sign-in (so every binding cookie and request ID is real), and the same
-//! responses verified by samael alone, in this process, on the same machine.
+//! SSO sign-ins at scale. SAML, measured against what samael itself does: Okta-shaped
+//! responses, signed with the fixture IdP key by `xmlsec1` (an independent signer) before
+//! the clock starts, posted to a real `rollcall serve` process's ACS by browsers that each
+//! started their own sign-in (so every binding cookie and request ID is real), and the same
+//! responses verified by samael alone, in this process, on the same machine. OIDC, the
+//! callbacks of Entra ID sign-ins: each browser starts its sign-in at rollcall, an Entra
+//! stand-in in this process (`support/entra.rs`) signs its ID token in advance, and with
+//! the clock running the browser brings the code back; rollcall redeems it at the
+//! stand-in's token endpoint (client secret, PKCE), validates the token, provisions and
+//! starts a session.
 //!
 //! ```sh
 //! cargo build --release --bin rollcall --example sso_scale
@@ -11,10 +16,14 @@
 //! ./target/release/examples/sso_scale postgres://postgres@127.0.0.1:5432/rollcall_sso
 //! ```
 //! The database must be empty. Optional second argument: sign-ins per phase (default 1000).
+//! Counts are checked after each protocol: a member in the mapped team per person, an
+//! audit event per sign-in.
 //! `BENCH_OUT=DIR` writes `sso-{backend}.json`; `BENCH_TINY=1` runs a few and checks counts.
 
 #[path = "support/bench.rs"]
 mod bench;
+#[path = "support/entra.rs"]
+mod entra;
 #[path = "support/server.rs"]
 mod server;
 
@@ -29,6 +38,7 @@ use std::{
 use base64::Engine;
 use bench::record;
 use chrono::{SecondsFormat, Utc};
+use entra::EntraStandIn;
 use rollcall::store::{connections, grants, orgs, teams, Store};
 use samael::{
     crypto::AllowedSignatureAlgorithm, metadata::EntityDescriptor,
@@ -290,7 +300,14 @@ async fn main() {
     tx.commit().await.unwrap();
 
     // No limit on sign-in starts: every browser here comes from 127.0.0.1.
-    let server = Server::start(&url, |c| c.http.sign_in_starts_per_minute = 0).await;
+    let entra = EntraStandIn::start().await;
+    let authority = entra.url.clone();
+    let server = Server::start(&url, move |c| {
+        c.http.sign_in_starts_per_minute = 0;
+        c.oidc.entra_authority = authority;
+        c.oidc.allow_private_addresses = true;
+    })
+    .await;
     let origin = server.origin.clone();
 
     let mut phases = Vec::new();
@@ -371,6 +388,8 @@ async fn main() {
         2 * n
     );
 
+    let oidc = oidc_phases(&server, &store, &entra, n).await;
+
     let seconds = if tiny { 0.3 } else { 5.0 };
     let one = prepare_all(&origin, conn.id, 1).await.pop().unwrap();
     let samael_1 = samael_rate(&origin, &one, 1, seconds);
@@ -384,6 +403,10 @@ async fn main() {
     println!(
         "share of samael's rate (two threads): first sign-ins {:.2}, repeat sign-ins {:.2}",
         shares[0], shares[1]
+    );
+    println!(
+        "OIDC callbacks: first sign-ins {:.0}/s, repeat sign-ins {:.0}/s (target 1,000/s)",
+        oidc[0].per_s, oidc[1].per_s
     );
     record(
         "samael verify",
@@ -400,4 +423,174 @@ async fn main() {
         std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
         println!("written: {}", path.display());
     }
+}
+
+/// A browser that has started an OIDC sign-in and holds the code Entra would send it back
+/// with.
+struct Started {
+    browser: reqwest::Client,
+    callback: String,
+}
+
+/// Starts `n` OIDC sign-ins at rollcall, and has the stand-in sign each person in.
+async fn start_oidc(origin: &str, entra: &EntraStandIn, connection: i64, n: usize) -> Vec<Started> {
+    let bar = indicatif::ProgressBar::new(n as u64).with_message("starting OIDC sign-ins");
+    let mut started = Vec::with_capacity(n);
+    for i in 0..n {
+        let browser = reqwest::Client::builder()
+            .cookie_store(true)
+            .pool_max_idle_per_host(0)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = browser
+            .get(format!(
+                "{origin}/oidc/contoso/login?connection={connection}&return_to=/welcome"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
+        let authorize = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        let param = |name: &str| {
+            authorize
+                .query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.to_string())
+                .unwrap()
+        };
+        let code = entra.sign_in(i, &param("nonce"), &param("code_challenge"));
+        let mut callback = reqwest::Url::parse(&format!("{origin}/oidc/callback")).unwrap();
+        callback
+            .query_pairs_mut()
+            .append_pair("code", &code)
+            .append_pair("state", &param("state"));
+        started.push(Started {
+            browser,
+            callback: callback.to_string(),
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    started
+}
+
+/// OIDC first and repeat sign-ins (callbacks) for `n` people of a second org, whose Entra
+/// connection an admin made through the admin API (so its client secret is sealed as in
+/// production); counts checked after.
+async fn oidc_phases(
+    server: &Server,
+    store: &Store,
+    entra: &EntraStandIn,
+    n: usize,
+) -> Vec<bench::Summary> {
+    let origin = &server.origin;
+    let admin =
+        rollcall::operator::bootstrap(store, "contoso", "Contoso", "admin@contoso.test", None)
+            .await
+            .unwrap();
+    let api = reqwest::Client::new();
+    let post = |path: String, body: serde_json::Value| {
+        let request = api
+            .post(format!("{origin}/api/v1/orgs/contoso{path}"))
+            .bearer_auth(&admin.token)
+            .json(&body);
+        async move {
+            let r = request.send().await.unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let connection = post(
+        "/connections".into(),
+        json!({"kind": "oidc", "name": "Entra ID", "settings": {"preset": "entra",
+               "tenant_id": entra::TENANT, "client_id": entra::CLIENT_ID,
+               "client_secret": entra::CLIENT_SECRET}}),
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap();
+    let team = post("/teams".into(), json!({"name": "Engineering"})).await["id"]
+        .as_i64()
+        .unwrap();
+    let base = format!("/connections/{connection}");
+    post(
+        format!("{base}/grants"),
+        json!({"match": {"kind": "everyone"}}),
+    )
+    .await;
+    post(
+        format!("{base}/group-mappings"),
+        json!({"group": {"id": entra::ENG_GROUP}, "team_ids": [team]}),
+    )
+    .await;
+
+    let mut phases = Vec::new();
+    for phase in [
+        "first sign-in (account, membership, team)",
+        "repeat sign-in",
+    ] {
+        let started = Arc::new(start_oidc(origin, entra, connection, n).await);
+        let s = started.clone();
+        let summary = server
+            .phase(
+                "sign_in",
+                &format!("OIDC callback, {phase}"),
+                n,
+                8,
+                move |i| {
+                    let s = s.clone();
+                    async move {
+                        let one = &s[i];
+                        let r = one.browser.get(&one.callback).send().await.unwrap();
+                        let status = r.status();
+                        let location = r
+                            .headers()
+                            .get("location")
+                            .and_then(|l| l.to_str().ok())
+                            .unwrap_or_default()
+                            .to_string();
+                        assert!(
+                            status == 303 && location == "/welcome",
+                            "callback: {status} {location} {}",
+                            r.text().await.unwrap_or_default()
+                        );
+                    }
+                },
+            )
+            .await;
+        phases.push(summary);
+    }
+    let org = admin.org.id;
+    macro_rules! count {
+        ($sql:expr) => {
+            match store {
+                Store::Sqlite(p) => sqlx::query_scalar::<_, i64>($sql)
+                    .bind(org)
+                    .fetch_one(p)
+                    .await
+                    .unwrap(),
+                Store::Postgres(p) => sqlx::query_scalar::<_, i64>($sql)
+                    .bind(org)
+                    .fetch_one(p)
+                    .await
+                    .unwrap(),
+            }
+        };
+    }
+    // The admin is a member too, outside the team.
+    let members = count!("SELECT COUNT(*) FROM memberships WHERE org_id = $1") - 1;
+    let in_team = count!("SELECT COUNT(*) FROM team_memberships WHERE org_id = $1");
+    let logins =
+        count!("SELECT COUNT(*) FROM audit_events WHERE org_id = $1 AND action = 'sso.login'");
+    assert_eq!(
+        (members, in_team, logins),
+        (n as i64, n as i64, 2 * n as i64),
+        "OIDC: members, team members and sign-in events"
+    );
+    println!(
+        "OIDC counts match: {n} members in the mapped team, {} sign-ins audited",
+        2 * n
+    );
+    phases
 }

@@ -353,8 +353,22 @@ async fn connection_of(
     let connection = connections::require(&mut tx, org.id, id)
         .await
         .map_err(|_| missing())?;
+    drop(tx);
+    checked(org, connection)
+}
+
+/// An org's connection, as read, if it is an enabled OIDC connection; with its settings.
+fn checked(
+    org: orgs::Org,
+    connection: connections::Connection,
+) -> Result<(orgs::Org, connections::Connection, Settings), SignInFailure> {
+    let id = connection.id;
     if connection.kind != connections::Kind::Oidc || !connection.enabled {
-        return Err(missing());
+        return Err(fail(
+            StatusCode::NOT_FOUND,
+            "This sign-in link is not valid.",
+            format!("no enabled OIDC connection {id} in org {:?}", org.slug),
+        ));
     }
     let settings: Settings =
         serde_json::from_value(connection.settings.0.clone()).map_err(|e| {
@@ -490,7 +504,7 @@ async fn callback(
                 .await?
                 .ok_or_else(expired)?;
             drop(tx);
-            connection_of(&state, &org.slug, connection.id).await?
+            checked(org, connection)?
         };
         let finished = async {
             // The browser that started the sign-in must be the one finishing it.
