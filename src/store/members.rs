@@ -240,14 +240,26 @@ async fn row(tx: &mut Tx, org_id: i64, user_id: i64) -> Result<Option<MemberRow>
 /// are not members are absent.
 pub async fn get_many(tx: &mut Tx, org_id: i64, user_ids: &[i64]) -> Result<Vec<Member>> {
     let mut members = Vec::with_capacity(user_ids.len());
-    // A thousand ids a statement, well under both backends' limits on bound parameters.
+    // A thousand ids a statement (bound twice on PostgreSQL, below), well under both
+    // backends' limits on bound parameters (32,766 and 65,535).
     for chunk in user_ids.chunks(1000) {
+        // On PostgreSQL the list on both sides of the join: it does not carry an IN list
+        // across `users.id = m.user_id`, and with the list on one side only it joined a
+        // sequential scan of every user (9 ms a chunk of 500 in an org of 60,000, against
+        // 0.9 ms). SQLite looks both up by key either way.
+        let sides: &[&str] = match tx {
+            Tx::Postgres(_) => &[" AND m.user_id IN (", ") AND users.id IN ("],
+            Tx::Sqlite(_) => &[" AND m.user_id IN ("],
+        };
         let rows: Vec<MemberRow> = on!(tx, c => {
             let mut q = QueryBuilder::new(concat!(member_select!(), "WHERE m.org_id = "));
-            q.push_bind(org_id).push(" AND m.user_id IN (");
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
+            q.push_bind(org_id);
+            for side in sides {
+                q.push(*side);
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
             }
             q.push(")");
             q.build_query_as::<MemberRow>().fetch_all(&mut *c).await
