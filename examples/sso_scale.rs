@@ -142,7 +142,9 @@ struct Prepared {
     xml: String,
 }
 
-async fn prepare(origin: &str, connection: i64, i: usize) -> Prepared {
+/// A new browser that starts a sign-in at `url`: the browser, and where rollcall sends it
+/// (the IdP, with the request in the query).
+async fn start_sign_in(url: &str) -> (reqwest::Client, reqwest::Url) {
     // A thousand people's browsers: none keeps an idle connection open (a thousand of
     // them would fill the server's connection cap while they wait their turn).
     let browser = reqwest::Client::builder()
@@ -151,22 +153,26 @@ async fn prepare(origin: &str, connection: i64, i: usize) -> Prepared {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = browser
-        .get(format!(
-            "{origin}/saml/{ORG}/login?connection={connection}&return_to=/welcome"
-        ))
-        .send()
-        .await
-        .unwrap();
+    let r = browser.get(url).send().await.unwrap();
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
     let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-    let param = |name: &str| {
-        location
-            .query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.to_string())
-            .unwrap()
-    };
+    (browser, location)
+}
+
+/// A query parameter of `url`, which must be there.
+fn query_param(url: &reqwest::Url, name: &str) -> String {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_else(|| panic!("no {name} in {url}"))
+}
+
+async fn prepare(origin: &str, connection: i64, i: usize) -> Prepared {
+    let (browser, location) = start_sign_in(&format!(
+        "{origin}/saml/{ORG}/login?connection={connection}&return_to=/welcome"
+    ))
+    .await;
+    let param = |name: &str| query_param(&location, name);
     let deflated = base64::engine::general_purpose::STANDARD
         .decode(param("SAMLRequest"))
         .unwrap();
@@ -437,28 +443,11 @@ async fn start_oidc(origin: &str, entra: &EntraStandIn, connection: i64, n: usiz
     let bar = indicatif::ProgressBar::new(n as u64).with_message("starting OIDC sign-ins");
     let mut started = Vec::with_capacity(n);
     for i in 0..n {
-        let browser = reqwest::Client::builder()
-            .cookie_store(true)
-            .pool_max_idle_per_host(0)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let r = browser
-            .get(format!(
-                "{origin}/oidc/contoso/login?connection={connection}&return_to=/welcome"
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap_or_default());
-        let authorize = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
-        let param = |name: &str| {
-            authorize
-                .query_pairs()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.to_string())
-                .unwrap()
-        };
+        let (browser, authorize) = start_sign_in(&format!(
+            "{origin}/oidc/contoso/login?connection={connection}&return_to=/welcome"
+        ))
+        .await;
+        let param = |name: &str| query_param(&authorize, name);
         let code = entra.sign_in(i, &param("nonce"), &param("code_challenge"));
         let mut callback = reqwest::Url::parse(&format!("{origin}/oidc/callback")).unwrap();
         callback

@@ -78,69 +78,27 @@ pub struct UserGroup {
     pub external_id: Option<String>,
 }
 
-/// A User's columns, each behind `$p` (a table alias, or nothing for RETURNING).
-macro_rules! user_columns {
-    ($p:literal) => {
-        concat!(
-            $p,
-            "id, ",
-            $p,
-            "scim_id, ",
-            $p,
-            "org_id, ",
-            $p,
-            "connection_id, ",
-            $p,
-            "user_id, ",
-            $p,
-            "created_user, ",
-            $p,
-            "user_name, ",
-            $p,
-            "external_id, ",
-            $p,
-            "display_name, ",
-            $p,
-            "given_name, ",
-            $p,
-            "family_name, ",
-            $p,
-            "active, ",
-            $p,
-            "attributes, ",
-            $p,
-            "version, ",
-            $p,
-            "created_at, ",
-            $p,
-            "updated_at"
-        )
+/// `$p` (a table alias, or nothing for RETURNING) before each column, comma-separated.
+macro_rules! prefixed {
+    ($p:literal; $first:literal $(, $rest:literal)*) => {
+        concat!($p, $first $(, ", ", $p, $rest)*)
     };
 }
 
-/// A Group's columns, as [`user_columns`].
+/// A User's columns, each behind `$p`.
+macro_rules! user_columns {
+    ($p:literal) => {
+        prefixed!($p; "id", "scim_id", "org_id", "connection_id", "user_id", "created_user",
+            "user_name", "external_id", "display_name", "given_name", "family_name", "active",
+            "attributes", "version", "created_at", "updated_at")
+    };
+}
+
+/// A Group's columns, each behind `$p`.
 macro_rules! group_columns {
     ($p:literal) => {
-        concat!(
-            $p,
-            "id, ",
-            $p,
-            "scim_id, ",
-            $p,
-            "org_id, ",
-            $p,
-            "connection_id, ",
-            $p,
-            "display_name, ",
-            $p,
-            "external_id, ",
-            $p,
-            "version, ",
-            $p,
-            "created_at, ",
-            $p,
-            "updated_at"
-        )
+        prefixed!($p; "id", "scim_id", "org_id", "connection_id", "display_name", "external_id",
+            "version", "created_at", "updated_at")
     };
 }
 
