@@ -364,35 +364,7 @@ async fn main() {
 
     // Counts equal what was sent: an account and a membership (with its mapped team) per
     // person, and an audit event per sign-in.
-    macro_rules! count {
-        ($sql:expr) => {
-            match &store {
-                Store::Sqlite(p) => sqlx::query_scalar::<_, i64>($sql)
-                    .bind(org.id)
-                    .fetch_one(p)
-                    .await
-                    .unwrap(),
-                Store::Postgres(p) => sqlx::query_scalar::<_, i64>($sql)
-                    .bind(org.id)
-                    .fetch_one(p)
-                    .await
-                    .unwrap(),
-            }
-        };
-    }
-    let members = count!("SELECT COUNT(*) FROM memberships WHERE org_id = $1");
-    let in_team = count!("SELECT COUNT(*) FROM team_memberships WHERE org_id = $1");
-    let logins =
-        count!("SELECT COUNT(*) FROM audit_events WHERE org_id = $1 AND action = 'sso.login'");
-    assert_eq!(
-        (members, in_team, logins),
-        (n as i64, n as i64, 2 * n as i64),
-        "members, team members and sign-in events"
-    );
-    println!(
-        "counts match: {n} members in the mapped team, {} sign-ins audited",
-        2 * n
-    );
+    check_counts(&store, org.id, n, 0, "SAML").await;
 
     let oidc = oidc_phases(&server, &store, &entra, n).await;
 
@@ -550,36 +522,42 @@ async fn oidc_phases(
             .await;
         phases.push(summary);
     }
-    let org = admin.org.id;
+    // The admin is a member too, outside the team.
+    check_counts(store, admin.org.id, n, 1, "OIDC").await;
+    phases
+}
+
+/// Counts equal what was sent to `org_id`: a membership (less `others`, members from
+/// elsewhere) and a place in the mapped team per person, and an audit event per sign-in of
+/// its two phases.
+async fn check_counts(store: &Store, org_id: i64, n: usize, others: i64, protocol: &str) {
     macro_rules! count {
         ($sql:expr) => {
             match store {
                 Store::Sqlite(p) => sqlx::query_scalar::<_, i64>($sql)
-                    .bind(org)
+                    .bind(org_id)
                     .fetch_one(p)
                     .await
                     .unwrap(),
                 Store::Postgres(p) => sqlx::query_scalar::<_, i64>($sql)
-                    .bind(org)
+                    .bind(org_id)
                     .fetch_one(p)
                     .await
                     .unwrap(),
             }
         };
     }
-    // The admin is a member too, outside the team.
-    let members = count!("SELECT COUNT(*) FROM memberships WHERE org_id = $1") - 1;
+    let members = count!("SELECT COUNT(*) FROM memberships WHERE org_id = $1") - others;
     let in_team = count!("SELECT COUNT(*) FROM team_memberships WHERE org_id = $1");
     let logins =
         count!("SELECT COUNT(*) FROM audit_events WHERE org_id = $1 AND action = 'sso.login'");
     assert_eq!(
         (members, in_team, logins),
         (n as i64, n as i64, 2 * n as i64),
-        "OIDC: members, team members and sign-in events"
+        "{protocol}: members, team members and sign-in events"
     );
     println!(
-        "OIDC counts match: {n} members in the mapped team, {} sign-ins audited",
+        "{protocol} counts match: {n} members in the mapped team, {} sign-ins audited",
         2 * n
     );
-    phases
 }
