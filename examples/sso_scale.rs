@@ -159,6 +159,15 @@ async fn start_sign_in(url: &str) -> (reqwest::Client, reqwest::Url) {
     (browser, location)
 }
 
+/// Where a response sends the browser; empty without a Location.
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// A query parameter of `url`, which must be there.
 fn query_param(url: &reqwest::Url, name: &str) -> String {
     url.query_pairs()
@@ -341,13 +350,7 @@ async fn main() {
                         .send()
                         .await
                         .unwrap();
-                    let status = r.status();
-                    let next = r
-                        .headers()
-                        .get("location")
-                        .and_then(|l| l.to_str().ok())
-                        .unwrap_or_default()
-                        .to_string();
+                    let (status, next) = (r.status(), location(&r));
                     assert!(
                         status == 303 && next.starts_with(&format!("/saml/{ORG}/finish?")),
                         "ACS: {status} {next} {}",
@@ -504,16 +507,10 @@ async fn oidc_phases(
                     async move {
                         let one = &s[i];
                         let r = one.browser.get(&one.callback).send().await.unwrap();
-                        let status = r.status();
-                        let location = r
-                            .headers()
-                            .get("location")
-                            .and_then(|l| l.to_str().ok())
-                            .unwrap_or_default()
-                            .to_string();
+                        let (status, to) = (r.status(), location(&r));
                         assert!(
-                            status == 303 && location == "/welcome",
-                            "callback: {status} {location} {}",
+                            status == 303 && to == "/welcome",
+                            "callback: {status} {to} {}",
                             r.text().await.unwrap_or_default()
                         );
                     }
