@@ -286,7 +286,7 @@ async fn acs_post(
             )
         })?;
         let checked = consume(&state, &org, &form).await;
-        let (connection, identity, return_to, saml_session, request) = match checked {
+        let (connection, identity, return_to, saml_session, request, mut tx) = match checked {
             Ok(ok) => ok,
             Err((Some(connection), failure)) => {
                 audit_failure(&state, &org, &connection, &failure, request_id.clone()).await?;
@@ -299,6 +299,7 @@ async fn acs_post(
             // IdP-initiated (an opt-in: it cannot be bound to a browser), or a request made
             // before bindings existed: signed in here.
             let replaces = request.as_ref().and_then(|r| r.replaces_session_id);
+            tx.commit().await?;
             return complete(
                 &state,
                 &org,
@@ -318,7 +319,8 @@ async fn acs_post(
         let data = serde_json::to_string(&(&identity, &saml_session))
             .map_err(|e| store::Error::Internal(format!("SAML outcome: {e}")))?;
         let token = secrets::generate("").plaintext;
-        let mut tx = state.store.begin().await?;
+        // In the transaction that used the request: it is used exactly when its outcome
+        // waits for the browser, and one commit does both.
         saml::await_finish(&mut tx, &request.request_id, &token, &data).await?;
         tx.commit().await?;
         Ok(see_other(
@@ -458,7 +460,8 @@ async fn finish(
 /// Every check of [`acs`], in order. A failure comes with the connection to audit it
 /// against, or none: only a response bound to a sign-in rollcall started, or one whose
 /// signature verified, reaches the org's audit trail. Anyone can post junk to an ACS; that
-/// is logged, and never fills an org's trail.
+/// is logged, and never fills an org's trail. What passed comes with the open transaction
+/// that used the request and recorded the assertion, for the caller to finish and commit.
 async fn consume(
     state: &AppState,
     org: &orgs::Org,
@@ -470,6 +473,7 @@ async fn consume(
         String,
         saml::SamlSession,
         Option<saml::PendingRequest>,
+        store::Tx,
     ),
     (Option<connections::Connection>, SignInFailure),
 > {
@@ -571,13 +575,12 @@ async fn consume(
             .flatten()
             .find_map(|s| s.session_index.clone()),
     };
-    tx.commit().await.map_err(|e| with(e.into()))?;
     let return_to = match &request {
         Some(request) => request.return_to.clone(),
         // Okta may send a default RelayState with an IdP-initiated sign-in: a path here.
         None => browser::safe_return(&state.config.public_base_url, form.relay_state.as_deref()),
     };
-    Ok((connection, identity, return_to, saml_session, request))
+    Ok((connection, identity, return_to, saml_session, request, tx))
 }
 
 /// The org's enabled SAML connection that accepts IdP-initiated sign-ins from `issuer`.
