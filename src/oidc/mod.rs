@@ -435,7 +435,7 @@ async fn login(
                 params.return_to.as_deref(),
             ),
         };
-        let mut tx = state.store.begin().await?;
+        let mut tx = state.store.write_alone().await?;
         oidc_logins::create(
             &mut tx,
             &state_token,
@@ -491,7 +491,7 @@ async fn callback(
             )
         };
         let state_token = params.state.as_deref().ok_or_else(expired)?;
-        let mut tx = state.store.begin().await?;
+        let mut tx = state.store.write_alone().await?;
         let pending = oidc_logins::consume(&mut tx, state_token).await?;
         tx.commit().await?;
         let pending = pending.ok_or_else(expired)?;

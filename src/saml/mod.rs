@@ -222,7 +222,11 @@ async fn login(
         }
         .map_err(|e| SignInFailure::misconfigured(format!("AuthnRequest: {e}")))?
         .ok_or_else(|| SignInFailure::misconfigured("the IdP has no SSO URL"))?;
-        let mut tx = state.store.begin().await?;
+        // Read before the write: on SQLite a writer holds the write lock.
+        let replaces_session_id = session::signed_in(&state, &headers)
+            .await?
+            .map(|s| s.session_id);
+        let mut tx = state.store.write_alone().await?;
         saml::create_request(
             &mut tx,
             &saml::PendingRequest {
@@ -235,9 +239,7 @@ async fn login(
                 ),
                 expires_at: store::now() + chrono::Duration::minutes(REQUEST_TTL_MINUTES),
                 consumed_at: None,
-                replaces_session_id: session::signed_in(&state, &headers)
-                    .await?
-                    .map(|s| s.session_id),
+                replaces_session_id,
                 binding_hash: Some(secrets::hash(&binding)),
             },
             &relay_state,

@@ -65,7 +65,7 @@ impl FromRequestParts<AppState> for ScimClient {
         let limit = state.config.scim.requests_per_minute;
         if limit > 0 {
             // Counted per token in the database, so instances behind a load balancer agree.
-            let mut tx = state.store.begin().await?;
+            let mut tx = state.store.write_alone().await?;
             let verdict =
                 store::limits::hit(&mut tx, &format!("scim:{}", token.id), limit, 1).await?;
             tx.commit().await?;
@@ -77,7 +77,7 @@ impl FromRequestParts<AppState> for ScimClient {
         if credentials::is_stale(token.last_used_at, chrono::Utc::now()) {
             // Best effort: a failed last-used update must not fail the IdP's request.
             let touched = async {
-                let mut tx = state.store.begin().await?;
+                let mut tx = state.store.write_alone().await?;
                 scim_tokens::touch(&mut tx, token.id).await?;
                 tx.commit().await
             };

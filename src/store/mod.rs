@@ -488,6 +488,22 @@ impl Store {
         })
     }
 
+    /// A connection for one write that is atomic by itself (an upsert, a conditional
+    /// `DELETE … RETURNING`): on PostgreSQL a pooled connection in autocommit, whose
+    /// statement commits alone, so no BEGIN and COMMIT are sent (two of a rate-limit
+    /// check's three round trips); on SQLite a write transaction as [`Store::begin`] gives
+    /// one, since every writer there waits its turn in the writer queue. Exactly one
+    /// statement: on PostgreSQL a second would commit apart from the first. Call
+    /// [`Tx::commit`] as after `begin`.
+    pub async fn write_alone(&self) -> Result<Tx> {
+        match self {
+            Store::Sqlite(_) => self.begin().await,
+            Store::Postgres(pool) => {
+                Ok(Tx::Postgres(PgTx(Held::Autocommit(pool.acquire().await?))))
+            }
+        }
+    }
+
     /// Readiness: the database answers a query.
     pub async fn ping(&self) -> Result<()> {
         match self {
