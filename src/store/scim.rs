@@ -257,8 +257,12 @@ pub async fn user_keys(
 }
 
 pub async fn get_user(tx: &mut Tx, org_id: i64, id: i64) -> Result<Option<ScimUser>> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM scim_users r WHERE r.org_id = $1 AND r.id = $2");
-    Ok(on!(tx, c => sqlx::query_as::<_, ScimUser>(&sql)
+    let sql = concat!(
+        "SELECT ",
+        user_columns!("r."),
+        " FROM scim_users r WHERE r.org_id = $1 AND r.id = $2"
+    );
+    Ok(on!(tx, c => sqlx::query_as::<_, ScimUser>(sql)
         .bind(org_id)
         .bind(id)
         .fetch_optional(&mut *c)
@@ -567,16 +571,6 @@ pub async fn group_by_scim_id(
     Ok(on!(tx, c => sqlx::query_as::<_, ScimGroup>(&sql)
         .bind(org_id)
         .bind(scim_id)
-        .fetch_optional(&mut *c)
-        .await)?)
-}
-
-pub async fn get_group(tx: &mut Tx, org_id: i64, id: i64) -> Result<Option<ScimGroup>> {
-    let sql =
-        format!("SELECT {GROUP_COLUMNS} FROM scim_groups r WHERE r.org_id = $1 AND r.id = $2");
-    Ok(on!(tx, c => sqlx::query_as::<_, ScimGroup>(&sql)
-        .bind(org_id)
-        .bind(id)
         .fetch_optional(&mut *c)
         .await)?)
 }
