@@ -356,7 +356,7 @@ async fn main() {
     }
 
     type PathFor = Box<dyn Fn(usize) -> String + Send + Sync>;
-    let lookups: [(&str, PathFor); 5] = [
+    let lookups: [(&str, PathFor); 6] = [
         (
             "GET /Users?filter=userName eq (Okta's pre-create lookup)",
             Box::new(move |i| {
@@ -384,6 +384,10 @@ async fn main() {
         (
             "GET /Groups?excludedAttributes=members (list)",
             Box::new(|_| "/Groups?excludedAttributes=members".into()),
+        ),
+        (
+            "GET /Users?count=100 (the first page, with its total)",
+            Box::new(|_| "/Users?count=100".into()),
         ),
         (
             "GET /Users?startIndex=…&count=100 (a page, with its total)",

@@ -314,14 +314,14 @@ pub fn project(resource: Value, attributes: &[AttrPath], excluded: &[AttrPath]) 
 
 /// RFC 7644 §3.4.2: a ListResponse, also for zero results.
 pub fn list_response(total: i64, start_index: i64, resources: Vec<Value>) -> Response {
-    scim_json(
-        StatusCode::OK,
-        json!({
-            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-            "totalResults": total,
-            "startIndex": start_index,
-            "itemsPerPage": resources.len(),
-            "Resources": resources,
-        }),
-    )
+    let mut body = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": total,
+        "startIndex": start_index,
+        "itemsPerPage": resources.len(),
+    });
+    // Moved in, not through `json!`, which serializes what it is given into a copy: a page
+    // of 100 Users was copied whole once more before it was written.
+    body["Resources"] = Value::Array(resources);
+    scim_json(StatusCode::OK, body)
 }

@@ -340,8 +340,18 @@ fn primary_email(document: &Map<String, Value>) -> Option<String> {
 
 /// The resource as the IdP reads it back.
 fn render(base: &str, user: &ScimUser, groups: &[stored::UserGroup]) -> Value {
-    let mut document = match &user.attributes.0 {
-        Value::Object(o) => o.clone(),
+    render_from(base, user, user.attributes.0.clone(), groups)
+}
+
+/// [`render`] with the User's stored attributes taken, not copied: a page owns its rows.
+fn render_from(
+    base: &str,
+    user: &ScimUser,
+    attributes: Value,
+    groups: &[stored::UserGroup],
+) -> Value {
+    let mut document = match attributes {
+        Value::Object(o) => o,
         _ => Map::new(),
     };
     let mut schemas = vec![Value::String(USER_SCHEMA.into())];
@@ -416,10 +426,11 @@ pub async fn page(
     };
     let resources = page
         .rows
-        .iter()
-        .map(|u| {
+        .into_iter()
+        .map(|mut u| {
+            let attributes = std::mem::take(&mut u.attributes.0);
             project(
-                render(base, u, &groups),
+                render_from(base, &u, attributes, &groups),
                 &request.attributes,
                 &request.excluded,
             )

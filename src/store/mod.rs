@@ -108,6 +108,10 @@ impl Error {
 /// is, and the first statement is the request's own.
 const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
+/// Rows a SQLite connection's worker thread may send ahead of its reader: a SCIM page's
+/// most (1,000), and a rename's chunk of members with their groups.
+const ROW_BUFFER: usize = 1024;
+
 /// Seconds a client is told to wait when the database is unavailable.
 pub const RETRY_AFTER_SECONDS: u64 = 5;
 
@@ -407,7 +411,12 @@ impl Store {
                 // NORMAL is durable in WAL mode except for the last commits on power loss.
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
+                .foreign_keys(true)
+                // Rows come from the connection's worker thread through a channel, which
+                // stopped the worker at every 50th row (sqlx's default) to wait for the
+                // reader: a page of 100 Users blocked it twice, a rename's reads of 500
+                // members ten times a chunk. A page or a chunk now fits.
+                .row_buffer_size(ROW_BUFFER);
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(10))

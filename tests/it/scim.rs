@@ -19,6 +19,7 @@ crate::backend_tests!(
     bulk_links_operations_by_bulk_id,
     mappings_made_later_apply_to_pushed_groups_at_once,
     what_okta_and_entra_repeat_costs_few_statements,
+    list_totals_are_kept_by_the_database_through_every_delete,
 );
 
 /// Runs one request through the real router in this task, and says how many statements it
@@ -1245,5 +1246,142 @@ async fn mappings_made_later_apply_to_pushed_groups_at_once(backend: Backend) {
         .await
         .unwrap();
     assert!(team_names(&m, "scim").is_empty(), "{m}");
+    app.stop().await;
+}
+
+/// The size of an org's lists, read from the database's triggers instead of counting 100,000
+/// rows a page (issue 14). The kept count must equal the rows after every kind of write:
+/// creates, deletes, Bulk, the deletes a removed connection cascades to, and another org's
+/// writes beside it; and an org deleted by hand takes its counts with it.
+async fn list_totals_are_kept_by_the_database_through_every_delete(backend: Backend) {
+    use rollcall::store::Store;
+    async fn kept_and_real(store: &Store, org: &str) -> [(i64, i64); 2] {
+        let sql = |column: &str, table: &str| {
+            format!(
+                "SELECT CAST((SELECT COALESCE(SUM(c.{column}), 0) FROM scim_counts c \
+                 JOIN organizations o ON o.id = c.org_id WHERE o.slug = $1) AS BIGINT), \
+                 (SELECT COUNT(*) FROM {table} t JOIN organizations o ON o.id = t.org_id \
+                 WHERE o.slug = $1)"
+            )
+        };
+        let mut out = [(0, 0); 2];
+        for (i, (column, table)) in [("users", "scim_users"), ("groups", "scim_groups")]
+            .into_iter()
+            .enumerate()
+        {
+            let q = sql(column, table);
+            out[i] = match store {
+                Store::Sqlite(pool) => sqlx::query_as(&q).bind(org).fetch_one(pool).await,
+                Store::Postgres(pool) => sqlx::query_as(&q).bind(org).fetch_one(pool).await,
+            }
+            .unwrap();
+        }
+        out
+    }
+    let app = TestApp::spawn(&backend).await;
+    let admin = app.bootstrap("acme", "admin@acme.test").await;
+    let other = app.bootstrap("other", "admin@other.test").await;
+    let (_, secret) = scim_token(&app, "acme", &admin.token).await;
+    let (_, other_secret) = scim_token(&app, "other", &other.token).await;
+    let total = |resource: &'static str| {
+        let (app, secret) = (&app, &secret);
+        async move {
+            // count=0 always asks for the total (no page tells it).
+            let r = app
+                .get(&format!("/scim/v2/acme/{resource}?count=0"), secret)
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            r.body["totalResults"].as_i64().unwrap()
+        }
+    };
+    let mut ids = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        let r = app
+            .post("/scim/v2/acme/Users", &secret, user(name, json!({})))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        ids.push(r.body["id"].as_str().unwrap().to_string());
+    }
+    let r = app
+        .post(
+            "/scim/v2/other/Users",
+            &other_secret,
+            user("zed", json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let mut groups = Vec::new();
+    for name in ["Engineering", "Sales"] {
+        let r = app
+            .post(
+                "/scim/v2/acme/Groups",
+                &secret,
+                json!({
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": name,
+                    "members": [{"value": ids[0]}],
+                }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        groups.push(r.body["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!((total("Users").await, total("Groups").await), (3, 2));
+    assert_eq!(kept_and_real(&app.store, "acme").await, [(3, 3), (2, 2)]);
+
+    let r = app
+        .delete(&format!("/scim/v2/acme/Users/{}", ids[1]), &secret)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = app
+        .delete(&format!("/scim/v2/acme/Groups/{}", groups[1]), &secret)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    let r = app
+        .post(
+            "/scim/v2/acme/Bulk",
+            &secret,
+            json!({
+                "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                "Operations": [
+                    {"method": "POST", "path": "/Users", "bulkId": "d", "data": user("dave", json!({}))},
+                    {"method": "DELETE", "path": format!("/Users/{}", ids[2])},
+                ],
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!((total("Users").await, total("Groups").await), (2, 1));
+    assert_eq!(kept_and_real(&app.store, "acme").await, [(2, 2), (1, 1)]);
+    assert_eq!(kept_and_real(&app.store, "other").await, [(1, 1), (0, 0)]);
+
+    // The connection goes, and with it (by cascade) every User and Group it pushed.
+    let r = app.get("/api/v1/orgs/acme/scim-tokens", &admin.token).await;
+    let connection = r.body[0]["connection_id"].as_i64().unwrap();
+    let r = app
+        .delete(
+            &format!("/api/v1/orgs/acme/connections/{connection}"),
+            &admin.token,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(kept_and_real(&app.store, "acme").await, [(0, 0), (0, 0)]);
+    let (_, secret) = scim_token(&app, "acme", &admin.token).await;
+    let r = app.get("/scim/v2/acme/Users?count=0", &secret).await;
+    assert_eq!(r.body["totalResults"], 0, "{}", r.body);
+
+    // An operator deleting an org by hand: its counts go with it, and nothing fails.
+    let sql = "DELETE FROM organizations WHERE slug = 'other'";
+    match &app.store {
+        Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+        Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(drop),
+    }
+    .unwrap();
+    let left: i64 = match &app.store {
+        Store::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM scim_counts c WHERE NOT EXISTS (SELECT 1 FROM organizations o WHERE o.id = c.org_id)").fetch_one(pool).await,
+        Store::Postgres(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM scim_counts c WHERE NOT EXISTS (SELECT 1 FROM organizations o WHERE o.id = c.org_id)").fetch_one(pool).await,
+    }
+    .unwrap();
+    assert_eq!(left, 0);
     app.stop().await;
 }
