@@ -686,22 +686,22 @@ async fn finish(
     }
 
     let reference = request_id.clone().unwrap_or_else(|| "-".into());
-    match provisioning::provision(&state.store, &identity, Via::Sso, request_id).await {
-        Ok(outcome) => {
-            // A new sign-in replaces the browser's previous session.
-            let previous = session::signed_in(state, headers)
-                .await?
-                .map(|s| s.session_id);
-            let mut tx = state.store.begin().await?;
+    // A new sign-in replaces the browser's previous session. Read before the write
+    // transaction; the session starts in the one that provisioned: one commit per sign-in.
+    let previous = session::signed_in(state, headers)
+        .await?
+        .map(|s| s.session_id);
+    match provisioning::provision_open(&state.store, &identity, Via::Sso, request_id).await {
+        Ok(mut provisioned) => {
             let (cookie, _) = session::start(
                 state,
-                &mut tx,
-                outcome.user_id,
+                &mut provisioned.tx,
+                provisioned.outcome.user_id,
                 previous,
                 store::credentials::Method::Sso,
             )
             .await?;
-            tx.commit().await?;
+            let outcome = provisioned.commit().await?;
             crate::meter::sign_in("oidc", "success", "none");
             tracing::info!(org = %org.slug, user_id = outcome.user_id, "OIDC sign-in");
             let unbind = browser::cookies::removal(&state.config, browser::cookies::SSO_BINDING);

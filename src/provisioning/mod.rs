@@ -743,6 +743,46 @@ pub async fn provision(
     via: Via,
     request_id: Option<String>,
 ) -> Result<Outcome, Error> {
+    Ok(provision_open(store, identity, via, request_id)
+        .await?
+        .commit()
+        .await?)
+}
+
+/// What [`provision_open`] applied, in its still open transaction.
+pub struct Provisioned {
+    pub tx: Tx,
+    pub outcome: Outcome,
+    connection_id: i64,
+}
+
+impl Provisioned {
+    /// Commits what was provisioned, with whatever the front door wrote beside it.
+    pub async fn commit(self) -> Result<Outcome, store::Error> {
+        self.tx.commit().await?;
+        let outcome = self.outcome;
+        tracing::info!(
+            org_id = outcome.org_id,
+            user_id = outcome.user_id,
+            connection_id = self.connection_id,
+            user_created = outcome.user_created,
+            membership_created = outcome.membership_created,
+            "identity provisioned"
+        );
+        Ok(outcome)
+    }
+}
+
+/// [`provision`] without its commit: the transaction comes back open, so that a sign-in
+/// starts its session in it and commits once (a commit is an fsync on PostgreSQL, and on
+/// SQLite a turn at the one write lock). Nothing is applied unless it is committed. A
+/// refusal is audited and returned as by [`provision`].
+pub async fn provision_open(
+    store: &Store,
+    identity: &ExternalIdentity,
+    via: Via,
+    request_id: Option<String>,
+) -> Result<Provisioned, Error> {
     if identity.subject.trim().is_empty() {
         return Err(store::Error::Invalid("an external identity needs a subject".into()).into());
     }
@@ -768,16 +808,11 @@ pub async fn provision(
                 },
             )
             .await?;
-            tx.commit().await?;
-            tracing::info!(
-                org_id = outcome.org_id,
-                user_id = outcome.user_id,
-                connection_id = identity.connection_id,
-                user_created = outcome.user_created,
-                membership_created = outcome.membership_created,
-                "identity provisioned"
-            );
-            Ok(outcome)
+            Ok(Provisioned {
+                tx,
+                outcome,
+                connection_id: identity.connection_id,
+            })
         }
         Err(Error::Refused(r)) => {
             drop(tx);

@@ -348,21 +348,21 @@ async fn complete(
     mut cookies: Vec<axum_extra::extract::cookie::Cookie<'static>>,
 ) -> Result<Response, SignInFailure> {
     let reference = request_id.clone().unwrap_or_else(|| "-".into());
-    match provisioning::provision(&state.store, identity, Via::Sso, request_id).await {
-        Ok(outcome) => {
-            let mut tx = state.store.begin().await?;
+    // The session starts in the transaction that provisioned: one commit per sign-in.
+    match provisioning::provision_open(&state.store, identity, Via::Sso, request_id).await {
+        Ok(mut provisioned) => {
             let (cookie, secret) = session::start(
                 state,
-                &mut tx,
-                outcome.user_id,
+                &mut provisioned.tx,
+                provisioned.outcome.user_id,
                 replaces,
                 store::credentials::Method::Sso,
             )
             .await?;
             let expires =
                 chrono::Utc::now() + chrono::Duration::hours(state.config.sessions.ttl_hours);
-            saml::record_session(&mut tx, &secret, saml_session, expires).await?;
-            tx.commit().await?;
+            saml::record_session(&mut provisioned.tx, &secret, saml_session, expires).await?;
+            let outcome = provisioned.commit().await?;
             crate::meter::sign_in("saml", "success", "none");
             tracing::info!(org = %org.slug, connection = connection.id, user_id = outcome.user_id, "SAML sign-in");
             cookies.push(cookie);

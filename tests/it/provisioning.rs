@@ -630,4 +630,77 @@ crate::backend_tests!(
     explain_is_a_dry_run,
     sso_logins_provision_members_and_teams,
     concurrent_first_logins_make_one_user,
+    a_sign_in_writes_its_session_in_the_provisioning_transaction,
 );
+
+/// A sign-in starts its session in the transaction that provisioned it (one commit instead
+/// of two, issue 14). What `provision_open` applied is nothing until committed, and a refusal
+/// is still audited on its own.
+async fn a_sign_in_writes_its_session_in_the_provisioning_transaction(backend: Backend) {
+    let app = TestApp::spawn(&backend).await;
+    let (admin, okta) = setup(&app).await;
+    let t = &admin.token;
+    let base = format!("/api/v1/orgs/acme/connections/{okta}");
+    app.post(
+        &format!("{base}/grants"),
+        t,
+        json!({"match": {"kind": "everyone"}}),
+    )
+    .await;
+    let members = "SELECT COUNT(*) FROM memberships m JOIN users u ON u.id = m.user_id \
+                   WHERE u.email = 'pat@acme.example'";
+    let events = "SELECT COUNT(*) FROM audit_events WHERE action = 'sso.login'";
+    let who = okta_login(okta, "00u1pat", "pat@acme.example", &[]);
+
+    // Dropped before its commit: no member, no audit event.
+    let provisioned = provisioning::provision_open(&app.store, &who, Via::Sso, None)
+        .await
+        .unwrap();
+    assert!(provisioned.outcome.membership_created);
+    drop(provisioned);
+    assert_eq!(count(&app.store, members).await, 0);
+    assert_eq!(count(&app.store, events).await, 0);
+
+    // Committed with a row the front door wrote beside it (as a session is): both land.
+    let mut provisioned = provisioning::provision_open(&app.store, &who, Via::Sso, None)
+        .await
+        .unwrap();
+    let user_id = provisioned.outcome.user_id;
+    let secret = rollcall::store::credentials::create_session(
+        &mut provisioned.tx,
+        user_id,
+        chrono::Duration::hours(1),
+        rollcall::store::credentials::Method::Sso,
+    )
+    .await
+    .unwrap();
+    let outcome = provisioned.commit().await.unwrap();
+    assert_eq!(outcome.user_id, user_id);
+    assert_eq!(count(&app.store, members).await, 1);
+    assert_eq!(count(&app.store, events).await, 1);
+    let sessions = format!(
+        "SELECT COUNT(*) FROM sessions WHERE user_id = {user_id} AND secret_hash = '{}'",
+        rollcall::secrets::hash(&secret)
+    );
+    assert_eq!(count(&app.store, &sessions).await, 1);
+
+    // Refused: audited, and no transaction handed back.
+    app.patch(&base, t, json!({"enabled": false})).await;
+    let refused = provisioning::provision_open(
+        &app.store,
+        &okta_login(okta, "00u2", "new@acme.example", &[]),
+        Via::Sso,
+        None,
+    )
+    .await;
+    assert!(matches!(refused, Err(provisioning::Error::Refused(_))));
+    assert_eq!(
+        count(
+            &app.store,
+            "SELECT COUNT(*) FROM audit_events WHERE action = 'sso.login_refused'"
+        )
+        .await,
+        1
+    );
+    app.stop().await;
+}
