@@ -476,15 +476,15 @@ where
     } else if filter.text.is_empty() {
         // The whole list: its size is kept by the database's triggers (scim_counts), as a
         // COUNT of 100,000 rows was most of what a page cost.
-        let column = if table == "scim_users" {
-            "users"
-        } else {
-            "groups"
+        let count_sql = match resource {
+            Resource::User => {
+                "SELECT CAST(COALESCE(SUM(users), 0) AS BIGINT) FROM scim_counts WHERE org_id = $1"
+            }
+            Resource::Group => {
+                "SELECT CAST(COALESCE(SUM(groups), 0) AS BIGINT) FROM scim_counts WHERE org_id = $1"
+            }
         };
-        let count_sql = format!(
-            "SELECT CAST(COALESCE(SUM({column}), 0) AS BIGINT) FROM scim_counts WHERE org_id = $1"
-        );
-        on!(tx, c => sqlx::query_scalar(&count_sql)
+        on!(tx, c => sqlx::query_scalar(count_sql)
             .bind(org_id)
             .fetch_one(&mut *c)
             .await)?
